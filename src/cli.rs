@@ -1,0 +1,111 @@
+//! The builder CLI: what `pyferry` does when it carries no payload.
+
+use crate::error::{Error, Result};
+use crate::inspect;
+use crate::pack::{self, PackOptions};
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Ship a Python application as one executable file.
+#[derive(Debug, Parser)]
+#[command(name = "pyferry", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Pack an app (directories, wheels, requirements) into one executable.
+    Pack(PackArgs),
+    /// Show what is inside a packed executable.
+    Inspect {
+        /// The packed executable.
+        path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PackArgs {
+    /// Where to write the executable.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Entry point: `pkg.mod` (run as `python -m`) or `pkg.mod:func` (called;
+    /// its return value is the exit status).
+    #[arg(short, long, value_name = "MODULE[:FUNC]", conflicts_with = "console_script")]
+    entry: Option<String>,
+    /// Entry point: a console script declared by an installed distribution.
+    #[arg(short = 'c', long, value_name = "CONSOLE_SCRIPT")]
+    console_script: Option<String>,
+    /// App name (cache directory and error prefix); default: OUT's file name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Build interpreter for pip and byte-compiling (same CPython version as
+    /// the runtime); default: the one pyferry was built against.
+    #[arg(long, value_name = "PY")]
+    python: Option<PathBuf>,
+    /// Install the requirements in FILE (like `pip install -r`).
+    #[arg(short, long = "requirement", value_name = "FILE")]
+    requirements: Vec<PathBuf>,
+    /// Show pip's full output.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Directories, wheels or pip requirements.
+    #[arg(value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// Passed to `pip install` verbatim, e.g. `--no-index --find-links DIR`.
+    #[arg(last = true, value_name = "PIP_INSTALL_ARGS")]
+    pip_args: Vec<String>,
+}
+
+/// Runs the builder; returns the exit status.
+pub fn run(argv: Vec<OsString>) -> Result<i32> {
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return Ok(error.exit_code());
+        }
+    };
+    match cli.command {
+        Command::Pack(args) => {
+            let options = PackOptions {
+                output: args.output,
+                entry: args.entry,
+                console_script: args.console_script,
+                name: args.name,
+                python: args.python,
+                requirements: args.requirements,
+                inputs: args.inputs,
+                pip_args: args.pip_args,
+                verbose: args.verbose,
+            };
+            let manifest = pack::pack(&options)?;
+            println!(
+                "packed `{}`: {} (entry point `{}`, Python {}, hash {})",
+                options.output.display(),
+                manifest.name,
+                manifest.entry,
+                manifest.python,
+                &manifest.hash[..16]
+            );
+            Ok(0)
+        }
+        Command::Inspect { path, json } => {
+            let report = inspect::inspect(&path)?;
+            if json {
+                let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Pack {
+                    reason: e.to_string().into(),
+                })?;
+                println!("{text}");
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(0)
+        }
+    }
+}

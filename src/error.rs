@@ -1,0 +1,240 @@
+//! The one error type, and the one place that shows it to a user.
+//!
+//! Every variant is a failure a user can meet. Its message says what failed,
+//! `Caused by:` lines say why (the `#[source]` chain), and `hint()` says
+//! what to do about it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {op} `{}`", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("the executable `{}` has lost its payload (it should be {expected} bytes long, it is {actual})", exe.display())]
+    PayloadMissing {
+        exe: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error("the payload of `{}` is corrupt: {reason}", exe.display())]
+    PayloadCorrupt { exe: PathBuf, reason: String },
+
+    #[error("`{}` is not an executable packed by pyferry", path.display())]
+    NotPacked { path: PathBuf },
+
+    #[error("cannot use the cache directory `{}`", dir.display())]
+    CacheUnsafe {
+        dir: PathBuf,
+        #[source]
+        reason: Reason,
+        hint: &'static str,
+    },
+
+    #[error("cannot extract the native files of the app to `{}`", dir.display())]
+    Extract {
+        dir: PathBuf,
+        #[source]
+        source: Reason,
+    },
+
+    #[error("cannot start the embedded Python: {phase} failed")]
+    Interpreter {
+        phase: &'static str,
+        #[source]
+        reason: Reason,
+    },
+
+    #[error("no entry point: the app has no `__main__.py` at its root")]
+    NoEntryPoint,
+
+    #[error("the entry point module `{module}` is not in the app")]
+    EntryModuleMissing { module: String },
+
+    #[error("`{value}` is not a valid entry point")]
+    EntryPointSyntax { value: String },
+
+    #[error("no installed distribution declares the console script `{name}`")]
+    ConsoleScriptMissing { name: String, available: Vec<String> },
+
+    #[error("the input `{input}` is neither a directory, a wheel, nor a pip requirement")]
+    InputNotFound { input: String },
+
+    #[error("the wheel `{}` cannot run on the embedded Python {python}", wheel.display())]
+    WheelIncompatible {
+        wheel: PathBuf,
+        python: String,
+        #[source]
+        reason: Reason,
+    },
+
+    #[error("cannot use `{}` as the build interpreter", python.display())]
+    BuildPython {
+        python: PathBuf,
+        #[source]
+        reason: Reason,
+    },
+
+    #[error("pip could not install the app's inputs (pip exited with {status})")]
+    Pip { status: String },
+
+    #[error("cannot pack the app")]
+    Pack {
+        #[source]
+        reason: Reason,
+    },
+
+    #[error("cannot byte-compile the app")]
+    Compile {
+        #[source]
+        reason: Reason,
+    },
+
+    #[error("the app file `{name}` cannot go into the archive")]
+    UnsafeName {
+        name: String,
+        #[source]
+        reason: Reason,
+    },
+
+    #[error("`{name}` comes from two inputs: `{}` and `{}`", first.display(), second.display())]
+    Conflict {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+
+    #[error("the app name `{name}` is not usable")]
+    BadName { name: String },
+}
+
+/// A plain-text cause, for failures whose reason is ours rather than an
+/// `io::Error` (shown as a `Caused by:` line).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Reason(pub String);
+
+impl From<String> for Reason {
+    fn from(text: String) -> Self {
+        Reason(text)
+    }
+}
+
+impl From<&str> for Reason {
+    fn from(text: &str) -> Self {
+        Reason(text.to_owned())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `map_err` helper: every I/O error names the operation and the path.
+pub fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Error {
+    /// What the user can do about it, when we know.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::PayloadMissing { expected, actual, .. } if actual < expected => {
+                "the appended archive is gone: `strip` deletes data appended to an executable, \
+                 and an interrupted download or copy cuts it short; ship the file exactly as \
+                 `pyferry pack` wrote it and do not strip it"
+                    .to_owned()
+            }
+            Error::PayloadMissing { .. } => {
+                "data was appended after the payload; ship the file exactly as `pyferry pack` \
+                 wrote it"
+                    .to_owned()
+            }
+            Error::PayloadCorrupt { .. } => {
+                "the file was damaged after packing (disk, download or editing); pack the app \
+                 again or fetch a fresh copy"
+                    .to_owned()
+            }
+            Error::CacheUnsafe { hint, .. } => (*hint).to_owned(),
+            Error::NoEntryPoint => "pass `-e MODULE[:FUNC]` or `-c CONSOLE_SCRIPT`, or add a \
+                                    directory that holds `__main__.py`"
+                .to_owned(),
+            Error::EntryModuleMissing { .. } => {
+                "check the spelling, and that the package providing it is among the inputs"
+                    .to_owned()
+            }
+            Error::EntryPointSyntax { .. } => {
+                "write it as `package.module` or `package.module:function`".to_owned()
+            }
+            Error::ConsoleScriptMissing { available, .. } if available.is_empty() => {
+                "none of the inputs declares console scripts; use `-e MODULE:FUNC`".to_owned()
+            }
+            Error::ConsoleScriptMissing { available, .. } => {
+                format!("the inputs declare: {}", available.join(", "))
+            }
+            Error::InputNotFound { .. } => {
+                "pass an existing directory, a `.whl` file, or a requirement such as `requests==2.32.3`"
+                    .to_owned()
+            }
+            Error::WheelIncompatible { python, .. } => format!(
+                "use a wheel built for CPython {python} on this platform (tag `cp{}`), or its sdist",
+                python.replace('.', "")
+            ),
+            Error::BuildPython { .. } => format!(
+                "pass `--python` an interpreter of the same version as the runtime (CPython {})",
+                crate::build_python::PYTHON_VERSION
+            ),
+            Error::Pip { .. } => "pip's own message above says which input failed".to_owned(),
+            Error::NotPacked { .. } => "`pyferry pack -o OUT ...` makes one".to_owned(),
+            Error::Conflict { .. } => "remove the file from one of the inputs".to_owned(),
+            Error::BadName { .. } => {
+                "use letters, digits, `.`, `_` and `-` only (`--name`)".to_owned()
+            }
+            _ => return None,
+        })
+    }
+
+    /// Renders the error as one paragraph for stderr, with `prog` as prefix
+    /// (a packed app uses its own name).
+    pub fn render(&self, prog: &str) -> String {
+        let mut text = format!("{prog}: error: {self}\n");
+        let mut cause = std::error::Error::source(self);
+        while let Some(reason) = cause {
+            text.push_str(&format!("  Caused by: {reason}\n"));
+            cause = reason.source();
+        }
+        if let Some(hint) = self.hint() {
+            text.push_str(&format!("  hint: {hint}\n"));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_shows_cause_and_hint() {
+        let error = Error::CacheUnsafe {
+            dir: PathBuf::from("/home/a/.cache/pyferry"),
+            reason: "it is owned by uid 1001, not by you (uid 1000)".into(),
+            hint: "set PYFERRY_CACHE_DIR to a directory you own",
+        };
+        assert_eq!(
+            error.render("pyferry"),
+            "pyferry: error: cannot use the cache directory `/home/a/.cache/pyferry`\n  \
+             Caused by: it is owned by uid 1001, not by you (uid 1000)\n  \
+             hint: set PYFERRY_CACHE_DIR to a directory you own\n"
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! `pyferry inspect`: what is inside a packed executable, read back through
+//! the very types the runtime uses.
+
+use crate::error::{Error, Result};
+use crate::payload;
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub name: String,
+    pub entry_point: String,
+    pub python: String,
+    pub flavor: String,
+    pub pyferry: String,
+    pub archive_hash: String,
+    pub file_size: u64,
+    pub runtime_size: u64,
+    pub archive_size: u64,
+    pub archive_entries: usize,
+    /// Top-level units extracted to the cache.
+    pub native_units: Vec<String>,
+    /// The files written to the cache on first run.
+    pub extracted_files: Vec<ExtractedFile>,
+    pub extracted_size: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExtractedFile {
+    pub name: String,
+    pub size: u64,
+}
+
+pub fn inspect(path: &Path) -> Result<Report> {
+    let payload = payload::locate(path, None)?.ok_or_else(|| Error::NotPacked {
+        path: path.to_owned(),
+    })?;
+    let corrupt = |e: zip::result::ZipError| Error::PayloadCorrupt {
+        exe: path.to_owned(),
+        reason: format!("its archive is unreadable: {e}"),
+    };
+    let mut zip = zip::ZipArchive::new(&payload.file).map_err(corrupt)?;
+    let manifest = &payload.manifest;
+    let mut runtime_size = payload.len;
+    let mut extracted_files = Vec::new();
+    for index in 0..zip.len() {
+        let entry = zip.by_index_raw(index).map_err(corrupt)?;
+        runtime_size = runtime_size.min(entry.header_start());
+        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        let top = crate::archive_path::top_level(&name);
+        if !entry.is_dir() && manifest.native.iter().any(|unit| unit == top) {
+            extracted_files.push(ExtractedFile {
+                name,
+                size: entry.size(),
+            });
+        }
+    }
+    Ok(Report {
+        name: manifest.name.clone(),
+        entry_point: manifest.entry.to_string(),
+        python: manifest.python.clone(),
+        flavor: manifest.flavor.clone(),
+        pyferry: manifest.pyferry.clone(),
+        archive_hash: manifest.hash.clone(),
+        file_size: payload.len,
+        runtime_size,
+        archive_size: payload.len - runtime_size,
+        archive_entries: zip.len(),
+        native_units: manifest.native.clone(),
+        extracted_size: extracted_files.iter().map(|f| f.size).sum(),
+        extracted_files,
+    })
+}
+
+impl Report {
+    pub fn to_text(&self) -> String {
+        let mut text = format!(
+            "name:          {}\n\
+             entry point:   {}\n\
+             python:        {}\n\
+             flavor:        {}\n\
+             packed by:     pyferry {}\n\
+             archive hash:  {}\n\
+             file size:     {} bytes (runtime {} + archive {})\n\
+             entries:       {}\n\
+             extracted:     {} files, {} bytes, from {}\n",
+            self.name,
+            self.entry_point,
+            self.python,
+            self.flavor,
+            self.pyferry,
+            self.archive_hash,
+            self.file_size,
+            self.runtime_size,
+            self.archive_size,
+            self.archive_entries,
+            self.extracted_files.len(),
+            self.extracted_size,
+            if self.native_units.is_empty() {
+                "nothing (pure Python)".to_owned()
+            } else {
+                self.native_units.join(", ")
+            },
+        );
+        for file in &self.extracted_files {
+            text.push_str(&format!("  {:>10}  {}\n", file.size, file.name));
+        }
+        text
+    }
+}

@@ -1,0 +1,14 @@
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let argv = std::env::args_os().collect();
+    let mut prog = String::from("pyferry");
+    match pyferry::run(argv, &mut prog) {
+        // The low byte, as the kernel would keep it anyway.
+        Ok(status) => ExitCode::from(status as u8),
+        Err(error) => {
+            eprint!("{}", error.render(&prog));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! What a packed app says about itself: name, entry point, Python, the
+//! top-level units extracted to the cache, and the archive hash.
+//!
+//! The manifest travels as JSON in the zip comment (see `trailer`), and every
+//! field is validated on read: the runtime builds paths from `name`, `hash`
+//! and `native`, and Python source from `entry`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// App name: the cache directory prefix and the prefix of its errors.
+    pub name: String,
+    pub entry: EntryPoint,
+    /// `major.minor` of the CPython the archive was byte-compiled for.
+    pub python: String,
+    /// Runtime flavor the executable was packed with (`system`).
+    pub flavor: String,
+    /// Top-level packages, modules and `*.libs` dirs that hold native code:
+    /// extracted whole to the cache and put ahead of the archive on `sys.path`.
+    pub native: Vec<String>,
+    /// SHA-256 of the archive entries and of this manifest (with `hash` empty).
+    pub hash: String,
+    /// Version of pyferry that packed it.
+    pub pyferry: String,
+}
+
+/// `module` run like `python -m module`, or `module:function` called like a
+/// console script (its return value is the exit status).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryPoint {
+    pub module: String,
+    pub function: Option<String>,
+}
+
+impl EntryPoint {
+    /// Parses `pkg.mod` or `pkg.mod:func` (`func` may be dotted: `obj.attr`).
+    pub fn parse(text: &str) -> Option<EntryPoint> {
+        let (module, function) = match text.split_once(':') {
+            Some((module, function)) => (module.trim(), Some(function.trim())),
+            None => (text.trim(), None),
+        };
+        let entry = EntryPoint {
+            module: module.to_owned(),
+            function: function.map(str::to_owned),
+        };
+        entry.is_valid().then_some(entry)
+    }
+
+    fn is_valid(&self) -> bool {
+        is_dotted_name(&self.module) && self.function.as_deref().is_none_or(is_dotted_name)
+    }
+}
+
+impl fmt::Display for EntryPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.function {
+            Some(function) => write!(f, "{}:{}", self.module, function),
+            None => write!(f, "{}", self.module),
+        }
+    }
+}
+
+/// `a.b.c` where each part is a Python identifier (ASCII or not).
+fn is_dotted_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.split('.').all(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .is_some_and(|c| c == '_' || c.is_alphabetic())
+                && chars.all(|c| c == '_' || c.is_alphanumeric())
+        })
+}
+
+/// App names become file names and message prefixes: keep them tame.
+pub fn is_valid_app_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+impl Manifest {
+    /// Checks every field the runtime trusts; the reason names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !is_valid_app_name(&self.name) {
+            return Err(format!("bad app name `{}`", self.name));
+        }
+        if !self.entry.is_valid() {
+            return Err(format!("bad entry point `{}`", self.entry));
+        }
+        if self.hash.len() != 64 || !self.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("bad archive hash `{}`", self.hash));
+        }
+        for unit in &self.native {
+            if unit.is_empty() || unit.contains(['/', '\\', '\0']) || unit == "." || unit == ".." {
+                return Err(format!("bad native unit `{unit}`"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The cache directory name of this app version.
+    pub fn cache_key(&self) -> String {
+        format!("{}-{}", self.name, &self.hash[..16])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_points_parse() {
+        let entry = EntryPoint::parse("black:patched_main").expect("valid");
+        assert_eq!(entry.module, "black");
+        assert_eq!(entry.function.as_deref(), Some("patched_main"));
+        assert_eq!(entry.to_string(), "black:patched_main");
+        assert_eq!(EntryPoint::parse("a.b").expect("valid").function, None);
+        assert!(EntryPoint::parse("a.b:obj.attr").is_some());
+        for bad in ["", "a..b", "1a", "a:", ":f", "a:b:c", "a-b", "a;import os", "a:f()"] {
+            assert!(EntryPoint::parse(bad).is_none(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn app_names() {
+        assert!(is_valid_app_name("my-app_1.0"));
+        for bad in ["", ".hidden", "a/b", "a b", "..", "ü"] {
+            assert!(!is_valid_app_name(bad), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Classifying `pack`'s inputs, and handing the installable ones to pip.
+//!
+//! A directory with `pyproject.toml` or `setup.py` is a project (pip); any
+//! other directory is copied to the archive root as is; a `.whl` is checked
+//! against the embedded Python and installed with pip; anything else is a
+//! pip requirement. pip resolves; pyferry never does.
+
+use super::python::BuildPython;
+use crate::error::{Error, Reason, Result};
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Copied to the archive root as they are.
+    pub plain_dirs: Vec<PathBuf>,
+    /// Given to `pip install` (paths of projects and wheels, requirements).
+    pub pip: Vec<OsString>,
+}
+
+pub fn classify(inputs: &[String], python: &BuildPython) -> Result<Inputs> {
+    let mut classified = Inputs::default();
+    for input in inputs {
+        let path = Path::new(input);
+        if path.is_dir() {
+            if path.join("pyproject.toml").is_file() || path.join("setup.py").is_file() {
+                classified.pip.push(path.into());
+            } else {
+                classified.plain_dirs.push(path.to_owned());
+            }
+        } else if path.is_file() {
+            if input.ends_with(".whl") {
+                check_wheel(path, python)?;
+            }
+            classified.pip.push(path.into());
+        } else if input.ends_with(".whl") || input.contains('/') {
+            return Err(Error::InputNotFound {
+                input: input.clone(),
+            });
+        } else {
+            classified.pip.push(input.into());
+        }
+    }
+    Ok(classified)
+}
+
+/// Refuses a wheel built for another Python or platform, before pip says it
+/// in its own words.
+fn check_wheel(path: &Path, python: &BuildPython) -> Result<()> {
+    let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let stem = file_name.trim_end_matches(".whl");
+    let parts: Vec<&str> = stem.rsplitn(4, '-').collect();
+    let fail = |reason: String| Error::WheelIncompatible {
+        wheel: path.to_owned(),
+        python: python.minor_version(),
+        reason: Reason(reason),
+    };
+    let [platforms, abi, pythons, _] = parts.as_slice() else {
+        return Err(fail("its file name is not `NAME-VERSION-PYTHON-ABI-PLATFORM.whl`".to_owned()));
+    };
+    let ours = python.minor_version().replace('.', "");
+    let minor: u32 = python.version.get(1).copied().unwrap_or(0);
+    let python_ok = pythons.split('.').any(|tag| match tag {
+        "py3" | "py2.py3" => true,
+        _ => tag
+            .strip_prefix("cp3")
+            .or_else(|| tag.strip_prefix("py3"))
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| if *abi == "abi3" || tag.starts_with("py") { n <= minor } else { n == minor }),
+    });
+    let abi_ok = abi.split('.').any(|tag| tag == "none" || tag == "abi3" || tag == format!("cp{ours}"));
+    if !python_ok || !abi_ok {
+        return Err(fail(format!(
+            "it is built for Python tag `{pythons}` with ABI `{abi}`, not for CPython {} (`cp{ours}`)",
+            python.minor_version()
+        )));
+    }
+    // "linux-x86_64" -> "x86_64"
+    let machine = python.platform.rsplit('-').next().unwrap_or_default();
+    let platform_ok = platforms.split('.').any(|tag| {
+        tag == "any"
+            || (tag.starts_with("linux_") || tag.starts_with("manylinux"))
+                && tag.ends_with(&format!("_{machine}"))
+    });
+    if !platform_ok {
+        return Err(fail(format!(
+            "it is built for platform `{platforms}`, not for {}",
+            python.platform
+        )));
+    }
+    Ok(())
+}
+
+/// `pip install --target staging ...`: pip's output goes to our stderr, so
+/// that `pack`'s stdout stays its own.
+pub fn pip_install(
+    python: &BuildPython,
+    staging: &Path,
+    inputs: &Inputs,
+    requirement_files: &[PathBuf],
+    passthrough: &[String],
+    verbose: bool,
+) -> Result<()> {
+    if !python.has_pip {
+        return Err(Error::BuildPython {
+            python: python.path.clone(),
+            reason: Reason("it has no pip, which pack needs to install wheels and requirements".into()),
+        });
+    }
+    let stderr = io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(crate::error::io("duplicate", Path::new("stderr")))?;
+    let mut command = python.command();
+    command
+        .args(["-m", "pip", "install", "--target"])
+        .arg(staging)
+        .args([
+            "--no-compile",
+            "--disable-pip-version-check",
+            "--no-warn-script-location",
+            "--root-user-action=ignore",
+        ]);
+    if !verbose {
+        command.arg("--quiet");
+    }
+    command.args(&inputs.pip);
+    for file in requirement_files {
+        command.arg("-r").arg(file);
+    }
+    command.args(passthrough);
+    let _ = io::stderr().flush();
+    let status = command
+        .stdout(Stdio::from(stderr))
+        .status()
+        .map_err(crate::error::io("run pip with", &python.path))?;
+    if !status.success() {
+        return Err(Error::Pip {
+            status: status.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn python311() -> BuildPython {
+        BuildPython {
+            path: PathBuf::from("/usr/bin/python3.11"),
+            implementation: "cpython".to_owned(),
+            version: vec![3, 11, 2],
+            cache_tag: "cpython-311".to_owned(),
+            extension_suffixes: vec![".cpython-311-x86_64-linux-gnu.so".to_owned()],
+            stdlib_modules: vec![],
+            platform: "linux-x86_64".to_owned(),
+            has_pip: true,
+        }
+    }
+
+    fn check(name: &str) -> bool {
+        check_wheel(Path::new(name), &python311()).is_ok()
+    }
+
+    #[test]
+    fn wheel_tags() {
+        assert!(check("six-1.16.0-py2.py3-none-any.whl"));
+        assert!(check("black-24.1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"));
+        assert!(check("cryptography-42.0.0-cp39-abi3-manylinux_2_28_x86_64.whl"));
+        assert!(check("pkg-1.0-1build-py3-none-any.whl"));
+        assert!(!check("numpy-2.0.0-cp312-cp312-manylinux_2_17_x86_64.whl"));
+        assert!(!check("numpy-2.0.0-cp311-cp311-win_amd64.whl"));
+        assert!(!check("numpy-2.0.0-cp311-cp311-manylinux_2_17_aarch64.whl"));
+        assert!(!check("cryptography-42.0.0-cp312-abi3-manylinux_2_28_x86_64.whl"));
+        assert!(!check("garbage.whl"));
+    }
+}

@@ -1,0 +1,180 @@
+//! `pyferry pack`: inputs -> staging (pip) -> entry point -> byte-compile ->
+//! native units -> deterministic zip + hash -> temp file -> rename.
+//!
+//! Everything is planned in a private work directory before the output is
+//! written; the output appears only complete, through one rename.
+
+mod archive;
+mod entry;
+mod inputs;
+mod python;
+mod tree;
+mod workdir;
+
+use crate::archive_path;
+use crate::build_python::{BUILD_PYTHON, FLAVOR};
+use crate::error::{Error, Result, io};
+use crate::manifest::{self, Manifest};
+use archive::Entry;
+use python::{BuildPython, CompileJob};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tree::{SourceFile, Tree};
+use workdir::WorkDir;
+
+pub use archive::timestamp_from_epoch;
+
+/// What the user asked `pack` for.
+#[derive(Debug)]
+pub struct PackOptions {
+    pub output: PathBuf,
+    pub entry: Option<String>,
+    pub console_script: Option<String>,
+    pub name: Option<String>,
+    pub python: Option<PathBuf>,
+    pub requirements: Vec<PathBuf>,
+    pub inputs: Vec<String>,
+    pub pip_args: Vec<String>,
+    pub verbose: bool,
+}
+
+/// Packs the app; returns its manifest.
+pub fn pack(options: &PackOptions) -> Result<Manifest> {
+    let name = app_name(options)?;
+    let python = BuildPython::probe(options.python.as_deref().unwrap_or(Path::new(BUILD_PYTHON)))?;
+    let inputs = inputs::classify(&options.inputs, &python)?;
+    let work = WorkDir::create()?;
+
+    let mut tree = Tree::default();
+    for dir in &inputs.plain_dirs {
+        tree.add_dir(dir, |_| false)?;
+    }
+    if !inputs.pip.is_empty() || !options.requirements.is_empty() {
+        let staging = work.path().join("site");
+        inputs::pip_install(
+            &python,
+            &staging,
+            &inputs,
+            &options.requirements,
+            &options.pip_args,
+            options.verbose,
+        )?;
+        // pip --target puts console-script wrappers in bin/: not importable.
+        tree.add_dir(&staging, |top| top == "bin")?;
+    }
+
+    let entry = entry::resolve(
+        options.entry.as_deref(),
+        options.console_script.as_deref(),
+        &tree,
+        &python,
+    )?;
+    let native = tree.native_units();
+    let entries = plan_entries(&tree, &native, &python, &work.path().join("pyc"))?;
+
+    let manifest = Manifest {
+        name,
+        entry,
+        python: python.minor_version(),
+        flavor: FLAVOR.to_owned(),
+        native,
+        hash: String::new(),
+        pyferry: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let runtime_path = std::env::current_exe().map_err(io("find", Path::new("/proc/self/exe")))?;
+    let runtime = std::fs::read(&runtime_path).map_err(io("read", &runtime_path))?;
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|value| value.trim().parse().ok());
+    archive::write_executable(
+        &runtime,
+        &entries,
+        manifest,
+        &options.output,
+        timestamp_from_epoch(epoch),
+    )
+}
+
+/// `--name`, else the output's file name.
+fn app_name(options: &PackOptions) -> Result<String> {
+    let name = match &options.name {
+        Some(name) => name.clone(),
+        None => options
+            .output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    if manifest::is_valid_app_name(&name) {
+        Ok(name)
+    } else {
+        Err(Error::BadName { name })
+    }
+}
+
+/// The archive's entries: the app's files, their pycs, and directories.
+///
+/// Modules imported from the zip get `mod.pyc` beside `mod.py` (where
+/// zipimport looks); modules of native units, which are extracted and
+/// imported from disk, get `__pycache__/mod.<tag>.pyc` (where the path
+/// finder looks). Sources stay, so tracebacks show their lines.
+fn plan_entries(
+    tree: &Tree,
+    native: &[String],
+    python: &BuildPython,
+    pyc_dir: &Path,
+) -> Result<BTreeMap<String, Entry>> {
+    let mut jobs = Vec::new();
+    let mut pycs = BTreeMap::new();
+    for (name, source) in &tree.files {
+        let Some(stem) = name.strip_suffix(".py") else {
+            continue;
+        };
+        let pyc_name = if native.iter().any(|unit| unit == archive_path::top_level(name)) {
+            let (dir, module) = stem.rsplit_once('/').unwrap_or(("", stem));
+            let dir = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+            format!("{dir}__pycache__/{module}.{}.pyc", python.cache_tag)
+        } else {
+            format!("{stem}.pyc")
+        };
+        let target = pyc_dir.join(&pyc_name);
+        jobs.push(CompileJob {
+            source: source.path.clone(),
+            target: target.clone(),
+            display: name.clone(),
+        });
+        pycs.insert(pyc_name, SourceFile {
+            path: target,
+            executable: false,
+        });
+    }
+    for failure in python.compile(&jobs)? {
+        eprintln!(
+            "pyferry: warning: `{}` is not valid Python {}, kept as source only: {}",
+            failure.file,
+            python.minor_version(),
+            failure.error
+        );
+    }
+    // A file that failed to compile has no pyc (the work dir started empty).
+    pycs.retain(|_, source| source.path.is_file());
+
+    let mut entries: BTreeMap<String, Entry> = tree
+        .files
+        .iter()
+        .map(|(name, source)| (name.clone(), Entry::File(source.clone())))
+        .collect();
+    for (name, source) in pycs {
+        entries.insert(name, Entry::File(source));
+    }
+    let mut all = Tree::default();
+    for (name, entry) in &entries {
+        if let Entry::File(source) = entry {
+            all.files.insert(name.clone(), source.clone());
+        }
+    }
+    for dir in all.directories() {
+        entries.insert(dir, Entry::Dir);
+    }
+    Ok(entries)
+}

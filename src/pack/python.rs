@@ -1,0 +1,123 @@
+//! The build interpreter: the CPython that runs pip and byte-compiles. It
+//! must be the same `major.minor` as the one the runtime embeds, or the
+//! archive's pycs and extension modules would not load.
+
+use crate::build_python::PYTHON_VERSION;
+use crate::error::{Error, Reason, Result, io};
+use crate::runtime::helper_source;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Debug, Deserialize)]
+pub struct BuildPython {
+    #[serde(skip)]
+    pub path: PathBuf,
+    pub implementation: String,
+    pub version: Vec<u32>,
+    pub cache_tag: String,
+    pub extension_suffixes: Vec<String>,
+    pub stdlib_modules: Vec<String>,
+    pub platform: String,
+    pub has_pip: bool,
+}
+
+/// One file to byte-compile; `display` is the name tracebacks show.
+#[derive(Debug, Serialize)]
+pub struct CompileJob {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub display: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompileFailure {
+    pub file: String,
+    pub error: String,
+}
+
+impl BuildPython {
+    /// Asks `path` what it is, and checks that it matches the runtime.
+    pub fn probe(path: &Path) -> Result<BuildPython> {
+        let fail = |reason: String| Error::BuildPython {
+            python: path.to_owned(),
+            reason: Reason(reason),
+        };
+        let output = Command::new(path)
+            .args(["-I", "-S", "-c", helper_source("probe.py")])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| fail(format!("it cannot be started: {e}")))?;
+        if !output.status.success() {
+            return Err(fail(format!("it failed to describe itself ({})", output.status)));
+        }
+        let mut python: BuildPython = serde_json::from_slice(&output.stdout)
+            .map_err(|e| fail(format!("its self-description is unreadable: {e}")))?;
+        python.path = path.to_owned();
+        let found = python.minor_version();
+        if python.implementation != "cpython" || found != PYTHON_VERSION {
+            return Err(fail(format!(
+                "it is {} {found}, but the runtime embeds CPython {PYTHON_VERSION}",
+                python.implementation
+            )));
+        }
+        Ok(python)
+    }
+
+    /// `major.minor`, as in the manifest.
+    pub fn minor_version(&self) -> String {
+        match self.version.as_slice() {
+            [major, minor, ..] => format!("{major}.{minor}"),
+            _ => "unknown".to_owned(),
+        }
+    }
+
+    /// A command running this interpreter with a clean, fixed environment:
+    /// no `PYTHON*` variables, and a fixed hash seed so that set and
+    /// frozenset constants marshal in the same order every time.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.path);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PYTHON") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("PYTHONHASHSEED", "0")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONUTF8", "1");
+        command
+    }
+
+    /// Byte-compiles `jobs`; returns the files that are not valid Python
+    /// (they stay in the archive as source only).
+    pub fn compile(&self, jobs: &[CompileJob]) -> Result<Vec<CompileFailure>> {
+        let fail = |reason: String| Error::Compile {
+            reason: Reason(reason),
+        };
+        let mut child = self
+            .command()
+            .args(["-S", "-c", helper_source("compile.py")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(io("start", &self.path))?;
+        let input = serde_json::to_vec(jobs).expect("compile jobs serialize");
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let written = stdin.write_all(&input);
+        drop(stdin);
+        let output = child.wait_with_output().map_err(io("run", &self.path))?;
+        written.map_err(|e| fail(format!("cannot send the file list to the compiler: {e}")))?;
+        if !output.status.success() {
+            return Err(fail(format!(
+                "the byte-compiler `{}` failed ({})",
+                self.path.display(),
+                output.status
+            )));
+        }
+        serde_json::from_slice(&output.stdout)
+            .map_err(|e| fail(format!("the byte-compiler's report is unreadable: {e}")))
+    }
+}

@@ -1,0 +1,67 @@
+//! Finding the payload of an executable: the three-way answer.
+//!
+//! `Ok(None)`: a plain pyferry binary (the builder). `Ok(Some(_))`: a packed
+//! app. `Err(_)`: a packed app whose payload is gone or damaged (stripped,
+//! truncated, corrupted), which must say so rather than pretend to be the
+//! builder. The answer costs one `open`, one `fstat` and one `pread`.
+
+use crate::error::{Error, Result, io};
+use crate::manifest::Manifest;
+use crate::stamp::Stamp;
+use crate::trailer;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// A packed executable, open, with its validated manifest.
+#[derive(Debug)]
+pub struct Payload {
+    pub path: PathBuf,
+    pub file: File,
+    pub len: u64,
+    pub manifest: Manifest,
+}
+
+/// Reads the payload of `path`. `stamp` is what the file's runtime says about
+/// itself (`None` when unknown, as for `inspect` on another file).
+pub fn locate(path: &Path, stamp: Option<&Stamp>) -> Result<Option<Payload>> {
+    let file = File::open(path).map_err(io("open", path))?;
+    let len = file.metadata().map_err(io("read the size of", path))?.len();
+    let tail_len = len.min(trailer::MAX_TRAILER_LEN as u64);
+    let mut tail = vec![0; tail_len as usize];
+    file.read_exact_at(&mut tail, len - tail_len)
+        .map_err(io("read", path))?;
+
+    let corrupt = |reason: String| Error::PayloadCorrupt {
+        exe: path.to_owned(),
+        reason,
+    };
+    let manifest = trailer::parse(&tail, len).map_err(corrupt)?;
+    match (manifest, stamp) {
+        (None, Some(Stamp::Packed { file_len, .. })) => Err(Error::PayloadMissing {
+            exe: path.to_owned(),
+            expected: *file_len,
+            actual: len,
+        }),
+        (None, _) => Ok(None),
+        (Some(_), Some(Stamp::Unpacked)) => Err(corrupt(
+            "an archive was appended to it by hand, not by `pyferry pack`".to_owned(),
+        )),
+        (Some(_), Some(Stamp::Packed { file_len, .. })) if *file_len != len => {
+            Err(Error::PayloadMissing {
+                exe: path.to_owned(),
+                expected: *file_len,
+                actual: len,
+            })
+        }
+        (Some(manifest), Some(Stamp::Packed { hash, .. })) if *hash != manifest.hash => Err(
+            corrupt("its archive belongs to another build (the hashes differ)".to_owned()),
+        ),
+        (Some(manifest), _) => Ok(Some(Payload {
+            path: path.to_owned(),
+            file,
+            len,
+            manifest,
+        })),
+    }
+}

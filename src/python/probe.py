@@ -1,0 +1,19 @@
+# Run by `pyferry pack` with the build interpreter: what pack needs to know.
+import importlib.machinery
+import importlib.util
+import json
+import sys
+import sysconfig
+
+json.dump(
+    {
+        "implementation": sys.implementation.name,
+        "version": list(sys.version_info[:3]),
+        "cache_tag": sys.implementation.cache_tag,
+        "extension_suffixes": importlib.machinery.EXTENSION_SUFFIXES,
+        "stdlib_modules": sorted(getattr(sys, "stdlib_module_names", ())),
+        "platform": sysconfig.get_platform(),
+        "has_pip": importlib.util.find_spec("pip") is not None,
+    },
+    sys.stdout,
+)

@@ -1,0 +1,114 @@
+//! Running a packed app: reserved arguments, the cache, the interpreter.
+//!
+//! The runtime never parses the app's arguments: it looks only at whether
+//! the first one is reserved (`--extract-only`) and hands all of them, as raw
+//! bytes, to `sys.argv`.
+
+use crate::build_python::{PYTHON_HOME, PYTHON_VERSION, STDLIB_PATHS};
+use crate::cache;
+use crate::debug::Phases;
+use crate::error::{Error, Result};
+use crate::ffi::{self, Launch};
+use crate::payload::Payload;
+use include_dir::{Dir, include_dir};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+static PYTHON_SOURCES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/python");
+
+/// The reserved first argument that extracts and prints the directory.
+pub const EXTRACT_ONLY: &str = "--extract-only";
+
+/// Runs the app and returns its exit status.
+pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<i32> {
+    let manifest = &payload.manifest;
+    if manifest.python != PYTHON_VERSION {
+        return Err(Error::PayloadCorrupt {
+            exe: payload.path.clone(),
+            reason: format!(
+                "its archive was built for Python {}, but its runtime embeds Python {PYTHON_VERSION}",
+                manifest.python
+            ),
+        });
+    }
+    if argv.get(1).is_some_and(|arg| arg == EXTRACT_ONLY) {
+        let dir = cache::ensure_extracted(&cache::root()?, &payload)?;
+        println!("{}", dir.display());
+        return Ok(0);
+    }
+
+    let mut search_paths = Vec::with_capacity(STDLIB_PATHS.len() + 2);
+    if !manifest.native.is_empty() {
+        search_paths.push(cache::ensure_extracted(&cache::root()?, &payload)?);
+        phases.done("cache");
+    }
+    // zipimport reads the archive straight from the executable.
+    search_paths.push(payload.path.clone());
+    search_paths.extend(STDLIB_PATHS.iter().map(PathBuf::from));
+
+    let command = bootstrap_command(&payload);
+    ffi::initialize(&Launch {
+        argv: &argv,
+        executable: &payload.path,
+        home: Path::new(PYTHON_HOME),
+        search_paths: &search_paths,
+        command: &command,
+    })?;
+    phases.done("interpreter init");
+    let status = ffi::run_main();
+    phases.done("app");
+    Ok(status)
+}
+
+/// The bootstrap source followed by the call that starts the entry point.
+fn bootstrap_command(payload: &Payload) -> String {
+    let source = PYTHON_SOURCES
+        .get_file("bootstrap.py")
+        .and_then(|file| file.contents_utf8())
+        .expect("bootstrap.py is embedded at build time");
+    let manifest = &payload.manifest;
+    let function = manifest
+        .entry
+        .function
+        .as_deref()
+        .map_or_else(|| "None".to_owned(), python_string);
+    format!(
+        "{source}\n_pyferry_boot({}, {}, {function})\n",
+        python_string(&manifest.name),
+        python_string(&manifest.entry.module),
+    )
+}
+
+/// A Python string literal in pure ASCII (the command is decoded with the
+/// locale's encoding, which may not be UTF-8).
+pub fn python_string(text: &str) -> String {
+    let mut literal = String::from("\"");
+    for c in text.chars() {
+        match c {
+            ' '..='~' if c != '"' && c != '\\' => literal.push(c),
+            _ => literal.push_str(&format!("\\U{:08x}", u32::from(c))),
+        }
+    }
+    literal.push('"');
+    literal
+}
+
+/// A helper script embedded in the binary (for `pack`).
+pub fn helper_source(name: &str) -> &'static str {
+    PYTHON_SOURCES
+        .get_file(name)
+        .and_then(|file| file.contents_utf8())
+        .expect("helper scripts are embedded at build time")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_strings_are_ascii_and_escaped() {
+        assert_eq!(python_string("a.b"), "\"a.b\"");
+        assert_eq!(python_string("q\"\\"), "\"q\\U00000022\\U0000005c\"");
+        assert_eq!(python_string("é"), "\"\\U000000e9\"");
+    }
+}

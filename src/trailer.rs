@@ -1,0 +1,204 @@
+//! The payload trailer: how a packed executable finds its archive.
+//!
+//! The archive is a zip appended to the runtime. Its end-of-central-directory
+//! record (EOCD) stays the very last bytes of the file, as zipimport, `unzip`
+//! and `zipfile` need, and its comment carries the manifest:
+//!
+//! ```text
+//! [runtime ELF][zip entries][central directory][EOCD][comment: MAGIC + manifest JSON]
+//! ```
+//!
+//! The comment is `MAGIC`, a checksum (16 hex digits of the SHA-256 of the
+//! JSON), a newline, and the JSON. zipimport takes the last `PK\x05\x06` in
+//! the final 64 KiB, so the comment must never contain those bytes; JSON
+//! escapes control characters, so it cannot. This module only parses bytes: every truncation or corruption is
+//! an `Err`, never a panic.
+
+use crate::manifest::Manifest;
+use sha2::{Digest, Sha256};
+
+pub const MAGIC: &[u8] = b"pyferry-payload 1\n";
+const EOCD_SIGNATURE: &[u8] = b"PK\x05\x06";
+const EOCD_LEN: usize = 22;
+/// The most bytes from the end of the file that can hold a trailer.
+pub const MAX_TRAILER_LEN: usize = EOCD_LEN + u16::MAX as usize;
+
+/// Builds the zip comment that carries `manifest`.
+pub fn encode_comment(manifest: &Manifest) -> Vec<u8> {
+    let json = serde_json::to_vec(manifest).expect("a manifest always serializes");
+    let mut comment = MAGIC.to_vec();
+    comment.extend(checksum(&json).as_bytes());
+    comment.push(b'\n');
+    comment.extend(json);
+    comment
+}
+
+fn checksum(json: &[u8]) -> String {
+    let digest = Sha256::digest(json);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses the last bytes of a file (`tail`, at most `MAX_TRAILER_LEN`) of a
+/// file `file_len` long. `Ok(None)`: no pyferry payload; `Err`: there is one,
+/// but it is broken.
+pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Manifest>, String> {
+    let Some(eocd_at) = find_eocd(tail) else {
+        return Ok(None);
+    };
+    let eocd = &tail[eocd_at..eocd_at + EOCD_LEN];
+    let comment = &tail[eocd_at + EOCD_LEN..];
+    let Some(body) = comment.strip_prefix(MAGIC) else {
+        return Ok(None);
+    };
+    let (sum, json) = body.split_at_checked(17).ok_or("its manifest is cut short")?;
+    if sum[..16] != *checksum(json).as_bytes() || sum[16] != b'\n' {
+        return Err("its manifest does not match its checksum".to_owned());
+    }
+    let manifest: Manifest = serde_json::from_slice(json)
+        .map_err(|e| format!("its manifest is unreadable ({e})"))?;
+    manifest.validate()?;
+
+    let eocd_offset = file_len
+        .checked_sub((tail.len() - eocd_at) as u64)
+        .ok_or("the trailer is longer than the file")?;
+    let cd_size = u64::from(u32_at(eocd, 12));
+    let cd_offset = u64::from(u32_at(eocd, 16));
+    if cd_size == u64::from(u32::MAX) || cd_offset == u64::from(u32::MAX) {
+        // zip64: the real values are in a record we do not need to read here.
+        return Ok(Some(manifest));
+    }
+    if cd_offset + cd_size != eocd_offset {
+        return Err(format!(
+            "its central directory ({cd_size} bytes at offset {cd_offset}) does not end where \
+             the end record starts ({eocd_offset})"
+        ));
+    }
+    Ok(Some(manifest))
+}
+
+/// Position of the EOCD whose comment runs exactly to the end of `tail`.
+fn find_eocd(tail: &[u8]) -> Option<usize> {
+    let last_start = tail.len().checked_sub(EOCD_LEN)?;
+    (0..=last_start).rev().find(|&at| {
+        tail[at..].starts_with(EOCD_SIGNATURE)
+            && at + EOCD_LEN + usize::from(u16_at(tail, at + 20)) == tail.len()
+    })
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::EntryPoint;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            name: "demo".to_owned(),
+            entry: EntryPoint::parse("demo.cli:main").expect("valid"),
+            python: "3.11".to_owned(),
+            flavor: "system".to_owned(),
+            native: vec!["numpy".to_owned(), "numpy.libs".to_owned()],
+            hash: "ab".repeat(32),
+            pyferry: "0.1.0".to_owned(),
+        }
+    }
+
+    /// A file: 100 bytes of "runtime", a 50-byte "central directory", the EOCD.
+    fn file_with(comment: &[u8]) -> Vec<u8> {
+        let mut file = vec![0x7f; 100];
+        file.extend([0xcc; 50]);
+        file.extend(EOCD_SIGNATURE);
+        file.extend([0, 0, 0, 0, 1, 0, 1, 0]);
+        file.extend(50u32.to_le_bytes());
+        file.extend(100u32.to_le_bytes());
+        file.extend(u16::try_from(comment.len()).expect("short").to_le_bytes());
+        file.extend(comment);
+        file
+    }
+
+    fn parse_file(file: &[u8]) -> Result<Option<Manifest>, String> {
+        let tail = &file[file.len().saturating_sub(MAX_TRAILER_LEN)..];
+        parse(tail, file.len() as u64)
+    }
+
+    #[test]
+    fn round_trip() {
+        let file = file_with(&encode_comment(&manifest()));
+        let found = parse_file(&file).expect("valid").expect("present");
+        assert_eq!(found, manifest());
+    }
+
+    #[test]
+    fn no_payload() {
+        assert_eq!(parse_file(b""), Ok(None));
+        assert_eq!(parse_file(&[0x7f; 5000]), Ok(None));
+        // A zip, but not ours.
+        assert_eq!(parse_file(&file_with(b"some comment")), Ok(None));
+    }
+
+    #[test]
+    fn every_truncation_is_handled() {
+        let file = file_with(&encode_comment(&manifest()));
+        for len in 0..file.len() {
+            // Never a panic; a cut trailer is no trailer at all (the stamp
+            // check then reports the truncation).
+            let _ = parse_file(&file[..len]);
+        }
+    }
+
+    #[test]
+    fn every_corrupted_byte_is_handled() {
+        let comment = encode_comment(&manifest());
+        let file = file_with(&comment);
+        let eocd_start = file.len() - EOCD_LEN - comment.len();
+        let body_start = eocd_start + EOCD_LEN + MAGIC.len();
+        for at in eocd_start..file.len() {
+            for value in [0x00, 0x05, b'"', b'}', b'0', 0xff] {
+                let mut bad = file.clone();
+                if bad[at] == value {
+                    continue;
+                }
+                bad[at] = value;
+                let result = parse_file(&bad);
+                if at >= body_start {
+                    assert!(result.is_err(), "byte {at} = {value}: {result:?}");
+                } else if let Ok(Some(found)) = result {
+                    // Only the EOCD's disk and entry counts are not ours to check.
+                    assert!((eocd_start + 4..eocd_start + 12).contains(&at), "byte {at}");
+                    assert_eq!(found, manifest());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn manifest_errors_are_reported() {
+        let mut bad = manifest();
+        bad.native = vec!["../etc".to_owned()];
+        assert!(parse_file(&file_with(&encode_comment(&bad))).is_err());
+        let mut bad = manifest();
+        bad.name = "a/b".to_owned();
+        assert!(parse_file(&file_with(&encode_comment(&bad))).is_err());
+        let json = b"{\"name\": \"demo\"}";
+        let mut comment = MAGIC.to_vec();
+        comment.extend(checksum(json).as_bytes());
+        comment.push(b'\n');
+        comment.extend(json);
+        assert!(parse_file(&file_with(&comment)).is_err());
+    }
+
+    #[test]
+    fn central_directory_must_meet_the_end_record() {
+        let mut file = file_with(&encode_comment(&manifest()));
+        let eocd = file.len() - EOCD_LEN - encode_comment(&manifest()).len();
+        file[eocd + 16] = 99; // central directory offset
+        assert!(parse_file(&file).is_err());
+    }
+}
