@@ -24,21 +24,25 @@ fn main() {
         .expect("pyo3 found no Python executable: set PYO3_PYTHON")
         .to_owned();
     let version = config.version();
-    assert!(config.shared(), "the system flavor needs a shared libpython (Py_ENABLE_SHARED=1): `{python}` has none");
+    assert!(
+        config.shared(),
+        "the system flavor needs a shared libpython (Py_ENABLE_SHARED=1): `{python}` has none"
+    );
 
     // A libpython outside the linker's default directories (pyenv, a custom
     // prefix) must be found at run time without LD_LIBRARY_PATH.
-    if let Some(lib_dir) = config.lib_dir() {
-        if !is_default_library_dir(lib_dir) {
-            println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
-        }
+    if let Some(lib_dir) = config.lib_dir().filter(|dir| !is_default_library_dir(dir)) {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
     }
 
     let output = Command::new(&python)
         .args(["-I", "-S", "-c", PROBE])
         .output()
         .unwrap_or_else(|e| panic!("cannot run the build interpreter `{python}`: {e}"));
-    assert!(output.status.success(), "`{python}` failed to describe itself");
+    assert!(
+        output.status.success(),
+        "`{python}` failed to describe itself"
+    );
     let text = String::from_utf8(output.stdout).expect("interpreter paths must be UTF-8");
     let mut lines = text.lines();
     let prefix = lines.next().expect("sys.base_prefix");
@@ -46,7 +50,10 @@ fn main() {
     let stdlib: Vec<&str> = lines.collect();
 
     let flavor = env::var("PYFERRY_FLAVOR").unwrap_or_else(|_| "system".to_owned());
-    assert!(flavor == "system", "unknown PYFERRY_FLAVOR `{flavor}` (this build knows: system)");
+    assert!(
+        flavor == "system",
+        "unknown PYFERRY_FLAVOR `{flavor}` (this build knows: system)"
+    );
 
     let out = format!(
         "/// `major.minor` of the CPython this runtime embeds.

@@ -51,7 +51,10 @@ mod tests {
 
     #[test]
     fn safe_names_pass() {
-        assert_eq!(to_relative_path("pkg/mod.py"), Ok(PathBuf::from("pkg/mod.py")));
+        assert_eq!(
+            to_relative_path("pkg/mod.py"),
+            Ok(PathBuf::from("pkg/mod.py"))
+        );
         assert_eq!(to_relative_path("pkg/"), Ok(PathBuf::from("pkg")));
         assert_eq!(top_level("numpy/core/x.so"), "numpy");
         assert_eq!(top_level("six.py"), "six.py");
@@ -60,7 +63,16 @@ mod tests {
     #[test]
     fn escaping_names_are_rejected() {
         for bad in [
-            "", "/", "/etc/passwd", "../x", "a/../../x", "a/./b", "a//b", "a\\..\\b", "a\0b", "..",
+            "",
+            "/",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a\\..\\b",
+            "a\0b",
+            "..",
         ] {
             assert!(to_relative_path(bad).is_err(), "{bad:?} accepted");
         }

@@ -141,10 +141,12 @@ pub fn ensure_extracted(root: &Path, payload: &Payload) -> Result<PathBuf> {
         .mode(0o700)
         .create(&temp)
         .map_err(io("create the directory", &temp))?;
-    let extracted = extract::extract_units(&payload.file, &manifest.native, &temp, 0o700)
-        .map_err(|source| Error::Extract {
-            dir: dir.clone(),
-            source,
+    let extracted =
+        extract::extract_units(&payload.file, &manifest.native, &temp, 0o700).map_err(|source| {
+            Error::Extract {
+                dir: dir.clone(),
+                source,
+            }
         });
     let extracted = match extracted {
         Ok(extracted) => extracted,

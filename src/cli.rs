@@ -36,7 +36,12 @@ struct PackArgs {
     output: PathBuf,
     /// Entry point: `pkg.mod` (run as `python -m`) or `pkg.mod:func` (called;
     /// its return value is the exit status).
-    #[arg(short, long, value_name = "MODULE[:FUNC]", conflicts_with = "console_script")]
+    #[arg(
+        short,
+        long,
+        value_name = "MODULE[:FUNC]",
+        conflicts_with = "console_script"
+    )]
     entry: Option<String>,
     /// Entry point: a console script declared by an installed distribution.
     #[arg(short = 'c', long, value_name = "CONSOLE_SCRIPT")]

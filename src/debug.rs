@@ -5,7 +5,9 @@ use std::time::Instant;
 
 fn enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var_os("PYFERRY_DEBUG").is_some_and(|v| !v.is_empty() && v != "0"))
+    *ENABLED.get_or_init(|| {
+        std::env::var_os("PYFERRY_DEBUG").is_some_and(|v| !v.is_empty() && v != "0")
+    })
 }
 
 /// Times the phases of a start; prints each as it ends.

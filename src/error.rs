@@ -62,7 +62,10 @@ pub enum Error {
     EntryPointSyntax { value: String },
 
     #[error("no installed distribution declares the console script `{name}`")]
-    ConsoleScriptMissing { name: String, available: Vec<String> },
+    ConsoleScriptMissing {
+        name: String,
+        available: Vec<String>,
+    },
 
     #[error("the input `{input}` is neither a directory, a wheel, nor a pip requirement")]
     InputNotFound { input: String },

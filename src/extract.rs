@@ -28,8 +28,8 @@ pub fn extract_units(
     dest: &Path,
     dir_mode: u32,
 ) -> Result<Extracted, Reason> {
-    let mut zip = zip::ZipArchive::new(archive)
-        .map_err(|e| format!("the archive is unreadable: {e}"))?;
+    let mut zip =
+        zip::ZipArchive::new(archive).map_err(|e| format!("the archive is unreadable: {e}"))?;
     let mut done = Extracted::default();
     let mut dirs = DirBuilder::new();
     dirs.recursive(true).mode(dir_mode);
@@ -40,7 +40,10 @@ pub fn extract_units(
         let name = std::str::from_utf8(entry.name_raw())
             .map_err(|_| format!("archive entry {index} has a name that is not UTF-8"))?
             .to_owned();
-        if !units.iter().any(|unit| unit == archive_path::top_level(&name)) {
+        if !units
+            .iter()
+            .any(|unit| unit == archive_path::top_level(&name))
+        {
             continue;
         }
         let relative = archive_path::to_relative_path(&name)
@@ -69,8 +72,8 @@ pub fn extract_units(
                 _ => format!("cannot create `{}`: {e}", target.display()),
             })?;
         // The zip reader checks the CRC as the copy ends.
-        done.bytes += io::copy(&mut entry, &mut file)
-            .map_err(|e| format!("cannot extract `{name}`: {e}"))?;
+        done.bytes +=
+            io::copy(&mut entry, &mut file).map_err(|e| format!("cannot extract `{name}`: {e}"))?;
         done.files += 1;
     }
     Ok(done)

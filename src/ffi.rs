@@ -74,8 +74,16 @@ pub fn initialize(launch: &Launch) -> Result<()> {
     }
 
     set_string(c, Field::Home, launch.home.as_os_str().as_bytes())?;
-    set_string(c, Field::Executable, launch.executable.as_os_str().as_bytes())?;
-    set_string(c, Field::ProgramName, launch.executable.as_os_str().as_bytes())?;
+    set_string(
+        c,
+        Field::Executable,
+        launch.executable.as_os_str().as_bytes(),
+    )?;
+    set_string(
+        c,
+        Field::ProgramName,
+        launch.executable.as_os_str().as_bytes(),
+    )?;
     set_string(c, Field::RunCommand, launch.command.as_bytes())?;
     set_argv(c, launch.argv)?;
     c.module_search_paths_set = 1;
@@ -141,7 +149,11 @@ fn set_argv(config: &mut py::PyConfig, argv: &[OsString]) -> Result<()> {
     // CPython decodes them (surrogateescape) and copies them; it does not
     // write through the pointers.
     let status = unsafe {
-        py::PyConfig_SetBytesArgv(config, pointers.len() as py::Py_ssize_t, pointers.as_mut_ptr())
+        py::PyConfig_SetBytesArgv(
+            config,
+            pointers.len() as py::Py_ssize_t,
+            pointers.as_mut_ptr(),
+        )
     };
     check(status, "setting sys.argv")
 }
@@ -154,7 +166,10 @@ fn append_path(config: &mut py::PyConfig, path: &Path) -> Result<()> {
     let status = unsafe {
         let wide = py::Py_DecodeLocale(path.as_ptr(), std::ptr::null_mut());
         if wide.is_null() {
-            return Err(interpreter_error("configuration", "cannot decode a search path"));
+            return Err(interpreter_error(
+                "configuration",
+                "cannot decode a search path",
+            ));
         }
         let status = py::PyWideStringList_Append(&mut config.module_search_paths, wide);
         py::PyMem_RawFree(wide.cast());

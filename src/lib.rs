@@ -19,7 +19,10 @@
 //!
 //! All `unsafe` lives in `ffi`.
 
-#[expect(unsafe_code, reason = "CPython's C API and geteuid are only reachable through FFI")]
+#[expect(
+    unsafe_code,
+    reason = "CPython's C API and geteuid are only reachable through FFI"
+)]
 pub mod ffi;
 
 pub mod archive_path;
@@ -55,10 +58,8 @@ pub fn run(argv: Vec<OsString>, prog: &mut String) -> Result<i32> {
         exe: exe.clone(),
         reason,
     })?;
-    if let Stamp::Packed { .. } = stamp {
-        if let Some(name) = exe.file_name() {
-            *prog = name.to_string_lossy().into_owned();
-        }
+    if let (Stamp::Packed { .. }, Some(name)) = (&stamp, exe.file_name()) {
+        *prog = name.to_string_lossy().into_owned();
     }
     match payload::locate(&exe, Some(&stamp))? {
         Some(payload) => {

@@ -67,9 +67,7 @@ fn is_dotted_name(text: &str) -> bool {
     !text.is_empty()
         && text.split('.').all(|part| {
             let mut chars = part.chars();
-            chars
-                .next()
-                .is_some_and(|c| c == '_' || c.is_alphabetic())
+            chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
                 && chars.all(|c| c == '_' || c.is_alphanumeric())
         })
 }
@@ -122,7 +120,17 @@ mod tests {
         assert_eq!(entry.to_string(), "black:patched_main");
         assert_eq!(EntryPoint::parse("a.b").expect("valid").function, None);
         assert!(EntryPoint::parse("a.b:obj.attr").is_some());
-        for bad in ["", "a..b", "1a", "a:", ":f", "a:b:c", "a-b", "a;import os", "a:f()"] {
+        for bad in [
+            "",
+            "a..b",
+            "1a",
+            "a:",
+            ":f",
+            "a:b:c",
+            "a-b",
+            "a;import os",
+            "a:f()",
+        ] {
             assert!(EntryPoint::parse(bad).is_none(), "{bad:?} accepted");
         }
     }

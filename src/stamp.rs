@@ -60,10 +60,14 @@ impl Stamp {
         if body.is_empty() {
             return Ok(Stamp::Unpacked);
         }
-        let fields = body.strip_prefix("packed ").map(|rest| rest.split(' ').collect::<Vec<_>>());
+        let fields = body
+            .strip_prefix("packed ")
+            .map(|rest| rest.split(' ').collect::<Vec<_>>());
         match fields.as_deref() {
             Some([len, hash]) if hash.len() == 64 => Ok(Stamp::Packed {
-                file_len: len.parse().map_err(|_| format!("bad length `{len}` in the stamp"))?,
+                file_len: len
+                    .parse()
+                    .map_err(|_| format!("bad length `{len}` in the stamp"))?,
                 hash: (*hash).to_owned(),
             }),
             _ => Err(format!("unreadable runtime stamp `{body}`")),
@@ -107,7 +111,10 @@ mod tests {
             hash: HASH.to_owned(),
         };
         assert_eq!(Stamp::decode(&stamp.encode()), Ok(stamp));
-        assert_eq!(Stamp::decode(&Stamp::Unpacked.encode()), Ok(Stamp::Unpacked));
+        assert_eq!(
+            Stamp::decode(&Stamp::Unpacked.encode()),
+            Ok(Stamp::Unpacked)
+        );
     }
 
     #[test]

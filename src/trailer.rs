@@ -50,12 +50,14 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Manifest>, String> {
     let Some(body) = comment.strip_prefix(MAGIC) else {
         return Ok(None);
     };
-    let (sum, json) = body.split_at_checked(17).ok_or("its manifest is cut short")?;
+    let (sum, json) = body
+        .split_at_checked(17)
+        .ok_or("its manifest is cut short")?;
     if sum[..16] != *checksum(json).as_bytes() || sum[16] != b'\n' {
         return Err("its manifest does not match its checksum".to_owned());
     }
-    let manifest: Manifest = serde_json::from_slice(json)
-        .map_err(|e| format!("its manifest is unreadable ({e})"))?;
+    let manifest: Manifest =
+        serde_json::from_slice(json).map_err(|e| format!("its manifest is unreadable ({e})"))?;
     manifest.validate()?;
 
     let eocd_offset = file_len

@@ -99,13 +99,11 @@ pub fn write_executable(
         .and_then(|_| out.write_all(&stamp.encode()))
         .and_then(|()| out.flush())
         .map_err(io("write", &temp))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| Error::Io {
-            op: "write",
-            path: temp.clone(),
-            source: e.into_error(),
-        })?;
+    let file = out.into_inner().map_err(|e| Error::Io {
+        op: "write",
+        path: temp.clone(),
+        source: e.into_error(),
+    })?;
     file.sync_all().map_err(io("flush", &temp))?;
     fs::rename(&temp, output).map_err(io("move the packed executable to", output))?;
     guard.0 = None;

@@ -39,7 +39,10 @@ fn module_exists(entry: &EntryPoint, tree: &Tree, python: &BuildPython) -> bool 
         return true;
     }
     let path = entry.module.replace('.', "/");
-    let is_package = tree.files.keys().any(|name| name.starts_with(&format!("{path}/")));
+    let is_package = tree
+        .files
+        .keys()
+        .any(|name| name.starts_with(&format!("{path}/")));
     let runnable_package = match entry.function {
         // `python -m pkg` runs `pkg/__main__.py`.
         None => tree.files.contains_key(&format!("{path}/__main__.py")),
@@ -86,12 +89,13 @@ fn console_scripts(text: &str) -> Vec<(&str, &str)> {
     for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
             in_section = line == "[console_scripts]";
-        } else if in_section && !line.is_empty() && !line.starts_with(['#', ';']) {
-            if let Some((script, target)) = line.split_once('=') {
-                // Drop extras: `pkg.mod:func [extra]`.
-                let target = target.split('[').next().unwrap_or_default().trim();
-                scripts.push((script.trim(), target));
-            }
+        } else if in_section
+            && !line.starts_with(['#', ';'])
+            && let Some((script, target)) = line.split_once('=')
+        {
+            // Drop extras: `pkg.mod:func [extra]`.
+            let target = target.split('[').next().unwrap_or_default().trim();
+            scripts.push((script.trim(), target));
         }
     }
     scripts
@@ -107,7 +111,10 @@ mod tests {
                     \n[gui_scripts]\nother = x:y\n";
         assert_eq!(
             console_scripts(text),
-            [("black", "black:patched_main"), ("blackd", "blackd:patched_main")]
+            [
+                ("black", "black:patched_main"),
+                ("blackd", "blackd:patched_main")
+            ]
         );
     }
 }

@@ -50,7 +50,10 @@ pub fn classify(inputs: &[String], python: &BuildPython) -> Result<Inputs> {
 /// Refuses a wheel built for another Python or platform, before pip says it
 /// in its own words.
 fn check_wheel(path: &Path, python: &BuildPython) -> Result<()> {
-    let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let stem = file_name.trim_end_matches(".whl");
     let parts: Vec<&str> = stem.rsplitn(4, '-').collect();
     let fail = |reason: String| Error::WheelIncompatible {
@@ -59,7 +62,9 @@ fn check_wheel(path: &Path, python: &BuildPython) -> Result<()> {
         reason: Reason(reason),
     };
     let [platforms, abi, pythons, _] = parts.as_slice() else {
-        return Err(fail("its file name is not `NAME-VERSION-PYTHON-ABI-PLATFORM.whl`".to_owned()));
+        return Err(fail(
+            "its file name is not `NAME-VERSION-PYTHON-ABI-PLATFORM.whl`".to_owned(),
+        ));
     };
     let ours = python.minor_version().replace('.', "");
     let minor: u32 = python.version.get(1).copied().unwrap_or(0);
@@ -69,9 +74,17 @@ fn check_wheel(path: &Path, python: &BuildPython) -> Result<()> {
             .strip_prefix("cp3")
             .or_else(|| tag.strip_prefix("py3"))
             .and_then(|n| n.parse::<u32>().ok())
-            .is_some_and(|n| if *abi == "abi3" || tag.starts_with("py") { n <= minor } else { n == minor }),
+            .is_some_and(|n| {
+                if *abi == "abi3" || tag.starts_with("py") {
+                    n <= minor
+                } else {
+                    n == minor
+                }
+            }),
     });
-    let abi_ok = abi.split('.').any(|tag| tag == "none" || tag == "abi3" || tag == format!("cp{ours}"));
+    let abi_ok = abi
+        .split('.')
+        .any(|tag| tag == "none" || tag == "abi3" || tag == format!("cp{ours}"));
     if !python_ok || !abi_ok {
         return Err(fail(format!(
             "it is built for Python tag `{pythons}` with ABI `{abi}`, not for CPython {} (`cp{ours}`)",
@@ -107,7 +120,9 @@ pub fn pip_install(
     if !python.has_pip {
         return Err(Error::BuildPython {
             python: python.path.clone(),
-            reason: Reason("it has no pip, which pack needs to install wheels and requirements".into()),
+            reason: Reason(
+                "it has no pip, which pack needs to install wheels and requirements".into(),
+            ),
         });
     }
     let stderr = io::stderr()
@@ -169,13 +184,19 @@ mod tests {
     #[test]
     fn wheel_tags() {
         assert!(check("six-1.16.0-py2.py3-none-any.whl"));
-        assert!(check("black-24.1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"));
-        assert!(check("cryptography-42.0.0-cp39-abi3-manylinux_2_28_x86_64.whl"));
+        assert!(check(
+            "black-24.1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+        ));
+        assert!(check(
+            "cryptography-42.0.0-cp39-abi3-manylinux_2_28_x86_64.whl"
+        ));
         assert!(check("pkg-1.0-1build-py3-none-any.whl"));
         assert!(!check("numpy-2.0.0-cp312-cp312-manylinux_2_17_x86_64.whl"));
         assert!(!check("numpy-2.0.0-cp311-cp311-win_amd64.whl"));
         assert!(!check("numpy-2.0.0-cp311-cp311-manylinux_2_17_aarch64.whl"));
-        assert!(!check("cryptography-42.0.0-cp312-abi3-manylinux_2_28_x86_64.whl"));
+        assert!(!check(
+            "cryptography-42.0.0-cp312-abi3-manylinux_2_28_x86_64.whl"
+        ));
         assert!(!check("garbage.whl"));
     }
 }

@@ -130,9 +130,16 @@ fn plan_entries(
         let Some(stem) = name.strip_suffix(".py") else {
             continue;
         };
-        let pyc_name = if native.iter().any(|unit| unit == archive_path::top_level(name)) {
+        let pyc_name = if native
+            .iter()
+            .any(|unit| unit == archive_path::top_level(name))
+        {
             let (dir, module) = stem.rsplit_once('/').unwrap_or(("", stem));
-            let dir = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+            let dir = if dir.is_empty() {
+                String::new()
+            } else {
+                format!("{dir}/")
+            };
             format!("{dir}__pycache__/{module}.{}.pyc", python.cache_tag)
         } else {
             format!("{stem}.pyc")
@@ -143,10 +150,13 @@ fn plan_entries(
             target: target.clone(),
             display: name.clone(),
         });
-        pycs.insert(pyc_name, SourceFile {
-            path: target,
-            executable: false,
-        });
+        pycs.insert(
+            pyc_name,
+            SourceFile {
+                path: target,
+                executable: false,
+            },
+        );
     }
     for failure in python.compile(&jobs)? {
         eprintln!(

@@ -45,12 +45,15 @@ impl BuildPython {
             reason: Reason(reason),
         };
         let output = Command::new(path)
-            .args(["-I", "-S", "-c", helper_source("probe.py")])
+            .args(["-I", "-c", helper_source("probe.py")])
             .stderr(Stdio::inherit())
             .output()
             .map_err(|e| fail(format!("it cannot be started: {e}")))?;
         if !output.status.success() {
-            return Err(fail(format!("it failed to describe itself ({})", output.status)));
+            return Err(fail(format!(
+                "it failed to describe itself ({})",
+                output.status
+            )));
         }
         let mut python: BuildPython = serde_json::from_slice(&output.stdout)
             .map_err(|e| fail(format!("its self-description is unreadable: {e}")))?;

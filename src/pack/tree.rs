@@ -37,7 +37,10 @@ impl Tree {
                     continue;
                 }
                 if file_type.is_symlink() {
-                    return Err(unsafe_name(&name, "it is a symbolic link; archives hold no links"));
+                    return Err(unsafe_name(
+                        &name,
+                        "it is a symbolic link; archives hold no links",
+                    ));
                 }
                 if file_type.is_dir() {
                     if entry.file_name() != "__pycache__" {
@@ -49,7 +52,11 @@ impl Tree {
                     continue;
                 }
                 archive_path::to_relative_path(&name).map_err(|why| unsafe_name(&name, why))?;
-                let mode = entry.metadata().map_err(io("inspect", &path))?.permissions().mode();
+                let mode = entry
+                    .metadata()
+                    .map_err(io("inspect", &path))?
+                    .permissions()
+                    .mode();
                 let source = SourceFile {
                     path,
                     executable: mode & 0o111 != 0,

@@ -13,10 +13,8 @@ impl WorkDir {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "pyferry-pack-{}-{nanos:09}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("pyferry-pack-{}-{nanos:09}", std::process::id()));
         DirBuilder::new()
             .mode(0o700)
             .create(&path)
