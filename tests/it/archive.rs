@@ -1,0 +1,126 @@
+//! The file itself: a valid zip, reproducible, and readable by `inspect`.
+
+use crate::context::{TestContext, describe, pyferry, success};
+use std::fs;
+
+const APP: &[(&str, &str)] = &[
+    ("__main__.py", "import tool\ntool.run()\n"),
+    (
+        "tool/__init__.py",
+        "def run():\n    print({'b', 'a', 'c'} == {'a', 'b', 'c'})\n",
+    ),
+    ("tool/data/info.txt", "data\n"),
+];
+
+#[test]
+fn archive_is_a_valid_zip() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", APP);
+    let exe = cx.pack("zipcheck", &[app.to_str().expect("utf-8")]);
+    let listing = success(&cx.python(&["-m", "zipfile", "-l", exe.to_str().expect("utf-8")]));
+    for name in [
+        "__main__.py",
+        "__main__.pyc",
+        "tool/__init__.pyc",
+        "tool/data/info.txt",
+    ] {
+        assert!(listing.contains(name), "{name} missing from:\n{listing}");
+    }
+    let unzip = cx
+        .command("unzip")
+        .arg("-tq")
+        .arg(&exe)
+        .output()
+        .expect("run unzip");
+    assert!(unzip.status.success(), "{}", describe(&unzip));
+}
+
+#[test]
+fn packing_is_reproducible() {
+    let first = TestContext::new();
+    let second = TestContext::new();
+    let a = first.pack(
+        "app",
+        &[first.write_tree("src", APP).to_str().expect("utf-8")],
+    );
+    let b = second.pack(
+        "app",
+        &[second.write_tree("elsewhere", APP).to_str().expect("utf-8")],
+    );
+    assert!(
+        fs::read(&a).expect("read") == fs::read(&b).expect("read"),
+        "outputs differ"
+    );
+
+    let dated = first
+        .command(pyferry())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["pack", "-o", "dated", "src"])
+        .output()
+        .expect("pack");
+    assert!(dated.status.success(), "{}", describe(&dated));
+    let listing = success(
+        &first
+            .command("unzip")
+            .args(["-l", "dated"])
+            .output()
+            .expect("unzip"),
+    );
+    assert!(listing.contains("2023-11-14 22:13"), "{listing}");
+}
+
+#[test]
+fn inspect_reads_back_the_manifest() {
+    let cx = TestContext::new();
+    let app = crate::native::build_native_app(&cx);
+    let exe = cx.pack(
+        "native",
+        &["--name", "fast-app", app.to_str().expect("utf-8")],
+    );
+    let json = success(
+        &cx.command(pyferry())
+            .arg("inspect")
+            .arg("--json")
+            .arg(&exe)
+            .output()
+            .expect("inspect"),
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(report["name"], "fast-app");
+    assert_eq!(report["entry_point"], "__main__");
+    assert_eq!(report["python"], pyferry::build_python::PYTHON_VERSION);
+    assert_eq!(
+        report["native_units"],
+        serde_json::json!(["fastpkg", "fastpkg.libs"])
+    );
+    let files: Vec<&str> = report["extracted_files"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|f| f["name"].as_str().expect("name"))
+        .collect();
+    assert!(
+        files.contains(&"fastpkg.libs/libvendored-1a2b3c4d.so"),
+        "{files:?}"
+    );
+    assert_eq!(report["file_size"], fs::metadata(&exe).expect("stat").len());
+
+    let text = success(
+        &cx.command(pyferry())
+            .arg("inspect")
+            .arg(&exe)
+            .output()
+            .expect("inspect"),
+    );
+    assert!(text.contains("entry point:   __main__"), "{text}");
+
+    let plain = cx
+        .command(pyferry())
+        .arg("inspect")
+        .arg(pyferry())
+        .output()
+        .expect("inspect");
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("is not an executable packed by pyferry")
+    );
+}

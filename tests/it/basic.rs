@@ -1,0 +1,240 @@
+//! Pure-Python apps: entry-point forms, argv, exit statuses, tracebacks.
+
+use crate::context::{TestContext, describe, stderr, stdout, success};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+
+const SCRIPT: &str = r#"
+import os, sys, json, sqlite3, zlib, hashlib
+db = sqlite3.connect(":memory:")
+print(json.dumps({
+    "sum": db.execute("select 20 + 22").fetchone()[0],
+    "crc": zlib.crc32(b"pyferry"),
+    "sha": hashlib.sha256(b"pyferry").hexdigest()[:12],
+    "name": __name__,
+}))
+"#;
+
+#[test]
+fn pure_app_prints_what_python_prints() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", SCRIPT)]);
+    let exe = cx.pack("hello", &[app.to_str().expect("utf-8")]);
+    let packed = success(&cx.run(&exe, &[] as &[&str]));
+    let python = success(&cx.python(&[&app]));
+    assert_eq!(packed, python);
+    assert!(packed.contains("\"name\": \"__main__\""), "{packed}");
+}
+
+#[test]
+fn argv_passes_through_byte_for_byte() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[(
+            "__main__.py",
+            "import os, sys\nfor arg in sys.argv: print(os.fsencode(arg).hex())\n",
+        )],
+    );
+    let exe = cx.pack("echo", &[app.to_str().expect("utf-8")]);
+    let args: Vec<OsString> = [
+        &b"-c"[..],
+        b"print(1)",
+        b"--extract-only",
+        b"-m",
+        b"",
+        b"two words",
+        b"caf\xc3\xa9",
+        b"\xff\xfe not utf-8",
+        b"--",
+    ]
+    .iter()
+    .map(|arg| OsString::from_vec(arg.to_vec()))
+    .collect();
+    let out = success(&cx.run(&exe, &args));
+    let lines: Vec<&str> = out.lines().collect();
+    let expected_argv0 = hex(exe.as_os_str().as_encoded_bytes());
+    assert_eq!(lines[0], expected_argv0, "argv[0] is the path as invoked");
+    let passed: Vec<String> = args.iter().map(|arg| hex(arg.as_encoded_bytes())).collect();
+    assert_eq!(lines[1..], passed);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn exit_statuses_match_python() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[(
+            "__main__.py",
+            "import sys\n\
+             mode = sys.argv[1]\n\
+             if mode == 'code': sys.exit(int(sys.argv[2]))\n\
+             if mode == 'text': sys.exit('fatal: the text goes to stderr')\n\
+             if mode == 'raise': raise ValueError('boom in the app')\n\
+             print('fell through')\n",
+        )],
+    );
+    let exe = cx.pack("status", &[app.to_str().expect("utf-8")]);
+    for args in [
+        &["code", "0"][..],
+        &["code", "3"],
+        &["code", "255"],
+        &["text"],
+        &["raise"],
+        &["none"],
+    ] {
+        let packed = cx.run(&exe, args);
+        let mut python_args = vec![app.to_str().expect("utf-8")];
+        python_args.extend(args);
+        let python = cx.python(&python_args);
+        assert_eq!(
+            packed.status.code(),
+            python.status.code(),
+            "{args:?}: {}",
+            describe(&packed)
+        );
+        assert_eq!(stdout(&packed), stdout(&python), "{args:?}");
+        if args[0] == "text" {
+            assert_eq!(stderr(&packed), stderr(&python));
+        }
+    }
+}
+
+#[test]
+fn tracebacks_show_source_lines_from_the_archive() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", "import helper\nhelper.explode()\n"),
+            (
+                "helper.py",
+                "def explode():\n    raise RuntimeError('explode was called')\n",
+            ),
+        ],
+    );
+    let exe = cx.pack("tb", &[app.to_str().expect("utf-8")]);
+    let output = cx.run(&exe, &[] as &[&str]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.starts_with("Traceback (most recent call last):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    raise RuntimeError('explode was called')"),
+        "{text}"
+    );
+    assert!(text.contains("    helper.explode()"), "{text}");
+    assert!(
+        text.ends_with("RuntimeError: explode was called\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("_pyferry_boot"),
+        "bootstrap frames leak: {text}"
+    );
+}
+
+#[test]
+fn entry_point_forms() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("tool/__init__.py", ""),
+            (
+                "tool/cli.py",
+                "import sys\n\
+                 def main():\n    print('main called with', sys.argv[1:])\n    return 7\n\
+                 class Commands:\n    @staticmethod\n    def go():\n        print('nested'); return 0\n\
+                 if __name__ == '__main__':\n    print('run as __main__')\n",
+            ),
+            ("tool/__main__.py", "print('package main')\n"),
+        ],
+    );
+    let app = app.to_str().expect("utf-8");
+
+    let exe = cx.pack("func", &["-e", "tool.cli:main", app]);
+    let output = cx.run(&exe, &["x"]);
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "return value is the exit status"
+    );
+    assert_eq!(stdout(&output), "main called with ['x']\n");
+
+    let exe = cx.pack("nested", &["-e", "tool.cli:Commands.go", app]);
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), "nested\n");
+
+    let exe = cx.pack("module", &["-e", "tool.cli", app]);
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), "run as __main__\n");
+
+    let exe = cx.pack("package", &["-e", "tool", app]);
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), "package main\n");
+
+    let exe = cx.pack("stdlib", &["-e", "json.tool", app]);
+    let output = cx
+        .command(&exe)
+        .arg("--compact")
+        .stdin_bytes(b"{\"a\": [1, 2]}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "{\"a\":[1,2]}\n");
+}
+
+#[test]
+fn runtime_environment_is_isolated() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[(
+            "__main__.py",
+            "import sys, os\n\
+             print('site' in sys.modules, sys.flags.no_user_site)\n\
+             print(sys.executable == os.path.realpath(sys.argv[0]))\n\
+             print(all(p.startswith(('/usr/lib', sys.executable)) for p in sys.path), len(sys.path))\n\
+             print(type(__loader__).__name__, __file__.startswith(sys.executable + '/__main__.py'))\n",
+        )],
+    );
+    let exe = cx.pack("isolated", &[app.to_str().expect("utf-8")]);
+    let output = cx
+        .command(&exe)
+        .env("PYTHONPATH", cx.path())
+        .env("PYTHONHOME", "/nonexistent")
+        .output()
+        .expect("run");
+    let out = success(&output);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "False 1", "{out}");
+    assert_eq!(lines[1], "True", "{out}");
+    assert!(lines[2].starts_with("True"), "{out}");
+    assert_eq!(lines[3], "zipimporter True", "{out}");
+}
+
+/// `Command::output` with bytes on stdin.
+trait StdinBytes {
+    fn stdin_bytes(&mut self, input: &[u8]) -> std::process::Output;
+}
+
+impl StdinBytes for std::process::Command {
+    fn stdin_bytes(&mut self, input: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        child.wait_with_output().expect("wait")
+    }
+}

@@ -1,0 +1,194 @@
+//! A small harness: a private temp dir and cache, a clean environment, and
+//! `pack`/`run` that start real processes the way a user starts them.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub use pyferry::build_python::BUILD_PYTHON;
+
+pub struct TestContext {
+    dir: tempfile::TempDir,
+}
+
+impl TestContext {
+    pub fn new() -> TestContext {
+        let dir = tempfile::Builder::new()
+            .prefix("pyferry-test-")
+            .tempdir()
+            .expect("temp dir");
+        fs::create_dir(dir.path().join("home")).expect("home");
+        TestContext { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.path().join("cache")
+    }
+
+    /// Writes files (`name`, `contents`) below `dir` and returns it.
+    pub fn write_tree(&self, dir: &str, files: &[(&str, &str)]) -> PathBuf {
+        let root = self.path().join(dir);
+        for (name, contents) in files {
+            let path = root.join(name);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(&path, contents).expect("write fixture");
+        }
+        root
+    }
+
+    /// A command with a clean environment: no PYTHON* variables, a private
+    /// HOME and cache, and pip's configuration from the machine.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command.env_clear();
+        for (key, value) in std::env::vars_os() {
+            let key_text = key.to_string_lossy();
+            if key_text == "PATH"
+                || key_text.starts_with("PIP_")
+                || key_text.starts_with("LC_")
+                || key_text == "LANG"
+            {
+                command.env(&key, value);
+            }
+        }
+        command
+            .env("HOME", self.path().join("home"))
+            .env("PYFERRY_CACHE_DIR", self.cache_dir())
+            .current_dir(self.path());
+        command
+    }
+
+    /// `pyferry pack -o OUT args...`; panics with pip's and pyferry's output
+    /// if it fails.
+    pub fn pack(&self, out: &str, args: &[&str]) -> PathBuf {
+        let output = self.pack_output(out, args);
+        assert!(
+            output.status.success(),
+            "pack failed:\n{}",
+            describe(&output)
+        );
+        self.path().join(out)
+    }
+
+    pub fn pack_output(&self, out: &str, args: &[&str]) -> Output {
+        self.command(pyferry())
+            .args(["pack", "-o"])
+            .arg(self.path().join(out))
+            .args(args)
+            .output()
+            .expect("run pyferry pack")
+    }
+
+    /// Runs a packed executable with `args`.
+    pub fn run<S: AsRef<OsStr>>(&self, exe: &Path, args: &[S]) -> Output {
+        self.command(exe)
+            .args(args)
+            .output()
+            .expect("run the packed app")
+    }
+
+    /// Runs the build interpreter (the same CPython the runtime embeds).
+    pub fn python<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        self.command(BUILD_PYTHON)
+            .args(args)
+            .output()
+            .expect("run python")
+    }
+}
+
+pub fn pyferry() -> &'static str {
+    env!("CARGO_BIN_EXE_pyferry")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    )
+}
+
+/// Asserts success and returns stdout.
+pub fn success(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "expected success:\n{}",
+        describe(output)
+    );
+    stdout(output)
+}
+
+/// The crate's `target/` directory, for caches shared between test runs.
+pub fn target_dir() -> PathBuf {
+    Path::new(pyferry())
+        .ancestors()
+        .find(|dir| dir.file_name() == Some(OsStr::new("target")))
+        .expect("pyferry is built under target/")
+        .to_owned()
+}
+
+/// Real PyPI wheels, downloaded once into `target/test-wheels` and reused.
+pub fn wheel_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = target_dir().join("test-wheels");
+        let done = dir.join(".complete");
+        if !done.exists() {
+            let status = Command::new(BUILD_PYTHON)
+                .args(["-m", "pip", "download", "--only-binary=:all:", "--dest"])
+                .arg(&dir)
+                .args(["numpy", "black"])
+                .status()
+                .expect("run pip download");
+            assert!(status.success(), "pip download of the test wheels failed");
+            fs::write(&done, "").expect("marker");
+        }
+        dir
+    })
+}
+
+/// A venv of the build interpreter with the test wheels installed: the
+/// baseline a packed app must match.
+pub fn baseline_venv() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = target_dir().join("test-venv");
+        let done = dir.join(".complete");
+        if !done.exists() {
+            let _ = fs::remove_dir_all(&dir);
+            let status = Command::new(BUILD_PYTHON)
+                .args(["-m", "venv"])
+                .arg(&dir)
+                .status()
+                .expect("create venv");
+            assert!(status.success(), "venv creation failed");
+            let status = Command::new(dir.join("bin/python"))
+                .args(["-m", "pip", "install", "--no-index", "--find-links"])
+                .arg(wheel_dir())
+                .args(["numpy", "black"])
+                .status()
+                .expect("pip install into venv");
+            assert!(
+                status.success(),
+                "installing the test wheels into the venv failed"
+            );
+            fs::write(&done, "").expect("marker");
+        }
+        dir
+    })
+}

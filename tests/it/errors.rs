@@ -1,0 +1,192 @@
+//! Bad input gets one clear paragraph and a non-zero exit: no panic, no
+//! traceback from pyferry's own code, nothing half-written.
+
+use crate::context::{TestContext, describe, stderr, wheel_dir};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn assert_clean_error(output: &Output, needles: &[&str]) {
+    let text = stderr(output);
+    assert!(
+        !output.status.success(),
+        "expected failure:\n{}",
+        describe(output)
+    );
+    assert!(!text.contains("panicked"), "panic:\n{text}");
+    assert!(!text.contains("Traceback"), "traceback:\n{text}");
+    for needle in needles {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+}
+
+fn hello(cx: &TestContext) -> PathBuf {
+    let app = cx.write_tree("app", &[("__main__.py", "print('hello')\n")]);
+    cx.pack("hello", &[app.to_str().expect("utf-8")])
+}
+
+#[test]
+fn pack_without_entry_point() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("lib", &[("lib/__init__.py", "")]);
+    let output = cx.pack_output("out", &[app.to_str().expect("utf-8")]);
+    assert_clean_error(
+        &output,
+        &["pyferry: error: no entry point", "hint: pass `-e"],
+    );
+    assert!(!cx.path().join("out").exists(), "no output on failure");
+    let leftovers: Vec<_> = fs::read_dir(cx.path())
+        .expect("list")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("pyferry-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+#[test]
+fn pack_with_missing_entry_module_or_script() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("tool.py", "def main(): pass\n")]);
+    let app = app.to_str().expect("utf-8");
+    let output = cx.pack_output("out", &["-e", "tool_typo:main", app]);
+    assert_clean_error(
+        &output,
+        &["the entry point module `tool_typo` is not in the app"],
+    );
+    let output = cx.pack_output("out", &["-e", "tool:main()", app]);
+    assert_clean_error(&output, &["`tool:main()` is not a valid entry point"]);
+    let output = cx.pack_output("out", &["-c", "nothing", app]);
+    assert_clean_error(&output, &["console script `nothing`"]);
+    let output = cx.pack_output("out", &["./no/such/dir"]);
+    assert_clean_error(&output, &["`./no/such/dir` is neither a directory"]);
+}
+
+#[test]
+fn missing_entry_function_at_run_time() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("tool.py", "def main(): pass\n")]);
+    let exe = cx.pack("tool", &["-e", "tool:mian", app.to_str().expect("utf-8")]);
+    let output = cx.run(&exe, &[] as &[&str]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_clean_error(
+        &output,
+        &["tool: error: the entry point `tool:mian` does not exist"],
+    );
+}
+
+#[test]
+fn wheel_for_another_python_is_refused() {
+    let cx = TestContext::new();
+    let numpy = fs::read_dir(wheel_dir())
+        .expect("list wheels")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("numpy-"))
+        .expect("numpy wheel")
+        .path();
+    let name = numpy
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .replace("cp311", "cp312");
+    let wrong = cx.path().join(name);
+    fs::copy(&numpy, &wrong).expect("copy");
+    let output = cx.pack_output("out", &["-e", "numpy", wrong.to_str().expect("utf-8")]);
+    assert_clean_error(
+        &output,
+        &["cannot run on the embedded Python 3.11", "`cp312`", "hint:"],
+    );
+}
+
+fn damaged_copy(
+    cx: &TestContext,
+    exe: &Path,
+    name: &str,
+    damage: impl FnOnce(&mut Vec<u8>),
+) -> PathBuf {
+    let mut bytes = fs::read(exe).expect("read");
+    damage(&mut bytes);
+    let path = cx.path().join(name);
+    fs::write(&path, bytes).expect("write");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+#[test]
+fn truncated_corrupted_and_extended_executables() {
+    let cx = TestContext::new();
+    let exe = hello(&cx);
+    let truncated = damaged_copy(&cx, &exe, "truncated", |b| b.truncate(b.len() - 100));
+    assert_clean_error(
+        &cx.run(&truncated, &[] as &[&str]),
+        &[
+            "truncated: error: the executable",
+            "has lost its payload",
+            "hint:",
+            "strip",
+        ],
+    );
+
+    let corrupted = damaged_copy(&cx, &exe, "corrupted", |b| {
+        let at = b.len() - 30;
+        b[at] ^= 0x01;
+    });
+    assert_clean_error(
+        &cx.run(&corrupted, &[] as &[&str]),
+        &["the payload of", "is corrupt", "checksum", "hint:"],
+    );
+
+    let extended = damaged_copy(&cx, &exe, "extended", |b| b.extend(b"trailing junk"));
+    assert_clean_error(
+        &cx.run(&extended, &[] as &[&str]),
+        &["lost its payload", "appended"],
+    );
+}
+
+#[test]
+fn stripped_executable_says_it_was_stripped() {
+    let cx = TestContext::new();
+    let exe = hello(&cx);
+    let stripped = cx.path().join("stripped");
+    fs::copy(&exe, &stripped).expect("copy");
+    let status = Command::new("strip")
+        .arg(&stripped)
+        .status()
+        .expect("run strip");
+    assert!(status.success());
+    assert_clean_error(
+        &cx.run(&stripped, &[] as &[&str]),
+        &["has lost its payload", "`strip` deletes data appended"],
+    );
+}
+
+#[test]
+fn unsafe_cache_directory_is_refused() {
+    let cx = TestContext::new();
+    let app = crate::native::build_native_app(&cx);
+    let exe = cx.pack("native", &[app.to_str().expect("utf-8")]);
+    let shared = cx.path().join("shared-cache");
+    fs::create_dir(&shared).expect("mkdir");
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let output = cx
+        .command(&exe)
+        .env("PYFERRY_CACHE_DIR", &shared)
+        .output()
+        .expect("run");
+    assert_clean_error(
+        &output,
+        &[
+            "cannot use the cache directory",
+            "writable by group or others",
+        ],
+    );
+
+    let link = cx.path().join("link-cache");
+    std::os::unix::fs::symlink(cx.path().join("home"), &link).expect("symlink");
+    let output = cx
+        .command(&exe)
+        .env("PYFERRY_CACHE_DIR", &link)
+        .output()
+        .expect("run");
+    assert_clean_error(&output, &["is a symbolic link"]);
+}

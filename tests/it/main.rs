@@ -1,0 +1,10 @@
+//! pyferry's integration tests: one binary, one file per area. Real
+//! processes, real CPython, real dlopen, real wheels.
+
+mod context;
+
+mod archive;
+mod basic;
+mod errors;
+mod native;
+mod wheels;

@@ -1,0 +1,176 @@
+//! pip inputs: a project directory, console scripts, requirement files, and
+//! real PyPI wheels (numpy with OpenBLAS in `numpy.libs/`, mypyc-compiled
+//! black), compared with the same code run from a venv.
+
+use crate::context::{TestContext, baseline_venv, describe, stdout, success, wheel_dir};
+use std::fs;
+use std::path::Path;
+
+fn greet_project() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/greet_project")
+        .to_str()
+        .expect("utf-8")
+        .to_owned()
+}
+
+#[test]
+fn project_directory_console_script_and_metadata() {
+    let cx = TestContext::new();
+    // The fixture is copied so that pip's build leaves nothing in the source tree.
+    let project = cx.path().join("greet_project");
+    copy_dir(Path::new(&greet_project()), &project);
+    let exe = cx.pack(
+        "greet",
+        &[
+            "-c",
+            "greet",
+            project.to_str().expect("utf-8"),
+            "--",
+            "--no-build-isolation",
+            "--no-index",
+        ],
+    );
+    let output = cx.run(&exe, &["a", "b"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert_eq!(
+        stdout(&output),
+        "version 1.2.3\nscripts ['greet']\nresource Hello from a data file\n\
+         get_data Hello from a data file\nargs ['a', 'b']\n"
+    );
+}
+
+#[test]
+fn requirement_files_and_pip_passthrough() {
+    let cx = TestContext::new();
+    let wheels = cx.path().join("wheels");
+    let built = cx.python(&[
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "-w",
+        wheels.to_str().expect("utf-8"),
+        &greet_project(),
+    ]);
+    assert!(built.status.success(), "{}", describe(&built));
+    fs::write(cx.path().join("requirements.txt"), "greet==1.2.3\n").expect("write");
+    let exe = cx.pack(
+        "greet",
+        &[
+            "-e",
+            "greet.cli:main",
+            "-r",
+            "requirements.txt",
+            "--",
+            "--no-index",
+            "--find-links",
+            wheels.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(cx.run(&exe, &[] as &[&str]).status.code(), Some(0));
+    assert!(stdout(&cx.run(&exe, &["x"])).contains("version 1.2.3"));
+}
+
+const NUMPY_APP: &str = "import numpy as np\n\
+    a = np.arange(12, dtype=np.float64).reshape(3, 4)\n\
+    print(a.sum(), a.T @ a)\n\
+    print(np.linalg.inv(np.array([[4.0, 7.0], [2.0, 6.0]])))\n\
+    print(np.fft.fft(np.ones(4)).real)\n";
+
+#[test]
+fn numpy_app_matches_the_venv() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", NUMPY_APP)]);
+    let venv = baseline_venv();
+    let expected = success(
+        &cx.command(venv.join("bin/python"))
+            .arg(&app)
+            .output()
+            .expect("venv"),
+    );
+    let exe = cx.pack(
+        "numpy-app",
+        &[
+            app.to_str().expect("utf-8"),
+            "numpy",
+            "--",
+            "--no-index",
+            "--find-links",
+            wheel_dir().to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), expected);
+    let extracted = success(&cx.run(&exe, &["--extract-only"]));
+    assert!(Path::new(extracted.trim_end()).join("numpy.libs").is_dir());
+}
+
+#[test]
+fn black_matches_the_venv() {
+    let cx = TestContext::new();
+    let exe = cx.pack(
+        "black",
+        &[
+            "-c",
+            "black",
+            "black",
+            "--",
+            "--no-index",
+            "--find-links",
+            wheel_dir().to_str().expect("utf-8"),
+        ],
+    );
+    let venv_black = baseline_venv().join("bin/black");
+    let version = success(&cx.run(&exe, &["--version"]));
+    assert!(version.contains("(compiled: yes)"), "{version}");
+    assert_eq!(
+        version.lines().next(),
+        success(
+            &cx.command(&venv_black)
+                .arg("--version")
+                .output()
+                .expect("venv black")
+        )
+        .lines()
+        .next()
+    );
+
+    let source = "def f(a,b):\n  return {'x':a,\n'y':[b,b,]}\nclass  C( object ):\n    pass\n";
+    let packed_file = cx.path().join("packed.py");
+    let venv_file = cx.path().join("venv.py");
+    fs::write(&packed_file, source).expect("write");
+    fs::write(&venv_file, source).expect("write");
+    let packed = cx.run(&exe, &[&packed_file]);
+    let venv = cx
+        .command(&venv_black)
+        .arg(&venv_file)
+        .output()
+        .expect("venv black");
+    assert_eq!(
+        packed.status.code(),
+        venv.status.code(),
+        "{}",
+        describe(&packed)
+    );
+    assert_eq!(
+        fs::read(&packed_file).expect("read"),
+        fs::read(&venv_file).expect("read")
+    );
+    // Nothing to do: black's "unchanged" exit path.
+    let again = cx.run(&exe, &["--check", packed_file.to_str().expect("utf-8")]);
+    assert_eq!(again.status.code(), Some(0), "{}", describe(&again));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("list").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
