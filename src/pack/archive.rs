@@ -1,6 +1,7 @@
 //! Writing the executable: runtime image, deterministic zip, manifest in the
 //! zip comment, stamp patched last; through a temp file and one rename.
 //!
+//! Bytecode is stored uncompressed (see `compression_for`), the rest deflated.
 //! Determinism: entries in sorted order, one fixed timestamp
 //! (`SOURCE_DATE_EPOCH`, else 1980-01-01), modes normalized to 0644/0755.
 //! The hash covers every entry (name, mode, bytes) and the manifest.
@@ -67,7 +68,9 @@ pub fn write_executable(
             Entry::File(source) => {
                 let mode = if source.executable { 0o755 } else { 0o644 };
                 let data = fs::read(&source.path).map_err(io("read", &source.path))?;
-                let options = options(timestamp, mode).large_file(data.len() >= u32::MAX as usize);
+                let options = options(timestamp, mode)
+                    .compression_method(compression_for(name))
+                    .large_file(data.len() >= u32::MAX as usize);
                 zip.start_file(name.as_str(), options).map_err(zip_error)?;
                 zip.write_all(&data).map_err(io("write", &temp))?;
                 hash_entry(&mut hasher, name, mode, &data);
@@ -115,6 +118,16 @@ fn options(timestamp: DateTime, mode: u32) -> SimpleFileOptions {
         .compression_method(CompressionMethod::Deflated)
         .last_modified_time(timestamp)
         .unix_permissions(mode)
+}
+
+/// Bytecode is stored: zipimport then reads it with no `zlib` import and no
+/// inflate on every start. Everything else is deflated.
+fn compression_for(name: &str) -> CompressionMethod {
+    if name.ends_with(".pyc") {
+        CompressionMethod::Stored
+    } else {
+        CompressionMethod::Deflated
+    }
 }
 
 fn hash_entry(hasher: &mut Sha256, name: &str, mode: u32, data: &[u8]) {

@@ -8,7 +8,9 @@
 def _pyferry_boot(app, module, function):
     import sys
 
+    # Leave `__main__` as `python -m` would find it.
     del globals()["_pyferry_boot"]
+    run_as_main = globals().pop("_run_as_main")
 
     def excepthook(exc_type, exc, tb):
         # Start the traceback at the app's code, as `python -m` shows it;
@@ -29,9 +31,7 @@ def _pyferry_boot(app, module, function):
     sys.excepthook = excepthook
 
     if function is None:
-        import runpy
-
-        runpy._run_module_as_main(module, alter_argv=False)
+        run_as_main(app, module)
         return
 
     try:
@@ -55,3 +55,53 @@ def _pyferry_boot(app, module, function):
                 f"  hint: pack it again with the right `-e MODULE[:FUNC]`"
             )
     sys.exit(target())
+
+
+def _run_as_main(app, name):
+    # What `python -m name` does (runpy._run_module_as_main), without
+    # importing runpy: it pulls in importlib.util, contextlib and
+    # collections, a few milliseconds on every start.
+    import sys
+    from _frozen_importlib import _find_spec
+
+    def find(name):
+        parent = name.rpartition(".")[0]
+        path = None
+        if parent:
+            __import__(parent)
+            path = getattr(sys.modules[parent], "__path__", None)
+        return _find_spec(name, path)
+
+    try:
+        spec = find(name)
+        if spec is not None and spec.submodule_search_locations is not None:
+            # A package runs its __main__ submodule.
+            spec = find(name + ".__main__")
+            if spec is None:
+                sys.exit(
+                    f"{app}: error: the entry point `{name}` is a package without "
+                    f"`__main__.py`\n  hint: pack it again with `-e {name}.MODULE`"
+                )
+    except ModuleNotFoundError as error:
+        spec, missing = None, error
+    else:
+        missing = None
+    if spec is None:
+        sys.exit(
+            f"{app}: error: the entry point module `{name}` is not in the app"
+            + (f" ({missing})" if missing else "")
+            + "\n  hint: pack it again with the right `-e MODULE[:FUNC]`"
+        )
+    code = spec.loader.get_code(spec.name)
+    main = sys.modules["__main__"].__dict__
+    main.update(
+        __name__="__main__",
+        __file__=spec.origin if spec.has_location else None,
+        __cached__=spec.cached,
+        __loader__=spec.loader,
+        __package__=spec.parent,
+        __spec__=spec,
+    )
+    if main["__file__"] is None:
+        del main["__file__"]
+    exec(code, main)

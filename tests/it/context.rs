@@ -142,21 +142,33 @@ pub fn target_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The real PyPI distributions the tests pack (with their dependencies).
+pub const TEST_DISTRIBUTIONS: &[&str] = &[
+    "numpy",
+    "black",
+    "pyyaml",
+    "orjson",
+    "lxml",
+    "pydantic",
+    "pillow",
+    "cryptography",
+];
+
 /// Real PyPI wheels, downloaded once into `target/test-wheels` and reused.
 pub fn wheel_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = target_dir().join("test-wheels");
         let done = dir.join(".complete");
-        if !done.exists() {
+        if !is_complete(&done) {
             let status = Command::new(BUILD_PYTHON)
                 .args(["-m", "pip", "download", "--only-binary=:all:", "--dest"])
                 .arg(&dir)
-                .args(["numpy", "black"])
+                .args(TEST_DISTRIBUTIONS)
                 .status()
                 .expect("run pip download");
             assert!(status.success(), "pip download of the test wheels failed");
-            fs::write(&done, "").expect("marker");
+            fs::write(&done, TEST_DISTRIBUTIONS.join(" ")).expect("marker");
         }
         dir
     })
@@ -169,7 +181,7 @@ pub fn baseline_venv() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = target_dir().join("test-venv");
         let done = dir.join(".complete");
-        if !done.exists() {
+        if !is_complete(&done) {
             let _ = fs::remove_dir_all(&dir);
             let status = Command::new(BUILD_PYTHON)
                 .args(["-m", "venv"])
@@ -180,7 +192,7 @@ pub fn baseline_venv() -> &'static Path {
             let status = Command::new(dir.join("bin/python"))
                 .args(["-m", "pip", "install", "--no-index", "--find-links"])
                 .arg(wheel_dir())
-                .args(["numpy", "black"])
+                .args(TEST_DISTRIBUTIONS)
                 .status()
                 .expect("pip install into venv");
             assert!(
@@ -191,4 +203,10 @@ pub fn baseline_venv() -> &'static Path {
         }
         dir
     })
+}
+
+/// A cache under target/ is complete when its marker names the same
+/// distributions as this version of the tests.
+fn is_complete(marker: &Path) -> bool {
+    fs::read_to_string(marker).is_ok_and(|text| text == TEST_DISTRIBUTIONS.join(" "))
 }

@@ -163,6 +163,64 @@ fn black_matches_the_venv() {
     assert_eq!(again.status.code(), Some(0), "{}", describe(&again));
 }
 
+const POPULAR_APP: &str = r#"
+import io
+import lxml.etree as etree
+import orjson
+import PIL.Image
+import pydantic
+import yaml
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+
+print("yaml", yaml.__with_libyaml__, yaml.load("a: [1, 2]", Loader=yaml.CLoader))
+print("orjson", orjson.dumps({"a": [1, 2.5, None]}))
+root = etree.fromstring(b"<r><x a='1'/><x a='2'/></r>")
+print("lxml", [x.get("a") for x in root.iter("x")], etree.LXML_VERSION)
+
+class Model(pydantic.BaseModel):
+    a: int
+    b: list[str] = []
+
+print("pydantic", Model(a="3", b=["x"]).model_dump(), pydantic.VERSION)
+image = PIL.Image.new("RGB", (4, 4), (255, 0, 0))
+buffer = io.BytesIO()
+image.save(buffer, "PNG")
+print("pillow", image.getpixel((1, 1)), PIL.Image.open(buffer).size)
+digest = hashes.Hash(hashes.SHA256())
+digest.update(b"pyferry")
+print("sha256", digest.finalize().hex())
+fernet = Fernet(Fernet.generate_key())
+print("fernet", fernet.decrypt(fernet.encrypt(b"secret")))
+"#;
+
+/// Wheels with C, C++ and Rust extensions and vendored libraries.
+#[test]
+fn popular_native_wheels_match_the_venv() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", POPULAR_APP)]);
+    let venv = baseline_venv();
+    let expected = success(
+        &cx.command(venv.join("bin/python"))
+            .arg(&app)
+            .output()
+            .expect("venv"),
+    );
+    let mut args = vec![app.to_str().expect("utf-8")];
+    args.extend([
+        "pyyaml",
+        "orjson",
+        "lxml",
+        "pydantic",
+        "pillow",
+        "cryptography",
+    ]);
+    let wheels = wheel_dir().to_str().expect("utf-8");
+    args.extend(["--", "--no-index", "--find-links", wheels]);
+    let exe = cx.pack("popular", &args);
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), expected);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("mkdir");
     for entry in fs::read_dir(from).expect("list").flatten() {
