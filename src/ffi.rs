@@ -31,8 +31,17 @@ pub struct Launch<'a> {
     pub home: &'a Path,
     /// `sys.path`, complete: nothing from the environment is added.
     pub search_paths: &'a [PathBuf],
-    /// Python source run as `-c` would run it (ASCII only).
-    pub command: &'a str,
+    /// What to run: the bootstrap, or python's own command line.
+    pub mode: Mode<'a>,
+}
+
+pub enum Mode<'a> {
+    /// Python source run as `-c` would run it (ASCII only); `argv` is left
+    /// to the app, unparsed.
+    Command(&'a str),
+    /// `argv` is a python command line (`-c`, `-m`, a script, the REPL),
+    /// parsed by CPython itself.
+    CommandLine,
 }
 
 /// An initialized `PyConfig` that is cleared however we leave.
@@ -49,7 +58,9 @@ impl Drop for Config {
 /// Starts the interpreter as `launch` says. Returns once initialization is
 /// done; `run_main` then runs the command.
 pub fn initialize(launch: &Launch) -> Result<()> {
-    pre_initialize()?;
+    let parse_argv = matches!(launch.mode, Mode::CommandLine);
+    let argv = c_strings(launch.argv)?;
+    pre_initialize(parse_argv.then_some(argv.as_slice()))?;
     let mut config = {
         let mut raw = MaybeUninit::<py::PyConfig>::uninit();
         // SAFETY: PyConfig_InitPythonConfig fully initializes the struct.
@@ -60,7 +71,7 @@ pub fn initialize(launch: &Launch) -> Result<()> {
     };
     let c = &mut config.0;
     // The app's arguments are the app's: never parsed as interpreter options.
-    c.parse_argv = 0;
+    c.parse_argv = i32::from(parse_argv);
     // Ctrl-C must raise KeyboardInterrupt, as in python.
     c.install_signal_handlers = 1;
     // No `site`: no user site-packages, no .pth files, a faster start.
@@ -68,7 +79,7 @@ pub fn initialize(launch: &Launch) -> Result<()> {
     c.user_site_directory = 0;
     c.pathconfig_warnings = 0;
     #[cfg(Py_3_11)]
-    {
+    if !parse_argv {
         // Do not put the executable's directory in front of sys.path.
         c.safe_path = 1;
     }
@@ -84,8 +95,10 @@ pub fn initialize(launch: &Launch) -> Result<()> {
         Field::ProgramName,
         launch.executable.as_os_str().as_bytes(),
     )?;
-    set_string(c, Field::RunCommand, launch.command.as_bytes())?;
-    set_argv(c, launch.argv)?;
+    if let Mode::Command(command) = launch.mode {
+        set_string(c, Field::RunCommand, command.as_bytes())?;
+    }
+    set_argv(c, &argv)?;
     c.module_search_paths_set = 1;
     for path in launch.search_paths {
         append_path(c, path)?;
@@ -103,16 +116,31 @@ pub fn run_main() -> i32 {
     unsafe { py::Py_RunMain() }
 }
 
-fn pre_initialize() -> Result<()> {
+/// With `argv`, python's own command line is parsed for `-E`, `-I`,
+/// `-X utf8` and the like, as `python` does before anything else.
+fn pre_initialize(argv: Option<&[CString]>) -> Result<()> {
     let mut pre = MaybeUninit::<py::PyPreConfig>::uninit();
     // SAFETY: PyPreConfig_InitPythonConfig fully initializes the struct; the
     // python (not isolated) preconfig honours PYTHONUTF8 and the locale, so
     // arguments, filenames and stdio decode as `python` would decode them.
+    // The argument pointers are valid C strings that outlive the call and
+    // are only read.
     let status = unsafe {
         py::PyPreConfig_InitPythonConfig(pre.as_mut_ptr());
         let mut pre = pre.assume_init();
-        pre.parse_argv = 0;
-        py::Py_PreInitialize(&pre)
+        pre.parse_argv = i32::from(argv.is_some());
+        match argv {
+            Some(argv) => {
+                let mut pointers: Vec<*mut c_char> =
+                    argv.iter().map(|arg| arg.as_ptr().cast_mut()).collect();
+                py::Py_PreInitializeFromBytesArgs(
+                    &pre,
+                    pointers.len() as py::Py_ssize_t,
+                    pointers.as_mut_ptr(),
+                )
+            }
+            None => py::Py_PreInitialize(&pre),
+        }
     };
     check(status, "pre-initialization")
 }
@@ -139,12 +167,14 @@ fn set_string(config: &mut py::PyConfig, field: Field, value: &[u8]) -> Result<(
     check(status, "configuration")
 }
 
-fn set_argv(config: &mut py::PyConfig, argv: &[OsString]) -> Result<()> {
-    let owned: Vec<CString> = argv
-        .iter()
+fn c_strings(argv: &[OsString]) -> Result<Vec<CString>> {
+    argv.iter()
         .map(|arg| c_string(arg.as_bytes(), "an argument"))
-        .collect::<Result<_>>()?;
-    let mut pointers: Vec<*const c_char> = owned.iter().map(|arg| arg.as_ptr()).collect();
+        .collect()
+}
+
+fn set_argv(config: &mut py::PyConfig, argv: &[CString]) -> Result<()> {
+    let mut pointers: Vec<*const c_char> = argv.iter().map(|arg| arg.as_ptr()).collect();
     // SAFETY: `pointers` holds argc valid C strings that outlive the call;
     // CPython decodes them (surrogateescape) and copies them; it does not
     // write through the pointers.

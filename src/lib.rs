@@ -32,6 +32,7 @@ pub mod debug;
 pub mod error;
 pub mod extract;
 pub mod inspect;
+pub mod invocation;
 pub mod manifest;
 pub mod pack;
 pub mod payload;

@@ -8,16 +8,14 @@ use crate::build_python::{PYTHON_HOME, PYTHON_VERSION, STDLIB_PATHS};
 use crate::cache;
 use crate::debug::Phases;
 use crate::error::{Error, Result};
-use crate::ffi::{self, Launch};
+use crate::ffi::{self, Launch, Mode};
+use crate::invocation::{self, INTERPRETER_VARIABLE, Invocation};
 use crate::payload::Payload;
 use include_dir::{Dir, include_dir};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 static PYTHON_SOURCES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/python");
-
-/// The reserved first argument that extracts and prints the directory.
-pub const EXTRACT_ONLY: &str = "--extract-only";
 
 /// Runs the app and returns its exit status.
 pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<i32> {
@@ -31,7 +29,9 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
             ),
         });
     }
-    if argv.get(1).is_some_and(|arg| arg == EXTRACT_ONLY) {
+    let interpreter_mode = std::env::var_os(INTERPRETER_VARIABLE).is_some_and(|v| v == "1");
+    let invocation = invocation::classify(argv.get(1..).unwrap_or_default(), interpreter_mode);
+    if invocation == Invocation::ExtractOnly {
         let dir = cache::ensure_extracted(&cache::root()?, &payload)?;
         println!("{}", dir.display());
         return Ok(0);
@@ -52,7 +52,10 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         executable: &payload.path,
         home: Path::new(PYTHON_HOME),
         search_paths: &search_paths,
-        command: &command,
+        mode: match invocation {
+            Invocation::Python => Mode::CommandLine,
+            _ => Mode::Command(&command),
+        },
     })?;
     phases.done("interpreter init");
     let status = ffi::run_main();
