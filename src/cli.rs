@@ -56,6 +56,10 @@ struct PackArgs {
     /// Install the requirements in FILE (like `pip install -r`).
     #[arg(short, long = "requirement", value_name = "FILE")]
     requirements: Vec<PathBuf>,
+    /// Leave the `.py` sources of archived modules out (smaller; tracebacks
+    /// then show no source lines).
+    #[arg(long)]
+    no_sources: bool,
     /// Show pip's full output.
     #[arg(short, long)]
     verbose: bool,
@@ -88,6 +92,7 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
                 inputs: args.inputs,
                 pip_args: args.pip_args,
                 verbose: args.verbose,
+                keep_sources: !args.no_sources,
             };
             let manifest = pack::pack(&options)?;
             println!(

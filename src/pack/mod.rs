@@ -36,6 +36,8 @@ pub struct PackOptions {
     pub inputs: Vec<String>,
     pub pip_args: Vec<String>,
     pub verbose: bool,
+    /// Keep `.py` files next to their pycs (source lines in tracebacks).
+    pub keep_sources: bool,
 }
 
 /// Packs the app; returns its manifest.
@@ -70,7 +72,13 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         &python,
     )?;
     let native = tree.native_units();
-    let entries = plan_entries(&tree, &native, &python, &work.path().join("pyc"))?;
+    let entries = plan_entries(
+        &tree,
+        &native,
+        &python,
+        &work.path().join("pyc"),
+        options.keep_sources,
+    )?;
 
     let manifest = Manifest {
         name,
@@ -123,6 +131,7 @@ fn plan_entries(
     native: &[String],
     python: &BuildPython,
     pyc_dir: &Path,
+    keep_sources: bool,
 ) -> Result<BTreeMap<String, Entry>> {
     let mut jobs = Vec::new();
     let mut pycs = BTreeMap::new();
@@ -169,9 +178,19 @@ fn plan_entries(
     // A file that failed to compile has no pyc (the work dir started empty).
     pycs.retain(|_, source| source.path.is_file());
 
+    // Extracted units keep their sources: the path finder needs `.py` files
+    // to use `__pycache__`; archived modules can do with the pyc alone.
+    let droppable = |name: &str| {
+        !keep_sources
+            && pycs.contains_key(&format!("{name}c"))
+            && !native
+                .iter()
+                .any(|unit| unit == archive_path::top_level(name))
+    };
     let mut entries: BTreeMap<String, Entry> = tree
         .files
         .iter()
+        .filter(|(name, _)| !droppable(name))
         .map(|(name, source)| (name.clone(), Entry::File(source.clone())))
         .collect();
     for (name, source) in pycs {

@@ -25,8 +25,16 @@ def _pyferry_boot(app, module, function):
             import traceback
         except BaseException:
             sys.__excepthook__(exc_type, exc, tb)
-            return
-        traceback.print_exception(exc_type, exc, tb)
+        else:
+            traceback.print_exception(exc_type, exc, tb)
+        if exc_type is KeyboardInterrupt:
+            # CPython dies by SIGINT after an unhandled KeyboardInterrupt,
+            # remembered in a flag that any exec() of a string resets (and
+            # importing traceback runs some). Set it again the same way.
+            try:
+                exec("raise KeyboardInterrupt")
+            except KeyboardInterrupt:
+                pass
 
     sys.excepthook = excepthook
 

@@ -141,6 +141,32 @@ fn tracebacks_show_source_lines_from_the_archive() {
 }
 
 #[test]
+fn sources_can_be_left_out() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", "import helper\nhelper.explode()\n"),
+            (
+                "helper.py",
+                "def explode():\n    raise RuntimeError('no source here')\n",
+            ),
+        ],
+    );
+    let exe = cx.pack("nosrc", &["--no-sources", app.to_str().expect("utf-8")]);
+    let listing = success(&cx.python(&["-m", "zipfile", "-l", exe.to_str().expect("utf-8")]));
+    assert!(
+        listing.contains("helper.pyc") && !listing.contains("helper.py "),
+        "{listing}"
+    );
+    let output = cx.run(&exe, &[] as &[&str]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.ends_with("RuntimeError: no source here\n"), "{text}");
+    assert!(!text.contains("raise RuntimeError"), "{text}");
+}
+
+#[test]
 fn entry_point_forms() {
     let cx = TestContext::new();
     let app = cx.write_tree(

@@ -7,4 +7,5 @@ mod archive;
 mod basic;
 mod errors;
 mod native;
+mod python_compat;
 mod wheels;

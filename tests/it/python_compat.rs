@@ -1,0 +1,292 @@
+//! A packed app behaves like `python` on the same code: processes,
+//! signals, exit paths, runtime flags, interpreter mode. Each test runs
+//! both and compares.
+
+use crate::context::{BUILD_PYTHON, TestContext, describe, stderr, stdout, success};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const MULTIPROCESSING: &str = r#"
+import multiprocessing as mp
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+
+def square(x):
+    return x * x
+
+
+def main():
+    for method in ["spawn", "forkserver", "fork"]:
+        with mp.get_context(method).Pool(2) as pool:
+            print(method, pool.map(square, range(5)))
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as executor:
+        print("executor", list(executor.map(square, range(4))))
+    # The resource tracker runs as a helper process too.
+    lock = mp.get_context("spawn").Semaphore()
+    print("args", sys.argv[1:], lock.acquire())
+"#;
+
+#[test]
+fn multiprocessing_works_unchanged() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("work.py", MULTIPROCESSING)]);
+    let exe = cx.pack("mp", &["-e", "work:main", app.to_str().expect("utf-8")]);
+    // App arguments that start like a helper's stay the app's.
+    let args = [
+        "-c",
+        "from multiprocessing.spawn import spawn_main; spawn_main()",
+    ];
+    let packed = success(&cx.run(&exe, &args));
+    let python = cx
+        .command(BUILD_PYTHON)
+        .current_dir(&app)
+        .args([
+            "-c",
+            "import sys, work; sys.argv[1:] = sys.argv[1:]; work.main()",
+        ])
+        .args(args)
+        .output()
+        .expect("python");
+    assert_eq!(packed, success(&python));
+    assert!(packed.contains("forkserver [0, 1, 4, 9, 16]"), "{packed}");
+}
+
+/// Starts `argv`, waits for its first line on stdout, sends `signal`, and
+/// returns (status, stdout, stderr).
+fn interrupt(mut command: Command, signal: i32) -> (std::process::ExitStatus, String, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("read ready line");
+    assert_eq!(first, "ready\n");
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).expect("read");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    (child.wait().expect("wait"), rest, err)
+}
+
+const SLEEPER: &str = "import atexit, sys, time\n\
+    atexit.register(lambda: print('atexit ran', flush=True))\n\
+    print('ready', flush=True)\n\
+    time.sleep(30)\n";
+
+#[test]
+fn ctrl_c_raises_keyboard_interrupt_then_dies_by_sigint() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", SLEEPER)]);
+    let exe = cx.pack("sleeper", &[app.to_str().expect("utf-8")]);
+    let (status, out, err) = interrupt(cx.command(&exe), libc_sigint());
+    let mut python = cx.command(BUILD_PYTHON);
+    python.arg(&app);
+    let (py_status, py_out, py_err) = interrupt(python, libc_sigint());
+    assert_eq!(
+        status.signal(),
+        Some(libc_sigint()),
+        "dies by SIGINT: {err}"
+    );
+    assert_eq!(status.signal(), py_status.signal());
+    assert_eq!(out, "atexit ran\n");
+    assert_eq!(out, py_out);
+    assert!(err.contains("KeyboardInterrupt"), "{err}");
+    assert_eq!(err.lines().last(), py_err.lines().last());
+}
+
+#[test]
+fn sigterm_kills_the_one_process() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", SLEEPER)]);
+    let exe = cx.pack("sleeper", &[app.to_str().expect("utf-8")]);
+    // The pid we signal is the interpreter itself: no wrapper process.
+    let (status, out, _) = interrupt(cx.command(&exe), 15);
+    assert_eq!(status.signal(), Some(15));
+    assert_eq!(out, "", "atexit does not run on SIGTERM, as in python");
+}
+
+fn libc_sigint() -> i32 {
+    2
+}
+
+#[test]
+fn exit_paths_match_python() {
+    let cx = TestContext::new();
+    let script = "import os, sys\n\
+        mode = sys.argv[1]\n\
+        print('out', flush=mode != 'os_exit')\n\
+        if mode == 'os_exit': os._exit(5)\n\
+        if mode == 'none': sys.exit(None)\n\
+        if mode == 'obj': sys.exit([1, 2])\n\
+        if mode == 'interrupt': raise KeyboardInterrupt\n\
+        if mode == 'pipe':\n    for i in range(100000): print('line', i)\n";
+    let app = cx.write_tree("app", &[("__main__.py", script)]);
+    let exe = cx.pack("paths", &[app.to_str().expect("utf-8")]);
+    for mode in ["os_exit", "none", "obj", "interrupt"] {
+        let packed = cx.run(&exe, &[mode]);
+        let python = cx.python(&[app.to_str().expect("utf-8"), mode]);
+        assert_eq!(
+            packed.status.code(),
+            python.status.code(),
+            "{mode}: {}",
+            describe(&packed)
+        );
+        assert_eq!(packed.status.signal(), python.status.signal(), "{mode}");
+        assert_eq!(stdout(&packed), stdout(&python), "{mode}");
+        assert_eq!(
+            stderr(&packed).lines().last(),
+            stderr(&python).lines().last(),
+            "{mode}"
+        );
+    }
+
+    // `app | head -1`: the same stderr and status as python.
+    let pipe = |program: &Path, args: &[&str]| {
+        let mut child = cx
+            .command(program)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        child.wait_with_output().expect("wait")
+    };
+    let packed = pipe(&exe, &["pipe"]);
+    let python = pipe(
+        Path::new(BUILD_PYTHON),
+        &[app.to_str().expect("utf-8"), "pipe"],
+    );
+    assert_eq!(
+        packed.status.code(),
+        python.status.code(),
+        "{}",
+        describe(&packed)
+    );
+    // python's traceback also shows runpy's frames, which the packed app has
+    // no use for; the app's frame, its source line and the error match.
+    let tail = |text: String| {
+        text.lines()
+            .rev()
+            .take(3)
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tail(stderr(&packed)), tail(stderr(&python)));
+    assert!(stderr(&packed).ends_with("BrokenPipeError: [Errno 32] Broken pipe\n"));
+}
+
+#[test]
+fn runtime_flags_from_the_environment_work() {
+    let cx = TestContext::new();
+    let script = "import sys, faulthandler, warnings\n\
+        print(sys.flags.dev_mode, sys.flags.utf8_mode, faulthandler.is_enabled())\n\
+        print(sys.stdout.encoding, sys.stdout.line_buffering or not sys.stdout.buffer.__class__.__name__ == 'BufferedWriter')\n\
+        print(sys.warnoptions)\n\
+        warnings.warn('careful')\n";
+    let app = cx.write_tree("app", &[("__main__.py", script)]);
+    let exe = cx.pack("flags", &[app.to_str().expect("utf-8")]);
+    let with_flags = |program: &Path, args: &[&str]| {
+        cx.command(program)
+            .args(args)
+            .env("PYTHONDEVMODE", "1")
+            .env("PYTHONUTF8", "1")
+            .env("PYTHONFAULTHANDLER", "1")
+            .env("PYTHONIOENCODING", "latin-1")
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONWARNINGS", "error::DeprecationWarning")
+            .output()
+            .expect("run")
+    };
+    let packed = with_flags(&exe, &[]);
+    let python = with_flags(Path::new(BUILD_PYTHON), &[app.to_str().expect("utf-8")]);
+    assert_eq!(stdout(&packed), stdout(&python));
+    assert!(
+        stdout(&packed).starts_with("True 1 True\niso8859-1"),
+        "{}",
+        describe(&packed)
+    );
+    assert!(
+        stderr(&packed).contains("UserWarning: careful"),
+        "{}",
+        describe(&packed)
+    );
+}
+
+#[test]
+fn interpreter_mode_is_a_python_cli_over_the_app() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", "print('the app')\n"),
+            ("helper.py", "def hi():\n    return 'hi from the archive'\n"),
+        ],
+    );
+    let exe = cx.pack("interp", &[app.to_str().expect("utf-8")]);
+    let python = |args: &[&str]| {
+        cx.command(&exe)
+            .env("PYFERRY_INTERPRETER", "1")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = success(&python(&[
+        "-c",
+        "import sys, helper; print(helper.hi(), sys.argv)",
+        "a",
+    ]));
+    assert_eq!(out, "hi from the archive ['-c', 'a']\n");
+    let out = success(&python(&["-m", "helper"]));
+    assert_eq!(out, "");
+    let script = cx.write_tree(
+        "scripts",
+        &[(
+            "s.py",
+            "import helper, sys\nprint(helper.hi(), sys.argv[1:])\n",
+        )],
+    );
+    let out = success(&python(&[
+        script.join("s.py").to_str().expect("utf-8"),
+        "x",
+    ]));
+    assert_eq!(out, "hi from the archive ['x']\n");
+    let exit = python(&["-c", "raise SystemExit(4)"]);
+    assert_eq!(exit.status.code(), Some(4));
+    // `-` and a non-tty stdin: read the program from stdin, as python does.
+    let mut child = cx
+        .command(&exe)
+        .env("PYFERRY_INTERPRETER", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"import helper\nprint(helper.hi())\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(stdout(&output), "hi from the archive\n");
+}
