@@ -1,21 +1,32 @@
 //! The per-user extraction cache.
 //!
 //! One directory per app version, `<root>/<name>-<hash16>`, keyed by the hash
-//! computed at pack time. A warm start stats one marker file. A cold start
-//! takes an exclusive lock (`<root>/<key>.lock`), extracts into a temporary
-//! sibling, writes the marker, and renames the sibling into place: a process
-//! killed at any moment leaves at most a temporary directory, which no run
-//! trusts and the next extractor removes.
+//! computed at pack time, with a lock file `<root>/<name>-<hash16>.lock`
+//! beside it.
 //!
-//! The root must be a real directory owned by the user and writable by no one
-//! else; otherwise another user could plant code that we would `dlopen`.
+//! - Warm start: the version's marker file exists; take a shared lock on its
+//!   lock file (held until the process exits, so that no pruner removes a
+//!   version in use) and check the marker again.
+//! - Cold start: take the exclusive lock, remove debris of killed extractors,
+//!   extract into a temporary sibling, write the marker, publish it with one
+//!   `rename`, downgrade to a shared lock, and prune older versions of the
+//!   same app that no process holds. A process killed at any moment leaves
+//!   at most a temporary directory, which no run trusts.
+//!
+//! Roots: `$PYFERRY_CACHE_DIR` (and then only it), else the user's cache dir,
+//! else private fallbacks. A root must be a real directory owned by the user,
+//! writable by no one else, and on a filesystem that allows executing mapped
+//! code; otherwise another user could plant code that we would `dlopen`, or
+//! `dlopen` would fail.
 
-use crate::error::{Error, Reason, Result, io};
+use crate::error::{Error, Result};
 use crate::extract::{self, remove_tree};
 use crate::ffi;
+use crate::manifest::Manifest;
 use crate::payload::Payload;
 use std::env;
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,43 +35,35 @@ use std::time::{Duration, Instant};
 const MARKER: &str = ".pyferry-complete";
 /// How long a second process waits quietly before saying why it waits.
 const QUIET_WAIT: Duration = Duration::from_secs(1);
-const CACHE_HINT: &str = "set PYFERRY_CACHE_DIR to a directory that you own and that no one \
-                          else can write";
+const HINT: &str = "set PYFERRY_CACHE_DIR to a directory that you own, that no one else can \
+                    write, on a filesystem not mounted `noexec`";
 
-/// Chooses and checks the cache root: `$PYFERRY_CACHE_DIR` if set (and then
-/// only it), else the user's cache dir, else a private fallback.
-pub fn root() -> Result<PathBuf> {
-    if let Some(dir) = env::var_os("PYFERRY_CACHE_DIR").filter(|dir| !dir.is_empty()) {
-        let dir = PathBuf::from(dir);
-        return match prepare_root(&dir) {
-            Ok(()) => Ok(dir),
-            Err(reason) => Err(Error::CacheUnsafe {
-                dir,
-                reason,
-                hint: CACHE_HINT,
-            }),
-        };
-    }
-    let mut first_failure = None;
-    for dir in default_roots() {
-        match prepare_root(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(reason) => {
-                first_failure.get_or_insert((dir, reason));
-            }
-        }
-    }
-    let (dir, reason) = first_failure.unwrap_or_else(|| (PathBuf::new(), "no candidate".into()));
-    Err(Error::CacheUnsafe {
-        dir,
-        reason,
-        hint: CACHE_HINT,
-    })
+/// An extracted app version, protected from pruning while this lives.
+#[derive(Debug)]
+pub struct Version {
+    pub dir: PathBuf,
+    _shared_lock: File,
 }
 
-/// The per-user cache dir, then private per-user directories for when it
-/// cannot be used (no HOME, read-only HOME, not ours).
-fn default_roots() -> Vec<PathBuf> {
+/// Why one candidate root could not serve: try the next, or give up.
+enum Attempt {
+    Unusable(String),
+    Fatal(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(error: Error) -> Self {
+        Attempt::Fatal(error)
+    }
+}
+
+/// The candidate roots: `$PYFERRY_CACHE_DIR` alone if set, else the user's
+/// cache dir, then private per-user fallbacks (no HOME, a read-only or
+/// `noexec` HOME, a cache dir that is not ours).
+pub fn candidate_roots() -> Vec<PathBuf> {
+    if let Some(dir) = env::var_os("PYFERRY_CACHE_DIR").filter(|dir| !dir.is_empty()) {
+        return vec![PathBuf::from(dir)];
+    }
     let mut roots: Vec<PathBuf> = dirs::cache_dir()
         .map(|dir| dir.join("pyferry"))
         .into_iter()
@@ -72,8 +75,51 @@ fn default_roots() -> Vec<PathBuf> {
     roots
 }
 
+/// The first usable root, for `pyferry cache`.
+pub fn root() -> Result<PathBuf> {
+    let mut failures = Vec::new();
+    for root in candidate_roots() {
+        match prepare_root(&root) {
+            Ok(()) => return Ok(root),
+            Err(reason) => failures.push((root, reason)),
+        }
+    }
+    Err(unusable(failures))
+}
+
+/// Returns the app version's directory, extracting it first if needed.
+pub fn ensure_extracted(payload: &Payload) -> Result<Version> {
+    let mut failures = Vec::new();
+    for root in candidate_roots() {
+        let attempt = prepare_root(&root)
+            .map_err(Attempt::Unusable)
+            .and_then(|()| open_version(&root, payload));
+        match attempt {
+            Ok(version) => return Ok(version),
+            Err(Attempt::Unusable(reason)) => failures.push((root, reason)),
+            Err(Attempt::Fatal(error)) => return Err(error),
+        }
+    }
+    Err(unusable(failures))
+}
+
+fn unusable(failures: Vec<(PathBuf, String)>) -> Error {
+    let mut failures = failures.into_iter();
+    let (dir, mut reason) = failures
+        .next()
+        .unwrap_or_else(|| (PathBuf::from("?"), "no cache directory to try".to_owned()));
+    for (other, why) in failures {
+        reason.push_str(&format!("; the fallback `{}` too: {why}", other.display()));
+    }
+    Error::CacheUnsafe {
+        dir,
+        reason: reason.into(),
+        hint: HINT,
+    }
+}
+
 /// Creates the root if needed (0700) and checks that it is safe to use.
-fn prepare_root(dir: &Path) -> Result<(), Reason> {
+fn prepare_root(dir: &Path) -> Result<(), String> {
     let meta = match fs::symlink_metadata(dir) {
         Ok(meta) => meta,
         Err(_) => {
@@ -87,115 +133,247 @@ fn prepare_root(dir: &Path) -> Result<(), Reason> {
     };
     let uid = ffi::effective_uid();
     if meta.file_type().is_symlink() {
-        return Err("it is a symbolic link; pyferry follows none for its cache".into());
+        return Err("it is a symbolic link; pyferry follows none for its cache".to_owned());
     }
     if !meta.is_dir() {
-        return Err("it is not a directory".into());
+        return Err("it is not a directory".to_owned());
     }
     if meta.uid() != uid {
-        return Err(format!("it is owned by uid {}, not by you (uid {uid})", meta.uid()).into());
+        return Err(format!(
+            "it is owned by uid {}, not by you (uid {uid})",
+            meta.uid()
+        ));
     }
     if meta.mode() & 0o022 != 0 {
         return Err(format!(
-            "it is writable by group or others (mode {:o}); run `chmod go-w` on it",
+            "it is writable by group or others (mode {:o})",
             meta.mode() & 0o7777
-        )
-        .into());
+        ));
     }
     Ok(())
 }
 
-/// Returns the directory holding the app's native units, extracting them
-/// first if this version is not in the cache yet.
-pub fn ensure_extracted(root: &Path, payload: &Payload) -> Result<PathBuf> {
+fn open_version(root: &Path, payload: &Payload) -> Result<Version, Attempt> {
     let manifest = &payload.manifest;
     let key = manifest.cache_key();
     let dir = root.join(&key);
-    if dir.join(MARKER).exists() {
-        return Ok(dir);
-    }
-
     let lock_path = root.join(format!("{key}.lock"));
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(io("create the lock file", &lock_path))?;
-    lock_exclusive(&lock, &manifest.name, &dir).map_err(io("lock", &lock_path))?;
-    // Someone else may have finished while we waited.
+    let cannot = |what: &str, path: &Path, e: io::Error| {
+        Attempt::Unusable(format!("cannot {what} `{}`: {e}", path.display()))
+    };
+
     if dir.join(MARKER).exists() {
-        return Ok(dir);
+        let lock = open_lock(&lock_path).map_err(|e| cannot("open", &lock_path, e))?;
+        lock.lock_shared()
+            .map_err(|e| cannot("lock", &lock_path, e))?;
+        if dir.join(MARKER).exists() {
+            return Ok(Version {
+                dir,
+                _shared_lock: lock,
+            });
+        }
+        // Pruned while we waited for the lock: extract it again.
     }
 
+    match ffi::is_noexec(root) {
+        Ok(true) => {
+            return Err(Attempt::Unusable(
+                "it is on a filesystem mounted `noexec`, where extension modules cannot be loaded"
+                    .to_owned(),
+            ));
+        }
+        Ok(false) => {}
+        Err(e) => return Err(cannot("inspect the filesystem of", root, e)),
+    }
+    let lock = lock_exclusive(&lock_path, &manifest.name, &dir)
+        .map_err(|e| cannot("lock", &lock_path, e))?;
+    if !dir.join(MARKER).exists() {
+        extract_version(root, &key, &dir, payload)?;
+        prune_other_versions(root, manifest);
+    }
+    lock.lock_shared()
+        .map_err(|e| cannot("lock", &lock_path, e))?;
+    Ok(Version {
+        dir,
+        _shared_lock: lock,
+    })
+}
+
+/// Under the exclusive lock: temporary sibling, extraction, marker, rename.
+fn extract_version(root: &Path, key: &str, dir: &Path, payload: &Payload) -> Result<(), Attempt> {
     // Under the lock we are the only writer for this key: whatever else
     // carries its name is debris of a killed process.
-    remove_debris(root, &key)?;
+    remove_debris(root, key).map_err(|e| Attempt::Unusable(format!("cannot clean it: {e}")))?;
     if dir.exists() {
-        remove_tree(&dir).map_err(io("remove the incomplete directory", &dir))?;
+        remove_tree(dir)
+            .map_err(|e| Attempt::Unusable(format!("cannot remove `{}`: {e}", dir.display())))?;
     }
-
     let temp = root.join(format!(".{key}.tmp-{}", std::process::id()));
     DirBuilder::new()
         .mode(0o700)
         .create(&temp)
-        .map_err(io("create the directory", &temp))?;
-    let extracted =
-        extract::extract_units(&payload.file, &manifest.native, &temp, 0o700).map_err(|source| {
-            Error::Extract {
-                dir: dir.clone(),
-                source,
-            }
-        });
-    let extracted = match extracted {
-        Ok(extracted) => extracted,
+        .map_err(|e| Attempt::Unusable(format!("cannot write in it: {e}")))?;
+
+    let started = Instant::now();
+    let result = extract::extract_units(
+        &payload.file,
+        payload.entries,
+        &payload.manifest.native,
+        &temp,
+        0o700,
+    )
+    .map_err(|source| Error::Extract {
+        dir: dir.to_owned(),
+        source,
+    })
+    .and_then(|extracted| {
+        let marker = temp.join(MARKER);
+        fs::write(&marker, format!("{}\n", payload.manifest.hash))
+            .map_err(crate::error::io("write", &marker))?;
+        fs::rename(&temp, dir).map_err(crate::error::io("move the extracted files into", dir))?;
+        Ok(extracted)
+    });
+    match result {
+        Ok(extracted) => {
+            crate::debug::note(&format!(
+                "extracted {} files ({} bytes) to {} in {:.1} ms",
+                extracted.files,
+                extracted.bytes,
+                dir.display(),
+                started.elapsed().as_secs_f64() * 1000.0
+            ));
+            Ok(())
+        }
         Err(error) => {
             let _ = remove_tree(&temp);
-            return Err(error);
-        }
-    };
-    let marker = temp.join(MARKER);
-    fs::write(&marker, format!("{}\n", manifest.hash)).map_err(io("write", &marker))?;
-    fs::rename(&temp, &dir).map_err(io("move the extracted files into", &dir))?;
-    crate::debug::note(&format!(
-        "extracted {} files ({} bytes) to {}",
-        extracted.files,
-        extracted.bytes,
-        dir.display()
-    ));
-    Ok(dir)
-}
-
-fn lock_exclusive(lock: &File, app: &str, dir: &Path) -> std::io::Result<()> {
-    let started = Instant::now();
-    loop {
-        match lock.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::Error(error)) => return Err(error),
-            Err(TryLockError::WouldBlock) if started.elapsed() < QUIET_WAIT => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(TryLockError::WouldBlock) => {
-                eprintln!(
-                    "{app}: waiting for another process to finish extracting to `{}`...",
-                    dir.display()
-                );
-                return lock.lock();
-            }
+            Err(Attempt::Fatal(error))
         }
     }
 }
 
-/// Removes temporary directories of `key` left by killed processes.
-fn remove_debris(root: &Path, key: &str) -> Result<()> {
+fn open_lock(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Takes the exclusive lock of `path`, saying so after a quiet second if
+/// another process holds it. A pruner may unlink the lock file between our
+/// `open` and our lock: then the lock is on a dead file, and we retry.
+fn lock_exclusive(path: &Path, app: &str, dir: &Path) -> io::Result<File> {
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        let lock = open_lock(path)?;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::Error(error)) => return Err(error),
+                Err(TryLockError::WouldBlock) if said || started.elapsed() < QUIET_WAIT => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    eprintln!(
+                        "{app}: waiting for another process to finish extracting to `{}`...",
+                        dir.display()
+                    );
+                    said = true;
+                }
+            }
+        }
+        if is_same_file(&lock, path) {
+            return Ok(lock);
+        }
+    }
+}
+
+fn is_same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// Removes temporary directories of `key` left by killed processes. Only a
+/// holder of `key`'s exclusive lock creates them, so none of them is live.
+fn remove_debris(root: &Path, key: &str) -> io::Result<()> {
     let prefix = format!(".{key}.tmp-");
-    let entries = fs::read_dir(root).map_err(io("list", root))?;
-    for entry in entries.flatten() {
+    for entry in fs::read_dir(root)?.flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            let path = entry.path();
-            remove_tree(&path).map_err(io("remove the stale directory", &path))?;
+            remove_tree(&entry.path())?;
         }
     }
     Ok(())
+}
+
+/// The version keys (`<name>-<hash16>`) in `root`, optionally of one app.
+pub fn version_keys(root: &Path, app: Option<&str>) -> io::Result<Vec<String>> {
+    let mut keys = Vec::new();
+    for entry in fs::read_dir(root)?.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some((app_name, hash)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let is_key = hash.len() == 16
+            && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            && app.is_none_or(|app| app == app_name)
+            && entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_key {
+            keys.push(name);
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+/// Removes the other versions of the app that no process uses. Best effort:
+/// a version in use, or one that cannot be removed, stays.
+fn prune_other_versions(root: &Path, manifest: &Manifest) {
+    let ours = manifest.cache_key();
+    let Ok(keys) = version_keys(root, Some(&manifest.name)) else {
+        return;
+    };
+    for key in keys.iter().filter(|key| **key != ours) {
+        match prune_version(root, key) {
+            Ok(true) => crate::debug::note(&format!("pruned the unused version {key}")),
+            Ok(false) => crate::debug::note(&format!("kept {key}: in use")),
+            Err(e) => crate::debug::note(&format!("cannot prune {key}: {e}")),
+        }
+    }
+}
+
+/// Removes one version if no process holds its lock; `Ok(false)` if in use.
+pub fn prune_version(root: &Path, key: &str) -> io::Result<bool> {
+    let lock_path = root.join(format!("{key}.lock"));
+    let lock = open_lock(&lock_path)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(false),
+        Err(TryLockError::Error(error)) => return Err(error),
+    }
+    if !is_same_file(&lock, &lock_path) {
+        return Ok(false);
+    }
+    // Renamed first, so that no run trusts a half-removed directory.
+    let dir = root.join(key);
+    let doomed = root.join(format!(".{key}.tmp-prune-{}", std::process::id()));
+    if dir.exists() {
+        fs::rename(&dir, &doomed)?;
+    }
+    remove_debris(root, key)?;
+    fs::remove_file(&lock_path)?;
+    Ok(true)
+}
+
+/// Whether some process holds the version's lock (uses it, or extracts it).
+pub fn is_in_use(root: &Path, key: &str) -> bool {
+    let Ok(lock) = File::open(root.join(format!("{key}.lock"))) else {
+        return false;
+    };
+    matches!(lock.try_lock(), Err(TryLockError::WouldBlock))
 }

@@ -1,6 +1,7 @@
 //! The builder CLI: what `pyferry` does when it carries no payload.
 
-use crate::error::{Error, Result};
+use crate::cache;
+use crate::error::{Error, Result, io};
 use crate::inspect;
 use crate::pack::{self, PackOptions};
 use clap::{Args, Parser, Subcommand};
@@ -27,6 +28,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Look after the extraction cache of packed apps.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// List the extracted app versions and whether a process uses them.
+    List,
+    /// Remove every extracted app version that no process uses.
+    Prune,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +117,7 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
             );
             Ok(0)
         }
+        Command::Cache(command) => run_cache(command),
         Command::Inspect { path, json } => {
             let report = inspect::inspect(&path)?;
             if json {
@@ -118,4 +131,33 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn run_cache(command: CacheCommand) -> Result<i32> {
+    let root = cache::root()?;
+    let keys = cache::version_keys(&root, None).map_err(io("list", &root))?;
+    match command {
+        CacheCommand::List => {
+            println!("cache: {}", root.display());
+            for key in keys {
+                let state = if cache::is_in_use(&root, &key) {
+                    "in use"
+                } else {
+                    "unused"
+                };
+                println!("{key}  {state}");
+            }
+        }
+        CacheCommand::Prune => {
+            for key in keys {
+                let removed =
+                    cache::prune_version(&root, &key).map_err(io("prune", &root.join(&key)))?;
+                println!(
+                    "{key}  {}",
+                    if removed { "removed" } else { "kept (in use)" }
+                );
+            }
+        }
+    }
+    Ok(0)
 }

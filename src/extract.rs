@@ -22,14 +22,20 @@ pub struct Extracted {
 
 /// Extracts the entries of `units` from the zip in `archive` into `dest`
 /// (an existing, empty directory). Directories are created with `dir_mode`.
+/// `entries` is the entry count of the end record, when known: the reader
+/// keeps one entry per name, so a smaller count reveals duplicate names.
 pub fn extract_units(
     archive: &File,
+    entries: Option<u64>,
     units: &[String],
     dest: &Path,
     dir_mode: u32,
 ) -> Result<Extracted, Reason> {
     let mut zip =
         zip::ZipArchive::new(archive).map_err(|e| format!("the archive is unreadable: {e}"))?;
+    if entries.is_some_and(|count| count != zip.len() as u64) {
+        return Err("the archive holds duplicate entry names".into());
+    }
     let mut done = Extracted::default();
     let mut dirs = DirBuilder::new();
     dirs.recursive(true).mode(dir_mode);
@@ -84,5 +90,81 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+
+    /// A zip with `entries` (name, optional symlink target) in a temp file.
+    fn zip_with(entries: &[(&str, Option<&str>)]) -> (tempfile::TempDir, File) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("archive.zip");
+        let mut zip = zip::ZipWriter::new(File::create(&path).expect("create"));
+        for (name, link) in entries {
+            let options = SimpleFileOptions::default();
+            match link {
+                Some(target) => zip.add_symlink(*name, *target, options).expect("link"),
+                None => {
+                    zip.start_file(*name, options).expect("start");
+                    zip.write_all(b"content").expect("write");
+                }
+            }
+        }
+        zip.finish().expect("finish");
+        // The writer refuses duplicates: `pkg/dup` entries become `pkg/a.py`.
+        let bytes = fs::read(&path).expect("read");
+        let patched = String::from_utf8_lossy(&bytes).contains("pkg/dup");
+        if patched {
+            let mut bytes = bytes;
+            for at in 0..bytes.len() - 8 {
+                if &bytes[at..at + 8] == b"pkg/dup1" {
+                    bytes[at..at + 8].copy_from_slice(b"pkg/dup2");
+                }
+            }
+            fs::write(&path, bytes).expect("write");
+        }
+        (dir, File::open(&path).expect("open"))
+    }
+
+    fn extract(entries: &[(&str, Option<&str>)]) -> Result<Extracted, Reason> {
+        let (dir, archive) = zip_with(entries);
+        let dest = dir.path().join("dest");
+        fs::create_dir(&dest).expect("mkdir");
+        let units = ["pkg".to_owned(), "..".to_owned(), "".to_owned()];
+        let bytes = fs::read(dir.path().join("archive.zip")).expect("read");
+        let count = u16::from_le_bytes([bytes[bytes.len() - 12], bytes[bytes.len() - 11]]);
+        let result = extract_units(&archive, Some(count.into()), &units, &dest, 0o700);
+        // Nothing escaped the destination.
+        assert!(!dir.path().join("evil").exists());
+        result
+    }
+
+    #[test]
+    fn safe_entries_are_extracted() {
+        let done = extract(&[
+            ("pkg/a.py", None),
+            ("pkg/sub/b.so", None),
+            ("other.py", None),
+        ])
+        .expect("extracts");
+        assert_eq!(done.files, 2);
+    }
+
+    #[test]
+    fn escaping_links_and_duplicates_are_refused() {
+        for entries in [
+            &[("pkg/../../evil", None)][..],
+            &[("pkg/../evil", None)],
+            &[("pkg/link", Some("/etc/passwd"))],
+            &[("pkg/dup1", None), ("pkg/dup2", None)],
+            &[("pkg/./a.py", None)],
+        ] {
+            let result = extract(entries);
+            assert!(result.is_err(), "{entries:?} was extracted");
+        }
     }
 }

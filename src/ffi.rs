@@ -240,3 +240,20 @@ fn interpreter_error(phase: &'static str, message: &str) -> Error {
         reason: Reason(message.to_owned()),
     }
 }
+
+/// Whether the filesystem holding `path` is mounted `noexec`, where
+/// `dlopen` fails with "failed to map segment from shared object".
+pub fn is_noexec(path: &Path) -> std::io::Result<bool> {
+    let path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
+    let mut stats = MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string and `stats` is writable memory of
+    // the right type, which statvfs fills on success.
+    let result = unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialized `stats`.
+    let stats = unsafe { stats.assume_init() };
+    Ok(stats.f_flag & libc::ST_NOEXEC != 0)
+}

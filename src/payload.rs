@@ -20,6 +20,8 @@ pub struct Payload {
     pub file: File,
     pub len: u64,
     pub manifest: Manifest,
+    /// Central directory entries according to the end record, if known.
+    pub entries: Option<u64>,
 }
 
 /// Reads the payload of `path`. `stamp` is what the file's runtime says about
@@ -36,8 +38,8 @@ pub fn locate(path: &Path, stamp: Option<&Stamp>) -> Result<Option<Payload>> {
         exe: path.to_owned(),
         reason,
     };
-    let manifest = trailer::parse(&tail, len).map_err(corrupt)?;
-    match (manifest, stamp) {
+    let trailer = trailer::parse(&tail, len).map_err(corrupt)?;
+    match (trailer, stamp) {
         (None, Some(Stamp::Packed { file_len, .. })) => Err(Error::PayloadMissing {
             exe: path.to_owned(),
             expected: *file_len,
@@ -54,14 +56,15 @@ pub fn locate(path: &Path, stamp: Option<&Stamp>) -> Result<Option<Payload>> {
                 actual: len,
             })
         }
-        (Some(manifest), Some(Stamp::Packed { hash, .. })) if *hash != manifest.hash => Err(
+        (Some(trailer), Some(Stamp::Packed { hash, .. })) if *hash != trailer.manifest.hash => Err(
             corrupt("its archive belongs to another build (the hashes differ)".to_owned()),
         ),
-        (Some(manifest), _) => Ok(Some(Payload {
+        (Some(trailer), _) => Ok(Some(Payload {
             path: path.to_owned(),
             file,
             len,
-            manifest,
+            manifest: trailer.manifest,
+            entries: trailer.entries,
         })),
     }
 }

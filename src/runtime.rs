@@ -32,14 +32,18 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     let interpreter_mode = std::env::var_os(INTERPRETER_VARIABLE).is_some_and(|v| v == "1");
     let invocation = invocation::classify(argv.get(1..).unwrap_or_default(), interpreter_mode);
     if invocation == Invocation::ExtractOnly {
-        let dir = cache::ensure_extracted(&cache::root()?, &payload)?;
-        println!("{}", dir.display());
+        let version = cache::ensure_extracted(&payload)?;
+        println!("{}", version.dir.display());
         return Ok(0);
     }
 
     let mut search_paths = Vec::with_capacity(STDLIB_PATHS.len() + 2);
+    // Held until the process exits: a version in use is never pruned.
+    let mut _version = None;
     if !manifest.native.is_empty() {
-        search_paths.push(cache::ensure_extracted(&cache::root()?, &payload)?);
+        let version = cache::ensure_extracted(&payload)?;
+        search_paths.push(version.dir.clone());
+        _version = Some(version);
         phases.done("cache");
     }
     // zipimport reads the archive straight from the executable.

@@ -23,6 +23,16 @@ const EOCD_LEN: usize = 22;
 /// The most bytes from the end of the file that can hold a trailer.
 pub const MAX_TRAILER_LEN: usize = EOCD_LEN + u16::MAX as usize;
 
+/// What the end of a packed file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trailer {
+    pub manifest: Manifest,
+    /// Entries in the central directory as the end record counts them
+    /// (`None` for zip64 archives): the zip reader keeps one entry per name,
+    /// so fewer entries than this means duplicate names.
+    pub entries: Option<u64>,
+}
+
 /// Builds the zip comment that carries `manifest`.
 pub fn encode_comment(manifest: &Manifest) -> Vec<u8> {
     let json = serde_json::to_vec(manifest).expect("a manifest always serializes");
@@ -41,7 +51,7 @@ fn checksum(json: &[u8]) -> String {
 /// Parses the last bytes of a file (`tail`, at most `MAX_TRAILER_LEN`) of a
 /// file `file_len` long. `Ok(None)`: no pyferry payload; `Err`: there is one,
 /// but it is broken.
-pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Manifest>, String> {
+pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Trailer>, String> {
     let Some(eocd_at) = find_eocd(tail) else {
         return Ok(None);
     };
@@ -63,11 +73,15 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Manifest>, String> {
     let eocd_offset = file_len
         .checked_sub((tail.len() - eocd_at) as u64)
         .ok_or("the trailer is longer than the file")?;
+    let entries = u16_at(eocd, 10);
     let cd_size = u64::from(u32_at(eocd, 12));
     let cd_offset = u64::from(u32_at(eocd, 16));
-    if cd_size == u64::from(u32::MAX) || cd_offset == u64::from(u32::MAX) {
+    if entries == u16::MAX || cd_size == u64::from(u32::MAX) || cd_offset == u64::from(u32::MAX) {
         // zip64: the real values are in a record we do not need to read here.
-        return Ok(Some(manifest));
+        return Ok(Some(Trailer {
+            manifest,
+            entries: None,
+        }));
     }
     if cd_offset + cd_size != eocd_offset {
         return Err(format!(
@@ -75,7 +89,10 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Manifest>, String> {
              the end record starts ({eocd_offset})"
         ));
     }
-    Ok(Some(manifest))
+    Ok(Some(Trailer {
+        manifest,
+        entries: Some(u64::from(entries)),
+    }))
 }
 
 /// Position of the EOCD whose comment runs exactly to the end of `tail`.
@@ -127,7 +144,7 @@ mod tests {
 
     fn parse_file(file: &[u8]) -> Result<Option<Manifest>, String> {
         let tail = &file[file.len().saturating_sub(MAX_TRAILER_LEN)..];
-        parse(tail, file.len() as u64)
+        parse(tail, file.len() as u64).map(|found| found.map(|trailer| trailer.manifest))
     }
 
     #[test]

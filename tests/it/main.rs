@@ -5,6 +5,7 @@ mod context;
 
 mod archive;
 mod basic;
+mod cache;
 mod errors;
 mod native;
 mod python_compat;

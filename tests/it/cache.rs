@@ -1,0 +1,377 @@
+//! The cache under concurrency, crashes, hostile directories, odd homes,
+//! and across app versions.
+
+use crate::context::{TestContext, describe, pyferry, stderr, stdout, success};
+use crate::native::build_native_app;
+use std::fs::{self, File};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// The native test app plus `megabytes` of incompressible data in its
+/// package, so that extracting it takes a while.
+fn big_native_app(cx: &TestContext, megabytes: usize) -> PathBuf {
+    let app = build_native_app(cx);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..megabytes << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    fs::write(app.join("fastpkg/blob.bin"), data).expect("write blob");
+    app
+}
+
+/// Entries of the cache root whose names contain `.tmp-`.
+fn debris(root: &Path) -> Vec<String> {
+    fs::read_dir(root)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.contains(".tmp-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn version_dirs(root: &Path) -> Vec<String> {
+    let mut dirs: Vec<String> = fs::read_dir(root)
+        .expect("list cache")
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn sixteen_simultaneous_first_runs_extract_once() {
+    let cx = TestContext::new();
+    let app = big_native_app(&cx, 16);
+    let exe = cx.pack("crowd", &[app.to_str().expect("utf-8")]);
+    let children: Vec<Child> = (0..16)
+        .map(|i| {
+            cx.command(&exe)
+                .arg(i.to_string())
+                .env("PYFERRY_DEBUG", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|child| child.wait_with_output().expect("wait"))
+        .collect();
+    let mut extractions = 0;
+    for (i, output) in outputs.iter().enumerate() {
+        let out = success(output);
+        assert_eq!(out.lines().next(), Some((3 * (6 + i)).to_string().as_str()));
+        extractions += stderr(output).matches("pyferry[debug]: extracted").count();
+    }
+    assert_eq!(extractions, 1, "exactly one process extracts");
+    assert_eq!(debris(&cx.cache_dir()), Vec::<String>::new());
+    assert_eq!(version_dirs(&cx.cache_dir()).len(), 1);
+}
+
+#[test]
+fn a_waiting_process_says_why_it_waits() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack("waiter", &[app.to_str().expect("utf-8")]);
+    let key = cache_key(&cx, &exe);
+    fs::create_dir_all(cx.cache_dir()).expect("mkdir");
+    fs::set_permissions(cx.cache_dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    // Another "extractor" holds the lock for two seconds.
+    let lock = File::create(cx.cache_dir().join(format!("{key}.lock"))).expect("lock file");
+    lock.lock().expect("lock");
+    let child = cx
+        .command(&exe)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    sleep(Duration::from_secs(2));
+    lock.unlock().expect("unlock");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("waiter: waiting for another process to finish extracting"),
+        "{}",
+        describe(&output)
+    );
+}
+
+fn cache_key(cx: &TestContext, exe: &Path) -> String {
+    let json = success(
+        &cx.command(pyferry())
+            .arg("inspect")
+            .arg("--json")
+            .arg(exe)
+            .output()
+            .expect("inspect"),
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).expect("json");
+    format!(
+        "{}-{}",
+        report["name"].as_str().expect("name"),
+        &report["archive_hash"].as_str().expect("hash")[..16]
+    )
+}
+
+#[test]
+fn a_kill_at_any_moment_leaves_nothing_trusted() {
+    let cx = TestContext::new();
+    let app = big_native_app(&cx, 48);
+    let exe = cx.pack("killed", &[app.to_str().expect("utf-8")]);
+    let key = cache_key(&cx, &exe);
+    let root = cx.cache_dir();
+    let mut killed_mid_extraction = 0;
+    for delay_ms in [0, 5, 10, 20, 40, 60, 90, 130, 180, 250] {
+        let _ = fs::remove_dir_all(&root);
+        let mut child = cx
+            .command(&exe)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        sleep(Duration::from_millis(delay_ms));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+        if !debris(&root).is_empty() {
+            killed_mid_extraction += 1;
+        }
+        // A version directory exists only complete.
+        let dir = root.join(&key);
+        assert!(
+            !dir.exists() || dir.join(".pyferry-complete").exists(),
+            "after {delay_ms} ms"
+        );
+        // The next run succeeds and cleans up after the dead one.
+        let output = cx.run(&exe, &["1"]);
+        assert_eq!(
+            stdout(&output).lines().next(),
+            Some("21"),
+            "{}",
+            describe(&output)
+        );
+        assert_eq!(debris(&root), Vec::<String>::new(), "after {delay_ms} ms");
+    }
+    assert!(
+        killed_mid_extraction > 0,
+        "no kill landed during an extraction"
+    );
+}
+
+#[test]
+fn created_directories_are_private() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack("private", &[app.to_str().expect("utf-8")]);
+    let root = cx.path().join("fresh/cache/root");
+    let output = cx
+        .command(&exe)
+        .env("PYFERRY_CACHE_DIR", &root)
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", describe(&output));
+    let mut pending = vec![cx.path().join("fresh")];
+    while let Some(dir) = pending.pop() {
+        let mode = fs::metadata(&dir).expect("stat").mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+        for entry in fs::read_dir(&dir).expect("list").flatten() {
+            if entry.file_type().expect("type").is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_cache_root_owned_by_someone_else_is_refused_or_skipped() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack("owner", &[app.to_str().expect("utf-8")]);
+    let foreign = cx.path().join("foreign");
+    fs::create_dir(&foreign).expect("mkdir");
+    fs::set_permissions(&foreign, fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::os::unix::fs::chown(&foreign, Some(12345), Some(12345)).expect("chown");
+
+    let output = cx
+        .command(&exe)
+        .env("PYFERRY_CACHE_DIR", &foreign)
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("it is owned by uid 12345"),
+        "{}",
+        describe(&output)
+    );
+
+    // The default root is skipped for the private fallback.
+    let runtime = cx.path().join("runtime");
+    fs::create_dir(&runtime).expect("mkdir");
+    let xdg = cx.path().join("xdg");
+    fs::create_dir(&xdg).expect("mkdir");
+    fs::rename(&foreign, xdg.join("pyferry")).expect("move");
+    let output = cx
+        .command(&exe)
+        .env_remove("PYFERRY_CACHE_DIR")
+        .env("XDG_CACHE_HOME", &xdg)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .args(["--extract-only"])
+        .output()
+        .expect("run");
+    let dir = success(&output);
+    assert!(
+        dir.starts_with(runtime.join("pyferry").to_str().expect("utf-8")),
+        "{dir}"
+    );
+}
+
+/// Runs `script` in a private mount namespace (we are root in CI), so that
+/// mounts vanish with it.
+fn in_mount_namespace(cx: &TestContext, script: &str) -> Command {
+    let mut command = cx.command("unshare");
+    command.args(["--mount", "--propagation", "private", "sh", "-c", script]);
+    command
+}
+
+#[test]
+fn noexec_and_read_only_homes_fall_back() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack("mounts", &[app.to_str().expect("utf-8")]);
+    let home = cx.path().join("home");
+    let runtime = cx.path().join("runtime");
+    fs::create_dir(&runtime).expect("mkdir");
+    let exe_text = exe.to_str().expect("utf-8");
+
+    // noexec: dlopen would fail with "failed to map segment".
+    let script = format!(
+        "mount -t tmpfs -o noexec tmpfs {home} && \"$0\" 2 && \"$0\" --extract-only",
+        home = home.display()
+    );
+    let output = in_mount_namespace(&cx, &script)
+        .arg(exe_text)
+        .env_remove("PYFERRY_CACHE_DIR")
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .expect("unshare");
+    let out = success(&output);
+    assert_eq!(out.lines().next(), Some("24"), "{}", describe(&output));
+    assert!(out.contains(runtime.to_str().expect("utf-8")), "{out}");
+
+    // An explicit PYFERRY_CACHE_DIR on noexec is an error that says so.
+    let script = format!(
+        "mount -t tmpfs -o noexec tmpfs {home} && PYFERRY_CACHE_DIR={home}/c \"$0\"",
+        home = home.display()
+    );
+    let output = in_mount_namespace(&cx, &script)
+        .arg(exe_text)
+        .output()
+        .expect("unshare");
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("mounted `noexec`"),
+        "{}",
+        describe(&output)
+    );
+
+    // A read-only HOME.
+    let script = format!(
+        "mount --bind {home} {home} && mount -o remount,bind,ro {home} && \"$0\" 2",
+        home = home.display()
+    );
+    let output = in_mount_namespace(&cx, &script)
+        .arg(exe_text)
+        .env_remove("PYFERRY_CACHE_DIR")
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .expect("unshare");
+    assert_eq!(
+        stdout(&output).lines().next(),
+        Some("24"),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn old_versions_are_pruned_unless_in_use() {
+    let cx = TestContext::new();
+    let version = |n: u32| {
+        let app = build_native_app(&cx);
+        fs::write(app.join("fastpkg/version.txt"), n.to_string()).expect("write");
+        let main = fs::read_to_string(app.join("__main__.py")).expect("read");
+        let sleeper = "import sys, time\nif sys.argv[1:] == ['sleep']:\n    \
+                       print('ready', flush=True)\n    time.sleep(30)\n";
+        fs::write(app.join("__main__.py"), format!("{sleeper}{main}")).expect("write");
+        cx.pack(
+            &format!("v{n}"),
+            &["--name", "app", app.to_str().expect("utf-8")],
+        )
+    };
+    let (v1, v2, v3) = (version(1), version(2), version(3));
+    let root = cx.cache_dir();
+    success(&cx.run(&v1, &["1"]));
+    assert_eq!(version_dirs(&root).len(), 1);
+    success(&cx.run(&v2, &["1"]));
+    assert_eq!(
+        version_dirs(&root).len(),
+        1,
+        "v1 is pruned when v2 is extracted"
+    );
+
+    // v2 keeps running while v3 is extracted: it is not pruned.
+    let mut running = cx
+        .command(&v2)
+        .arg("sleep")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(running.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line, "ready\n");
+    success(&cx.run(&v3, &["1"]));
+    assert_eq!(version_dirs(&root).len(), 2, "v2 is in use");
+    let listing = success(
+        &cx.command(pyferry())
+            .args(["cache", "list"])
+            .output()
+            .expect("list"),
+    );
+    assert!(
+        listing.contains("in use") && listing.contains("unused"),
+        "{listing}"
+    );
+
+    running.kill().expect("kill");
+    running.wait().expect("wait");
+    let pruned = success(
+        &cx.command(pyferry())
+            .args(["cache", "prune"])
+            .output()
+            .expect("prune"),
+    );
+    assert_eq!(pruned.matches("removed").count(), 2, "{pruned}");
+    assert_eq!(version_dirs(&root), Vec::<String>::new());
+    // --extract-only still works after a prune.
+    let started = Instant::now();
+    let dir = success(&cx.run(&v3, &["--extract-only"]));
+    assert!(Path::new(dir.trim_end()).join("fastpkg").is_dir());
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
