@@ -8,6 +8,7 @@
 
 use crate::archive_path;
 use crate::error::Reason;
+use std::collections::HashSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -39,6 +40,8 @@ pub fn extract_units(
     let mut done = Extracted::default();
     let mut dirs = DirBuilder::new();
     dirs.recursive(true).mode(dir_mode);
+    // Directories made so far: one mkdir each, not one per file.
+    let mut created = HashSet::new();
     for index in 0..zip.len() {
         let mut entry = zip
             .by_index(index)
@@ -61,11 +64,13 @@ pub fn extract_units(
         if entry.is_dir() {
             dirs.create(&target)
                 .map_err(|e| format!("cannot create `{}`: {e}", target.display()))?;
+            created.insert(target);
             continue;
         }
-        if let Some(parent) = target.parent() {
+        if let Some(parent) = target.parent().filter(|p| !created.contains(*p)) {
             dirs.create(parent)
                 .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+            created.insert(parent.to_owned());
         }
         let executable = entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
         let mut file = OpenOptions::new()
