@@ -5,6 +5,11 @@
 //! can set `sys.path` itself instead of letting `PYTHONPATH`/`PYTHONHOME`
 //! leak in. The facts are written to `$OUT_DIR/build_python.rs`.
 
+#![expect(
+    clippy::disallowed_macros,
+    reason = "cargo reads a build script's directives from its stdout"
+)]
+
 use std::env;
 use std::fs;
 use std::path::Path;

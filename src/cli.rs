@@ -1,6 +1,7 @@
 //! The builder CLI: what `pyferry` does when it carries no payload.
 
 use crate::cache;
+use crate::console;
 use crate::error::{Error, Result, io};
 use crate::inspect;
 use crate::pack::{self, PackOptions};
@@ -107,14 +108,14 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
                 keep_sources: !args.no_sources,
             };
             let manifest = pack::pack(&options)?;
-            println!(
-                "packed `{}`: {} (entry point `{}`, Python {}, hash {})",
+            console::print(&format!(
+                "packed `{}`: {} (entry point `{}`, Python {}, hash {})\n",
                 options.output.display(),
                 manifest.name,
                 manifest.entry,
                 manifest.python,
                 &manifest.hash[..16]
-            );
+            ));
             Ok(0)
         }
         Command::Cache(command) => run_cache(command),
@@ -124,9 +125,9 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
                 let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Pack {
                     reason: e.to_string().into(),
                 })?;
-                println!("{text}");
+                console::print(&format!("{text}\n"));
             } else {
-                print!("{}", report.to_text());
+                console::print(&report.to_text());
             }
             Ok(0)
         }
@@ -136,28 +137,25 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
 fn run_cache(command: CacheCommand) -> Result<i32> {
     let root = cache::root()?;
     let keys = cache::version_keys(&root, None).map_err(io("list", &root))?;
+    let mut text = String::new();
     match command {
         CacheCommand::List => {
-            println!("cache: {}", root.display());
+            text.push_str(&format!("cache: {}\n", root.display()));
             for key in keys {
-                let state = if cache::is_in_use(&root, &key) {
-                    "in use"
-                } else {
-                    "unused"
-                };
-                println!("{key}  {state}");
+                let in_use = cache::is_in_use(&root, &key);
+                let state = if in_use { "in use" } else { "unused" };
+                text.push_str(&format!("{key}  {state}\n"));
             }
         }
         CacheCommand::Prune => {
             for key in keys {
                 let removed =
                     cache::prune_version(&root, &key).map_err(io("prune", &root.join(&key)))?;
-                println!(
-                    "{key}  {}",
-                    if removed { "removed" } else { "kept (in use)" }
-                );
+                let state = if removed { "removed" } else { "kept (in use)" };
+                text.push_str(&format!("{key}  {state}\n"));
             }
         }
     }
+    console::print(&text);
     Ok(0)
 }

@@ -17,12 +17,8 @@ pub enum Error {
         source: io::Error,
     },
 
-    #[error("the executable `{}` has lost its payload (it should be {expected} bytes long, it is {actual})", exe.display())]
-    PayloadMissing {
-        exe: PathBuf,
-        expected: u64,
-        actual: u64,
-    },
+    #[error("the executable `{}` has lost its payload: its runtime was packed, but the app's archive is not in the file", exe.display())]
+    PayloadMissing { exe: PathBuf },
 
     #[error("the payload of `{}` is corrupt: {reason}", exe.display())]
     PayloadCorrupt { exe: PathBuf, reason: String },
@@ -151,15 +147,10 @@ impl Error {
     /// What the user can do about it, when we know.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            Error::PayloadMissing { expected, actual, .. } if actual < expected => {
-                "the appended archive is gone: `strip` deletes data appended to an executable, \
-                 and an interrupted download or copy cuts it short; ship the file exactly as \
-                 `pyferry pack` wrote it and do not strip it"
-                    .to_owned()
-            }
             Error::PayloadMissing { .. } => {
-                "data was appended after the payload; ship the file exactly as `pyferry pack` \
-                 wrote it"
+                "an interrupted download or copy cuts the file short, and removing its \
+                 `.pyferry` section (`objcopy -R .pyferry`, `strip -R .pyferry`) deletes the \
+                 archive; plain `strip` is fine. Ship the file as `pyferry pack` wrote it"
                     .to_owned()
             }
             Error::PayloadCorrupt { .. } => {

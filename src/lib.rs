@@ -4,9 +4,10 @@
 //! installs the app's inputs with pip into a staging directory, picks the
 //! entry point, byte-compiles every module with the build interpreter
 //! (unchecked-hash pycs), finds the top-level units that hold native code,
-//! and writes a copy of its own executable followed by a deterministic zip
-//! whose comment carries the manifest (`trailer`) and whose hash is stamped
-//! into the runtime's read-only data (`stamp`).
+//! and writes a copy of its own executable with a deterministic zip added as
+//! an ELF section that survives `strip` (`elf`); the zip's comment carries
+//! the manifest (`trailer`) and its hash is stamped into the runtime's
+//! read-only data (`stamp`).
 //!
 //! With a payload it is the runtime: `payload` finds the manifest at the end
 //! of the file (one `pread`); `cache` picks a safe per-user root and, on the
@@ -28,7 +29,9 @@ pub mod ffi;
 pub mod archive_path;
 pub mod cache;
 pub mod cli;
+pub mod console;
 pub mod debug;
+pub mod elf;
 pub mod error;
 pub mod extract;
 pub mod inspect;

@@ -1,9 +1,9 @@
 //! Finding the payload of an executable: the three-way answer.
 //!
 //! `Ok(None)`: a plain pyferry binary (the builder). `Ok(Some(_))`: a packed
-//! app. `Err(_)`: a packed app whose payload is gone or damaged (stripped,
-//! truncated, corrupted), which must say so rather than pretend to be the
-//! builder. The answer costs one `open`, one `fstat` and one `pread`.
+//! app. `Err(_)`: a packed app whose payload is gone or damaged (truncated,
+//! section removed, corrupted), which must say so rather than pretend to be
+//! the builder. The answer costs one `open`, one `fstat` and one `pread`.
 
 use crate::error::{Error, Result, io};
 use crate::manifest::Manifest;
@@ -40,22 +40,13 @@ pub fn locate(path: &Path, stamp: Option<&Stamp>) -> Result<Option<Payload>> {
     };
     let trailer = trailer::parse(&tail, len).map_err(corrupt)?;
     match (trailer, stamp) {
-        (None, Some(Stamp::Packed { file_len, .. })) => Err(Error::PayloadMissing {
+        (None, Some(Stamp::Packed { .. })) => Err(Error::PayloadMissing {
             exe: path.to_owned(),
-            expected: *file_len,
-            actual: len,
         }),
         (None, _) => Ok(None),
         (Some(_), Some(Stamp::Unpacked)) => Err(corrupt(
             "an archive was appended to it by hand, not by `pyferry pack`".to_owned(),
         )),
-        (Some(_), Some(Stamp::Packed { file_len, .. })) if *file_len != len => {
-            Err(Error::PayloadMissing {
-                exe: path.to_owned(),
-                expected: *file_len,
-                actual: len,
-            })
-        }
         (Some(trailer), Some(Stamp::Packed { hash, .. })) if *hash != trailer.manifest.hash => Err(
             corrupt("its archive belongs to another build (the hashes differ)".to_owned()),
         ),

@@ -33,7 +33,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     let invocation = invocation::classify(argv.get(1..).unwrap_or_default(), interpreter_mode);
     if invocation == Invocation::ExtractOnly {
         let version = cache::ensure_extracted(&payload)?;
-        println!("{}", version.dir.display());
+        crate::console::print(&format!("{}\n", version.dir.display()));
         return Ok(0);
     }
 

@@ -1,10 +1,12 @@
 //! The stamp: 128 bytes inside the runtime's read-only data that `pack`
-//! overwrites with the length and hash of the finished file.
+//! overwrites with the archive hash.
 //!
-//! `strip` deletes data appended to an executable but keeps loaded sections,
-//! so the stamp survives it. A runtime whose stamp says "packed" but whose
-//! payload is gone knows it was stripped or truncated and can say so,
-//! instead of silently behaving like the builder CLI.
+//! Loaded data survives `strip` and every other rewrite of the file, so a
+//! runtime whose stamp says "packed" but whose payload cannot be found knows
+//! that the file was damaged (truncated, or its `.pyferry` section removed)
+//! and says so, instead of silently behaving like the builder CLI. It also
+//! ties the runtime to its own archive: a payload with another hash is not
+//! trusted.
 
 pub const STAMP_LEN: usize = 128;
 const PREFIX: &[u8] = b"\0PYFERRY-STAMP-v1\0";
@@ -34,16 +36,16 @@ pub fn own_stamp_bytes() -> &'static [u8; STAMP_LEN] {
 pub enum Stamp {
     /// A plain pyferry binary: no payload expected.
     Unpacked,
-    /// Written by `pack`: the whole file's length and the archive hash.
-    Packed { file_len: u64, hash: String },
+    /// Written by `pack`: the archive hash.
+    Packed { hash: String },
 }
 
 impl Stamp {
     pub fn encode(&self) -> [u8; STAMP_LEN] {
         let mut bytes = [b' '; STAMP_LEN];
         bytes[..PREFIX.len()].copy_from_slice(&own_stamp_bytes()[..PREFIX.len()]);
-        if let Stamp::Packed { file_len, hash } = self {
-            let text = format!("packed {file_len} {hash}");
+        if let Stamp::Packed { hash } = self {
+            let text = format!("packed {hash}");
             bytes[PREFIX.len()..PREFIX.len() + text.len()].copy_from_slice(text.as_bytes());
         }
         bytes
@@ -60,16 +62,12 @@ impl Stamp {
         if body.is_empty() {
             return Ok(Stamp::Unpacked);
         }
-        let fields = body
-            .strip_prefix("packed ")
-            .map(|rest| rest.split(' ').collect::<Vec<_>>());
-        match fields.as_deref() {
-            Some([len, hash]) if hash.len() == 64 => Ok(Stamp::Packed {
-                file_len: len
-                    .parse()
-                    .map_err(|_| format!("bad length `{len}` in the stamp"))?,
-                hash: (*hash).to_owned(),
-            }),
+        match body.strip_prefix("packed ") {
+            Some(hash) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(Stamp::Packed {
+                    hash: hash.to_owned(),
+                })
+            }
             _ => Err(format!("unreadable runtime stamp `{body}`")),
         }
     }
@@ -107,7 +105,6 @@ mod tests {
     #[test]
     fn round_trip() {
         let stamp = Stamp::Packed {
-            file_len: 123_456_789,
             hash: HASH.to_owned(),
         };
         assert_eq!(Stamp::decode(&stamp.encode()), Ok(stamp));
@@ -120,7 +117,6 @@ mod tests {
     #[test]
     fn damaged_stamps_are_errors() {
         let good = Stamp::Packed {
-            file_len: 42,
             hash: HASH.to_owned(),
         }
         .encode();

@@ -1,18 +1,19 @@
 //! The payload trailer: how a packed executable finds its archive.
 //!
-//! The archive is a zip appended to the runtime. Its end-of-central-directory
-//! record (EOCD) stays the very last bytes of the file, as zipimport, `unzip`
-//! and `zipfile` need, and its comment carries the manifest:
+//! The archive is a zip inside the executable (see `elf`). Its end record
+//! (EOCD) lies within the last 64 KiB of the file, where zipimport, `unzip`
+//! and `zipfile` look for it, and its comment carries the manifest:
 //!
 //! ```text
-//! [runtime ELF][zip entries][central directory][EOCD][comment: MAGIC + manifest JSON]
+//! [runtime][zip entries][central directory][EOCD][comment][ELF tables]
 //! ```
 //!
 //! The comment is `MAGIC`, a checksum (16 hex digits of the SHA-256 of the
 //! JSON), a newline, and the JSON. zipimport takes the last `PK\x05\x06` in
-//! the final 64 KiB, so the comment must never contain those bytes; JSON
-//! escapes control characters, so it cannot. This module only parses bytes: every truncation or corruption is
-//! an `Err`, never a panic.
+//! the final 64 KiB, so nothing after our end record may contain those
+//! bytes; JSON escapes control characters, so the comment cannot. This
+//! module only parses bytes: every truncation or corruption is an `Err` or
+//! "no payload", never a panic.
 
 use crate::manifest::Manifest;
 use sha2::{Digest, Sha256};
@@ -56,10 +57,9 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Trailer>, String> {
         return Ok(None);
     };
     let eocd = &tail[eocd_at..eocd_at + EOCD_LEN];
-    let comment = &tail[eocd_at + EOCD_LEN..];
-    let Some(body) = comment.strip_prefix(MAGIC) else {
-        return Ok(None);
-    };
+    let comment_len = usize::from(u16_at(eocd, 20));
+    let comment = &tail[eocd_at + EOCD_LEN..eocd_at + EOCD_LEN + comment_len];
+    let body = &comment[MAGIC.len()..];
     let (sum, json) = body
         .split_at_checked(17)
         .ok_or("its manifest is cut short")?;
@@ -83,10 +83,11 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Trailer>, String> {
             entries: None,
         }));
     }
-    if cd_offset + cd_size != eocd_offset {
+    // `strip` may move the archive, never shrink the room before it.
+    if cd_offset + cd_size > eocd_offset {
         return Err(format!(
-            "its central directory ({cd_size} bytes at offset {cd_offset}) does not end where \
-             the end record starts ({eocd_offset})"
+            "its central directory ({cd_size} bytes at offset {cd_offset}) does not fit before \
+             its end record (at {eocd_offset})"
         ));
     }
     Ok(Some(Trailer {
@@ -95,12 +96,15 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Trailer>, String> {
     }))
 }
 
-/// Position of the EOCD whose comment runs exactly to the end of `tail`.
+/// The last end record in `tail` whose comment is ours and fits in `tail`.
 fn find_eocd(tail: &[u8]) -> Option<usize> {
     let last_start = tail.len().checked_sub(EOCD_LEN)?;
     (0..=last_start).rev().find(|&at| {
-        tail[at..].starts_with(EOCD_SIGNATURE)
-            && at + EOCD_LEN + usize::from(u16_at(tail, at + 20)) == tail.len()
+        tail[at..].starts_with(EOCD_SIGNATURE) && {
+            let comment_start = at + EOCD_LEN;
+            let comment_end = comment_start + usize::from(u16_at(tail, at + 20));
+            comment_end <= tail.len() && tail[comment_start..comment_end].starts_with(MAGIC)
+        }
     })
 }
 
@@ -155,6 +159,13 @@ mod tests {
     }
 
     #[test]
+    fn data_after_the_comment_is_allowed() {
+        let mut file = file_with(&encode_comment(&manifest()));
+        file.extend([0x55; 3000]); // ELF section tables follow the zip
+        assert_eq!(parse_file(&file), Ok(Some(manifest())));
+    }
+
+    #[test]
     fn no_payload() {
         assert_eq!(parse_file(b""), Ok(None));
         assert_eq!(parse_file(&[0x7f; 5000]), Ok(None));
@@ -189,8 +200,9 @@ mod tests {
                 if at >= body_start {
                     assert!(result.is_err(), "byte {at} = {value}: {result:?}");
                 } else if let Ok(Some(found)) = result {
-                    // Only the EOCD's disk and entry counts are not ours to check.
-                    assert!((eocd_start + 4..eocd_start + 12).contains(&at), "byte {at}");
+                    // The EOCD's disk and entry counts are not ours to check, and
+                    // its directory size and offset only as far as `strip` allows.
+                    assert!((eocd_start + 4..eocd_start + 20).contains(&at), "byte {at}");
                     assert_eq!(found, manifest());
                 }
             }
@@ -217,7 +229,7 @@ mod tests {
     fn central_directory_must_meet_the_end_record() {
         let mut file = file_with(&encode_comment(&manifest()));
         let eocd = file.len() - EOCD_LEN - encode_comment(&manifest()).len();
-        file[eocd + 16] = 99; // central directory offset
+        file[eocd + 16] = 101; // central directory offset, one byte too far
         assert!(parse_file(&file).is_err());
     }
 }

@@ -1,5 +1,6 @@
-//! Writing the executable: runtime image, deterministic zip, manifest in the
-//! zip comment, stamp patched last; through a temp file and one rename.
+//! Writing the executable: runtime image, deterministic zip in a `.pyferry`
+//! ELF section (see `elf`), manifest in the zip comment, ELF header and
+//! stamp patched last; through a temp file and one rename.
 //!
 //! Bytecode is stored uncompressed (see `compression_for`), the rest deflated.
 //! Determinism: entries in sorted order, one fixed timestamp
@@ -7,6 +8,7 @@
 //! The hash covers every entry (name, mode, bytes) and the manifest.
 
 use super::tree::SourceFile;
+use crate::elf;
 use crate::error::{Error, Reason, Result, io};
 use crate::manifest::Manifest;
 use crate::stamp::{self, Stamp};
@@ -36,9 +38,18 @@ pub fn write_executable(
     output: &Path,
     timestamp: DateTime,
 ) -> Result<Manifest> {
-    let stamp_at = stamp::find_unpacked(runtime).ok_or_else(|| Error::Pack {
-        reason: Reason("this pyferry binary has no unique runtime stamp; rebuild pyferry".into()),
+    let pack_error = |reason: String| Error::Pack {
+        reason: Reason(reason),
+    };
+    let stamp_at = stamp::find_unpacked(runtime).ok_or_else(|| {
+        pack_error("this pyferry binary has no unique runtime stamp; rebuild pyferry".into())
     })?;
+    let image = elf::Image::parse(runtime).map_err(pack_error)?;
+    if image.has_payload_section() {
+        return Err(pack_error(
+            "the runtime already carries a `.pyferry` section".into(),
+        ));
+    }
     let temp = temp_path(output);
     let file = OpenOptions::new()
         .write(true)
@@ -49,8 +60,14 @@ pub fn write_executable(
     let mut guard = RemoveOnDrop(Some(temp.clone()));
 
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    out.write_all(runtime).map_err(io("write", &temp))?;
-    let mut zip = ZipWriter::new(out);
+    let zip_offset = runtime.len().next_multiple_of(16) as u64;
+    out.write_all(runtime)
+        .and_then(|()| out.write_all(&vec![0; zip_offset as usize - runtime.len()]))
+        .map_err(io("write", &temp))?;
+    let mut zip = ZipWriter::new(ZipStart {
+        inner: out,
+        start: zip_offset,
+    });
     let mut hasher = Sha256::new();
     let zip_error = |e: zip::result::ZipError| Error::Io {
         op: "write the archive into",
@@ -82,23 +99,35 @@ pub fn write_executable(
     manifest.hash = hex(&hasher.finalize());
 
     let comment = trailer::encode_comment(&manifest);
-    if comment.len() > usize::from(u16::MAX) {
-        return Err(Error::Pack {
-            reason: Reason(format!(
-                "the manifest is {} bytes, more than a zip comment holds (65535)",
-                comment.len()
-            )),
-        });
-    }
+    let comment_len = comment.len() as u64;
     zip.set_raw_comment(comment.into_boxed_slice())
         .map_err(zip_error)?;
-    let mut out = zip.finish().map_err(zip_error)?;
-    let file_len = out.stream_position().map_err(io("write", &temp))?;
+    let mut out = zip.finish().map_err(zip_error)?.inner;
+    let zip_end = out.stream_position().map_err(io("write", &temp))?;
+    let (tables, shoff, shnum) = image.tables_after(zip_offset, zip_end - zip_offset, zip_end);
+    // zipimport finds the end record only in the last 64 KiB, and takes the
+    // last end-record signature there.
+    let after_end_record = 22 + comment_len + tables.len() as u64;
+    if after_end_record > trailer::MAX_TRAILER_LEN as u64 {
+        return Err(pack_error(format!(
+            "the manifest and section tables take {after_end_record} bytes after the zip's end \
+             record, more than zipimport reads (65557)"
+        )));
+    }
+    if tables.windows(4).any(|w| w == b"PK\x05\x06") {
+        return Err(pack_error(
+            "the runtime's section tables contain a zip end-record signature".into(),
+        ));
+    }
     let stamp = Stamp::Packed {
-        file_len,
         hash: manifest.hash.clone(),
     };
-    out.seek(SeekFrom::Start(stamp_at as u64))
+    out.write_all(&tables)
+        .and_then(|()| out.seek(SeekFrom::Start(elf::SHOFF_AT)))
+        .and_then(|_| out.write_all(&shoff.to_le_bytes()))
+        .and_then(|()| out.seek(SeekFrom::Start(elf::SHNUM_AT)))
+        .and_then(|_| out.write_all(&shnum.to_le_bytes()))
+        .and_then(|()| out.seek(SeekFrom::Start(stamp_at as u64)))
         .and_then(|_| out.write_all(&stamp.encode()))
         .and_then(|()| out.flush())
         .map_err(io("write", &temp))?;
@@ -111,6 +140,38 @@ pub fn write_executable(
     fs::rename(&temp, output).map_err(io("move the packed executable to", output))?;
     guard.0 = None;
     Ok(manifest)
+}
+
+/// Makes the zip's offsets relative to its own first byte, as if it were a
+/// file of its own. `strip` moves the `.pyferry` section (usually toward the
+/// start, as it drops symbol tables), and readers locate a zip whose data
+/// begins later than its offsets say, never earlier.
+struct ZipStart<W> {
+    inner: W,
+    start: u64,
+}
+
+impl<W: Write> Write for ZipStart<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Seek> Seek for ZipStart<W> {
+    fn seek(&mut self, position: SeekFrom) -> std::io::Result<u64> {
+        let position = match position {
+            SeekFrom::Start(offset) => SeekFrom::Start(offset + self.start),
+            other => other,
+        };
+        let absolute = self.inner.seek(position)?;
+        absolute
+            .checked_sub(self.start)
+            .ok_or_else(|| std::io::Error::other("seek before the start of the zip"))
+    }
 }
 
 fn options(timestamp: DateTime, mode: u32) -> SimpleFileOptions {

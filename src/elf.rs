@@ -1,0 +1,192 @@
+//! Adding the archive to the runtime's ELF image as a section.
+//!
+//! `strip` deletes data merely appended to an executable, but keeps every
+//! section that is not debug information or a symbol table. So the zip goes
+//! into a non-loaded `.pyferry` section placed after the runtime's bytes,
+//! followed by a copy of the section-name table that names it and a new
+//! section header table:
+//!
+//! ```text
+//! [runtime ELF (header patched)][zip][.shstrtab + ".pyferry"][section headers]
+//! ```
+//!
+//! The zip's end record is then a few KiB from the end of the file, well
+//! inside the 64 KiB tail where zipimport, `zipfile` and `unzip` look for it;
+//! after `strip` rewrites the file the zip may move, which all of them
+//! tolerate (they locate the archive from its end record). Pure byte work:
+//! ELF64 little-endian only.
+
+pub const SECTION_NAME: &[u8] = b".pyferry";
+const SECTION_HEADER_LEN: usize = 64;
+const SHT_PROGBITS: u32 = 1;
+
+/// Where things are in the runtime image, read from its ELF header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    section_headers: Vec<[u8; SECTION_HEADER_LEN]>,
+    names_index: usize,
+    names: Vec<u8>,
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+impl Image {
+    /// Reads the section headers and section names of an ELF64 LE image.
+    pub fn parse(image: &[u8]) -> Result<Image, String> {
+        if image.get(..6) != Some(b"\x7fELF\x02\x01") {
+            return Err("the runtime is not a 64-bit little-endian ELF executable".to_owned());
+        }
+        let bad = || "the runtime's section headers are unreadable".to_owned();
+        let offset = usize::try_from(u64_at(image, 0x28).ok_or_else(bad)?).map_err(|_| bad())?;
+        let entry_len = usize::from(u16_at(image, 0x3a).ok_or_else(bad)?);
+        let count = usize::from(u16_at(image, 0x3c).ok_or_else(bad)?);
+        let names_index = usize::from(u16_at(image, 0x3e).ok_or_else(bad)?);
+        if entry_len != SECTION_HEADER_LEN || count == 0 || count >= 0xff00 || names_index >= count
+        {
+            return Err(bad());
+        }
+        let table = image
+            .get(offset..offset + count * SECTION_HEADER_LEN)
+            .ok_or_else(bad)?;
+        let section_headers: Vec<[u8; SECTION_HEADER_LEN]> = table
+            .chunks_exact(SECTION_HEADER_LEN)
+            .map(|chunk| chunk.try_into().expect("exact chunks"))
+            .collect();
+        let names_header = &section_headers[names_index];
+        let names_offset =
+            usize::try_from(u64_at(names_header, 24).ok_or_else(bad)?).map_err(|_| bad())?;
+        let names_len =
+            usize::try_from(u64_at(names_header, 32).ok_or_else(bad)?).map_err(|_| bad())?;
+        let names = image
+            .get(names_offset..names_offset + names_len)
+            .ok_or_else(bad)?
+            .to_vec();
+        Ok(Image {
+            section_headers,
+            names_index,
+            names,
+        })
+    }
+
+    /// The bytes to write after the zip (which starts at `zip_offset` and is
+    /// `zip_len` long, written from `tables_offset` on), and the patched ELF
+    /// header fields: `(tail, e_shoff, e_shnum)`.
+    pub fn tables_after(
+        &self,
+        zip_offset: u64,
+        zip_len: u64,
+        tables_offset: u64,
+    ) -> (Vec<u8>, u64, u16) {
+        let mut names = self.names.clone();
+        let name_at = names.len() as u32;
+        names.extend(SECTION_NAME);
+        names.push(0);
+        let mut tail = names;
+        while !(tables_offset + tail.len() as u64).is_multiple_of(8) {
+            tail.push(0);
+        }
+        let headers_offset = tables_offset + tail.len() as u64;
+        for (index, header) in self.section_headers.iter().enumerate() {
+            let mut header = *header;
+            if index == self.names_index {
+                header[24..32].copy_from_slice(&tables_offset.to_le_bytes());
+                header[32..40].copy_from_slice(
+                    &(self.names.len() as u64 + SECTION_NAME.len() as u64 + 1).to_le_bytes(),
+                );
+            }
+            tail.extend(header);
+        }
+        let mut section = [0u8; SECTION_HEADER_LEN];
+        section[0..4].copy_from_slice(&name_at.to_le_bytes());
+        section[4..8].copy_from_slice(&SHT_PROGBITS.to_le_bytes());
+        section[24..32].copy_from_slice(&zip_offset.to_le_bytes());
+        section[32..40].copy_from_slice(&zip_len.to_le_bytes());
+        section[48..56].copy_from_slice(&1u64.to_le_bytes());
+        tail.extend(section);
+        let count =
+            u16::try_from(self.section_headers.len() + 1).expect("fewer than 0xff00 sections");
+        (tail, headers_offset, count)
+    }
+
+    /// Whether the image already has a `.pyferry` section (a packed runtime).
+    pub fn has_payload_section(&self) -> bool {
+        self.section_headers.iter().any(|header| {
+            let Some(at) = u32_at(header, 0) else {
+                return false;
+            };
+            let name = self.names.get(at as usize..).unwrap_or_default();
+            name.split(|b| *b == 0).next() == Some(SECTION_NAME)
+        })
+    }
+}
+
+/// Offsets of the ELF header fields `tables_after` returns values for.
+pub const SHOFF_AT: u64 = 0x28;
+pub const SHNUM_AT: u64 = 0x3c;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64: header, a 16-byte name table, two section headers.
+    fn tiny_elf() -> Vec<u8> {
+        let mut image = vec![0u8; 64];
+        image[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        let names = b"\0.shstrtab\0.text\0";
+        let names_at = image.len() as u64;
+        image.extend(names);
+        let headers_at = image.len() as u64;
+        image[0x28..0x30].copy_from_slice(&headers_at.to_le_bytes());
+        image[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        image[0x3c..0x3e].copy_from_slice(&2u16.to_le_bytes());
+        image[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        image.extend([0u8; 64]);
+        let mut names_header = [0u8; 64];
+        names_header[0..4].copy_from_slice(&1u32.to_le_bytes());
+        names_header[4..8].copy_from_slice(&3u32.to_le_bytes());
+        names_header[24..32].copy_from_slice(&names_at.to_le_bytes());
+        names_header[32..40].copy_from_slice(&(names.len() as u64).to_le_bytes());
+        image.extend(names_header);
+        image
+    }
+
+    #[test]
+    fn adds_a_named_section() {
+        let mut image = tiny_elf();
+        let parsed = Image::parse(&image).expect("parses");
+        assert!(!parsed.has_payload_section());
+        let zip_offset = image.len() as u64;
+        image.extend(b"ZIPDATA");
+        let (tail, shoff, shnum) = parsed.tables_after(zip_offset, 7, image.len() as u64);
+        image.extend(tail);
+        image[SHOFF_AT as usize..SHOFF_AT as usize + 8].copy_from_slice(&shoff.to_le_bytes());
+        image[SHNUM_AT as usize..SHNUM_AT as usize + 2].copy_from_slice(&shnum.to_le_bytes());
+        let packed = Image::parse(&image).expect("parses again");
+        assert!(packed.has_payload_section());
+        assert_eq!(packed.section_headers.len(), 3);
+        let section = packed.section_headers[2];
+        let offset = u64_at(&section, 24).expect("offset") as usize;
+        assert_eq!(&image[offset..offset + 7], b"ZIPDATA");
+    }
+
+    #[test]
+    fn truncated_or_foreign_images_are_errors() {
+        let image = tiny_elf();
+        for len in 0..image.len() {
+            assert!(Image::parse(&image[..len]).is_err(), "length {len}");
+        }
+        let mut big_endian = image.clone();
+        big_endian[5] = 2;
+        assert!(Image::parse(&big_endian).is_err());
+    }
+}
