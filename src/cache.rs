@@ -42,7 +42,25 @@ const HINT: &str = "set PYFERRY_CACHE_DIR to a directory that you own, that no o
 #[derive(Debug)]
 pub struct Version {
     pub dir: PathBuf,
-    _shared_lock: File,
+    /// None for a system package's read-only copy, which nobody prunes.
+    _shared_lock: Option<File>,
+}
+
+/// Modes of what an extraction creates: private in a per-user cache,
+/// world-readable in a system directory that root fills for every user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    User,
+    System,
+}
+
+impl Audience {
+    fn dir_mode(self) -> u32 {
+        match self {
+            Audience::User => 0o700,
+            Audience::System => 0o755,
+        }
+    }
 }
 
 /// Why one candidate root could not serve: try the next, or give up.
@@ -79,7 +97,7 @@ pub fn candidate_roots() -> Vec<PathBuf> {
 pub fn root() -> Result<PathBuf> {
     let mut failures = Vec::new();
     for root in candidate_roots() {
-        match prepare_root(&root) {
+        match prepare_root(&root, Audience::User) {
             Ok(()) => return Ok(root),
             Err(reason) => failures.push((root, reason)),
         }
@@ -89,11 +107,17 @@ pub fn root() -> Result<PathBuf> {
 
 /// Returns the app version's directory, extracting it first if needed.
 pub fn ensure_extracted(payload: &Payload) -> Result<Version> {
+    if let Some(dir) = system_version(&payload.manifest) {
+        return Ok(Version {
+            dir,
+            _shared_lock: None,
+        });
+    }
     let mut failures = Vec::new();
     for root in candidate_roots() {
-        let attempt = prepare_root(&root)
+        let attempt = prepare_root(&root, Audience::User)
             .map_err(Attempt::Unusable)
-            .and_then(|()| open_version(&root, payload));
+            .and_then(|()| open_version(&root, payload, Audience::User));
         match attempt {
             Ok(version) => return Ok(version),
             Err(Attempt::Unusable(reason)) => failures.push((root, reason)),
@@ -118,14 +142,46 @@ fn unusable(failures: Vec<(PathBuf, String)>) -> Error {
     }
 }
 
-/// Creates the root if needed (0700) and checks that it is safe to use.
-fn prepare_root(dir: &Path) -> Result<(), String> {
+/// Extracts the app into `root` for every user (a system package's install
+/// step, run as root): world-readable, and never pruned by the app.
+pub fn extract_for_system(root: &Path, payload: &Payload) -> Result<Version> {
+    let unusable_root = |reason: String| unusable(vec![(root.to_owned(), reason)]);
+    prepare_root(root, Audience::System).map_err(unusable_root)?;
+    match open_version(root, payload, Audience::System) {
+        Ok(version) => Ok(version),
+        Err(Attempt::Unusable(reason)) => Err(unusable_root(reason)),
+        Err(Attempt::Fatal(error)) => Err(error),
+    }
+}
+
+/// The system package's copy of this version, if there is one that only
+/// root can have written and that holds this very archive.
+fn system_version(manifest: &Manifest) -> Option<PathBuf> {
+    let root = Path::new(manifest.system_cache.as_deref()?);
+    let dir = root.join(manifest.cache_key());
+    let marker = fs::read_to_string(dir.join(MARKER)).ok()?;
+    let trusted = |path: &Path| {
+        fs::symlink_metadata(path)
+            .is_ok_and(|meta| meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o022 == 0)
+    };
+    let usable = marker.trim() == manifest.hash && trusted(root) && trusted(&dir);
+    if !usable {
+        crate::debug::note(&format!(
+            "ignoring the system copy in {}: not root's, writable by others, or another version",
+            dir.display()
+        ));
+    }
+    usable.then_some(dir)
+}
+
+/// Creates the root if needed and checks that it is safe to use.
+fn prepare_root(dir: &Path, audience: Audience) -> Result<(), String> {
     let meta = match fs::symlink_metadata(dir) {
         Ok(meta) => meta,
         Err(_) => {
             DirBuilder::new()
                 .recursive(true)
-                .mode(0o700)
+                .mode(audience.dir_mode())
                 .create(dir)
                 .map_err(|e| format!("it cannot be created: {e}"))?;
             fs::symlink_metadata(dir).map_err(|e| format!("it cannot be read: {e}"))?
@@ -153,7 +209,7 @@ fn prepare_root(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn open_version(root: &Path, payload: &Payload) -> Result<Version, Attempt> {
+fn open_version(root: &Path, payload: &Payload, audience: Audience) -> Result<Version, Attempt> {
     let manifest = &payload.manifest;
     let key = manifest.cache_key();
     let dir = root.join(&key);
@@ -169,7 +225,7 @@ fn open_version(root: &Path, payload: &Payload) -> Result<Version, Attempt> {
         if dir.join(MARKER).exists() {
             return Ok(Version {
                 dir,
-                _shared_lock: lock,
+                _shared_lock: Some(lock),
             });
         }
         // Pruned while we waited for the lock: extract it again.
@@ -188,19 +244,25 @@ fn open_version(root: &Path, payload: &Payload) -> Result<Version, Attempt> {
     let lock = lock_exclusive(&lock_path, &manifest.name, &dir)
         .map_err(|e| cannot("lock", &lock_path, e))?;
     if !dir.join(MARKER).exists() {
-        extract_version(root, &key, &dir, payload)?;
+        extract_version(root, &key, &dir, payload, audience)?;
         prune_other_versions(root, manifest);
     }
     lock.lock_shared()
         .map_err(|e| cannot("lock", &lock_path, e))?;
     Ok(Version {
         dir,
-        _shared_lock: lock,
+        _shared_lock: Some(lock),
     })
 }
 
 /// Under the exclusive lock: temporary sibling, extraction, marker, rename.
-fn extract_version(root: &Path, key: &str, dir: &Path, payload: &Payload) -> Result<(), Attempt> {
+fn extract_version(
+    root: &Path,
+    key: &str,
+    dir: &Path,
+    payload: &Payload,
+    audience: Audience,
+) -> Result<(), Attempt> {
     // Under the lock we are the only writer for this key: whatever else
     // carries its name is debris of a killed process.
     remove_debris(root, key).map_err(|e| Attempt::Unusable(format!("cannot clean it: {e}")))?;
@@ -210,7 +272,7 @@ fn extract_version(root: &Path, key: &str, dir: &Path, payload: &Payload) -> Res
     }
     let temp = root.join(format!(".{key}.tmp-{}", std::process::id()));
     DirBuilder::new()
-        .mode(0o700)
+        .mode(audience.dir_mode())
         .create(&temp)
         .map_err(|e| Attempt::Unusable(format!("cannot write in it: {e}")))?;
 
@@ -220,7 +282,7 @@ fn extract_version(root: &Path, key: &str, dir: &Path, payload: &Payload) -> Res
         payload.entries,
         &payload.manifest.native,
         &temp,
-        0o700,
+        audience.dir_mode(),
     )
     .map_err(|source| Error::Extract {
         dir: dir.to_owned(),

@@ -73,6 +73,11 @@ struct PackArgs {
     /// then show no source lines).
     #[arg(long)]
     no_sources: bool,
+    /// Where a system package pre-extracts the app at install time (with
+    /// `APP --extract-only --target DIR`); used instead of a per-user cache
+    /// when it holds this version and only root can have written it.
+    #[arg(long, value_name = "DIR")]
+    system_cache: Option<PathBuf>,
     /// Show pip's full output.
     #[arg(short, long)]
     verbose: bool,
@@ -106,6 +111,7 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
                 pip_args: args.pip_args,
                 verbose: args.verbose,
                 keep_sources: !args.no_sources,
+                system_cache: args.system_cache,
             };
             let manifest = pack::pack(&options)?;
             console::print(&format!(

@@ -130,6 +130,57 @@ impl Image {
     }
 }
 
+/// What the dynamic section says: shared libraries needed, and RPATH or
+/// RUNPATH.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Dynamic {
+    pub needed: Vec<String>,
+    pub runpath: Option<String>,
+}
+
+impl Image {
+    /// Reads `DT_NEEDED` and `DT_RPATH`/`DT_RUNPATH` from the image.
+    pub fn dynamic(&self, image: &[u8]) -> Dynamic {
+        const SHT_DYNAMIC: u32 = 6;
+        let mut dynamic = Dynamic::default();
+        let Some(section) = self
+            .section_headers
+            .iter()
+            .find(|header| u32_at(*header, 4) == Some(SHT_DYNAMIC))
+        else {
+            return dynamic;
+        };
+        let range = |header: &[u8]| -> Option<&[u8]> {
+            let offset = usize::try_from(u64_at(header, 24)?).ok()?;
+            let len = usize::try_from(u64_at(header, 32)?).ok()?;
+            image.get(offset..offset.checked_add(len)?)
+        };
+        let strings = u32_at(section, 40)
+            .and_then(|link| self.section_headers.get(link as usize))
+            .and_then(|header| range(header));
+        let (Some(entries), Some(strings)) = (range(section), strings) else {
+            return dynamic;
+        };
+        let string = |at: u64| -> Option<String> {
+            let bytes = strings.get(usize::try_from(at).ok()?..)?;
+            let end = bytes.iter().position(|b| *b == 0)?;
+            Some(String::from_utf8_lossy(&bytes[..end]).into_owned())
+        };
+        for entry in entries.chunks_exact(16) {
+            let (Some(tag), Some(value)) = (u64_at(entry, 0), u64_at(entry, 8)) else {
+                break;
+            };
+            match tag {
+                0 => break,
+                1 => dynamic.needed.extend(string(value)),
+                15 | 29 => dynamic.runpath = string(value),
+                _ => {}
+            }
+        }
+        dynamic
+    }
+}
+
 /// Offsets of the ELF header fields `tables_after` returns values for.
 pub const SHOFF_AT: u64 = 0x28;
 pub const SHNUM_AT: u64 = 0x3c;

@@ -110,6 +110,12 @@ pub enum Error {
         second: PathBuf,
     },
 
+    #[error("the system cache directory `{}` is not an absolute path", dir.display())]
+    SystemCachePath { dir: PathBuf },
+
+    #[error("usage: {usage}")]
+    Usage { usage: String },
+
     #[error("the app name `{name}` is not usable")]
     BadName { name: String },
 }
@@ -190,6 +196,11 @@ impl Error {
             Error::Pip { .. } => "pip's own message above says which input failed".to_owned(),
             Error::NotPacked { .. } => "`pyferry pack -o OUT ...` makes one".to_owned(),
             Error::Conflict { .. } => "remove the file from one of the inputs".to_owned(),
+            Error::SystemCachePath { .. } => {
+                "pass the directory where the installed package keeps the extracted files, \
+                 e.g. `--system-cache /usr/lib/APP/pyferry`"
+                    .to_owned()
+            }
             Error::BadName { .. } => {
                 "use letters, digits, `.`, `_` and `-` only (`--name`)".to_owned()
             }

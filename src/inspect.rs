@@ -23,6 +23,11 @@ pub struct Report {
     /// The files written to the cache on first run.
     pub extracted_files: Vec<ExtractedFile>,
     pub extracted_size: u64,
+    /// Shared libraries the runtime links (its `DT_NEEDED`), and its RUNPATH.
+    pub runtime_libraries: Vec<String>,
+    pub runtime_runpath: Option<String>,
+    /// Where a system package may pre-extract it (`--system-cache`).
+    pub system_cache: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,6 +45,10 @@ pub fn inspect(path: &Path) -> Result<Report> {
         reason: format!("its archive is unreadable: {e}"),
     };
     let mut zip = zip::ZipArchive::new(&payload.file).map_err(corrupt)?;
+    let image = std::fs::read(path).map_err(crate::error::io("read", path))?;
+    let dynamic = crate::elf::Image::parse(&image)
+        .map(|elf| elf.dynamic(&image))
+        .unwrap_or_default();
     let manifest = &payload.manifest;
     let mut runtime_size = payload.len;
     let mut extracted_files = Vec::new();
@@ -69,6 +78,9 @@ pub fn inspect(path: &Path) -> Result<Report> {
         native_units: manifest.native.clone(),
         extracted_size: extracted_files.iter().map(|f| f.size).sum(),
         extracted_files,
+        runtime_libraries: dynamic.needed,
+        runtime_runpath: dynamic.runpath,
+        system_cache: manifest.system_cache.clone(),
     })
 }
 
@@ -83,6 +95,8 @@ impl Report {
              archive hash:  {}\n\
              file size:     {} bytes (runtime {} + archive {})\n\
              entries:       {}\n\
+             links:         {}{}\n\
+             system cache:  {}\n\
              extracted:     {} files, {} bytes, from {}\n",
             self.name,
             self.entry_point,
@@ -94,6 +108,12 @@ impl Report {
             self.runtime_size,
             self.archive_size,
             self.archive_entries,
+            self.runtime_libraries.join(", "),
+            self.runtime_runpath
+                .as_ref()
+                .map(|path| format!(" (runpath {path})"))
+                .unwrap_or_default(),
+            self.system_cache.as_deref().unwrap_or("none"),
             self.extracted_files.len(),
             self.extracted_size,
             if self.native_units.is_empty() {

@@ -20,6 +20,11 @@ pub struct Manifest {
     /// Top-level packages, modules and `*.libs` dirs that hold native code:
     /// extracted whole to the cache and put ahead of the archive on `sys.path`.
     pub native: Vec<String>,
+    /// A directory that a system package fills at install time
+    /// (`--extract-only --target`), used instead of the per-user cache when
+    /// it holds this version and only root can have written it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_cache: Option<String>,
     /// SHA-256 of the archive entries and of this manifest (with `hash` empty).
     pub hash: String,
     /// Version of pyferry that packed it.
@@ -93,6 +98,11 @@ impl Manifest {
         }
         if self.hash.len() != 64 || !self.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("bad archive hash `{}`", self.hash));
+        }
+        if let Some(dir) = &self.system_cache
+            && (!dir.starts_with('/') || dir.contains('\0'))
+        {
+            return Err(format!("bad system cache directory `{dir}`"));
         }
         for unit in &self.native {
             if unit.is_empty() || unit.contains(['/', '\\', '\0']) || unit == "." || unit == ".." {

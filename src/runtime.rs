@@ -32,7 +32,17 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     let interpreter_mode = std::env::var_os(INTERPRETER_VARIABLE).is_some_and(|v| v == "1");
     let invocation = invocation::classify(argv.get(1..).unwrap_or_default(), interpreter_mode);
     if invocation == Invocation::ExtractOnly {
-        let version = cache::ensure_extracted(&payload)?;
+        let version = match argv.get(2..).unwrap_or_default() {
+            [] => cache::ensure_extracted(&payload)?,
+            [flag, target] if flag == "--target" => {
+                cache::extract_for_system(Path::new(target), &payload)?
+            }
+            _ => {
+                return Err(Error::Usage {
+                    usage: format!("{} --extract-only [--target DIR]", manifest.name),
+                });
+            }
+        };
         crate::console::print(&format!("{}\n", version.dir.display()));
         return Ok(0);
     }

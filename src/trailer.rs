@@ -128,6 +128,7 @@ mod tests {
             python: "3.11".to_owned(),
             flavor: "system".to_owned(),
             native: vec!["numpy".to_owned(), "numpy.libs".to_owned()],
+            system_cache: Some("/usr/lib/demo/pyferry".to_owned()),
             hash: "ab".repeat(32),
             pyferry: "0.1.0".to_owned(),
         }

@@ -38,11 +38,20 @@ pub struct PackOptions {
     pub verbose: bool,
     /// Keep `.py` files next to their pycs (source lines in tracebacks).
     pub keep_sources: bool,
+    /// Where a system package pre-extracts the app (absolute).
+    pub system_cache: Option<PathBuf>,
 }
 
 /// Packs the app; returns its manifest.
 pub fn pack(options: &PackOptions) -> Result<Manifest> {
     let name = app_name(options)?;
+    if let Some(dir) = options
+        .system_cache
+        .as_ref()
+        .filter(|dir| !dir.is_absolute())
+    {
+        return Err(Error::SystemCachePath { dir: dir.clone() });
+    }
     let python = BuildPython::probe(options.python.as_deref().unwrap_or(Path::new(BUILD_PYTHON)))?;
     let inputs = inputs::classify(&options.inputs, &python)?;
     let work = WorkDir::create()?;
@@ -86,6 +95,10 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         python: python.minor_version(),
         flavor: FLAVOR.to_owned(),
         native,
+        system_cache: options
+            .system_cache
+            .as_ref()
+            .map(|dir| dir.to_string_lossy().into_owned()),
         hash: String::new(),
         pyferry: env!("CARGO_PKG_VERSION").to_owned(),
     };

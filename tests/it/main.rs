@@ -6,6 +6,7 @@ mod context;
 mod archive;
 mod basic;
 mod cache;
+mod distro;
 mod errors;
 mod native;
 mod python_compat;

@@ -1,0 +1,139 @@
+//! What distro packagers need: installing, pre-extraction into a read-only
+//! system directory, and `inspect` telling what the runtime links.
+
+use crate::context::{TestContext, describe, pyferry, stdout, success};
+use crate::native::build_native_app;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+fn version_dirs(root: &Path) -> Vec<PathBuf> {
+    fs::read_dir(root)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_system_copy_serves_every_user_without_a_user_cache() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let system = cx.path().join("root/usr/lib/fastapp/pyferry");
+    let exe = cx.pack(
+        "fastapp",
+        &[
+            "--system-cache",
+            system.to_str().expect("utf-8"),
+            app.to_str().expect("utf-8"),
+        ],
+    );
+
+    // The package's install step (as root).
+    let output = cx
+        .command(&exe)
+        .args(["--extract-only", "--target"])
+        .arg(&system)
+        .output()
+        .expect("pre-extract");
+    let dir = PathBuf::from(success(&output).trim_end());
+    assert!(dir.starts_with(&system), "{}", dir.display());
+    for path in [&system, &dir, &dir.join("fastpkg")] {
+        let meta = fs::metadata(path).expect("stat");
+        assert_eq!(meta.mode() & 0o777, 0o755, "{}", path.display());
+        assert_eq!(meta.uid(), 0);
+    }
+
+    // Every later run uses it, and creates no per-user cache.
+    let output = cx.run(&exe, &["1"]);
+    let out = success(&output);
+    assert!(out.contains(dir.to_str().expect("utf-8")), "{out}");
+    assert_eq!(version_dirs(&cx.cache_dir()), Vec::<PathBuf>::new());
+
+    // A copy that others could have written is not trusted.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o775)).expect("chmod");
+    let out = success(&cx.run(&exe, &["1"]));
+    assert!(
+        out.contains(cx.cache_dir().to_str().expect("utf-8")),
+        "{out}"
+    );
+    assert_eq!(version_dirs(&cx.cache_dir()).len(), 1);
+}
+
+#[test]
+fn extract_only_rejects_unknown_options() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack("fastapp", &[app.to_str().expect("utf-8")]);
+    let output = cx.run(&exe, &["--extract-only", "--targt", "/x"]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("usage: fastapp --extract-only [--target DIR]"),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn make_install_puts_pyferry_and_its_docs_under_destdir() {
+    let cx = TestContext::new();
+    let destdir = cx.path().join("stage");
+    let output = cx
+        .command("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-o", "build", "install", "PREFIX=/usr"])
+        .arg(format!("DESTDIR={}", destdir.display()))
+        .output()
+        .expect("make install");
+    assert!(output.status.success(), "{}", describe(&output));
+    let installed = destdir.join("usr/bin/pyferry");
+    assert_eq!(
+        fs::metadata(&installed).expect("installed").mode() & 0o777,
+        0o755
+    );
+    assert!(destdir.join("usr/share/doc/pyferry/README.md").is_file());
+    // The installed copy works as the builder.
+    let version = success(
+        &cx.command(&installed)
+            .arg("--version")
+            .output()
+            .expect("run"),
+    );
+    assert!(version.starts_with("pyferry "), "{version}");
+}
+
+#[test]
+fn inspect_shows_what_a_packager_needs() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack(
+        "fastapp",
+        &[
+            "--system-cache",
+            "/usr/lib/fastapp/pyferry",
+            app.to_str().expect("utf-8"),
+        ],
+    );
+    let text = stdout(
+        &cx.command(pyferry())
+            .arg("inspect")
+            .arg(&exe)
+            .output()
+            .expect("inspect"),
+    );
+    assert!(text.contains("links:         libpython3."), "{text}");
+    assert!(
+        text.contains("system cache:  /usr/lib/fastapp/pyferry"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fastpkg.libs/libvendored-1a2b3c4d.so"),
+        "{text}"
+    );
+    assert!(text.contains("flavor:        system"), "{text}");
+}
