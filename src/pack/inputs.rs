@@ -25,9 +25,11 @@ pub fn classify(inputs: &[String], python: &BuildPython) -> Result<Inputs> {
     let mut classified = Inputs::default();
     for input in inputs {
         let path = Path::new(input);
+        // pip reads a bare `name` as a requirement, never as a path.
+        let for_pip = || std::path::absolute(path).map_err(crate::error::io("resolve", path));
         if path.is_dir() {
             if path.join("pyproject.toml").is_file() || path.join("setup.py").is_file() {
-                classified.pip.push(path.into());
+                classified.pip.push(for_pip()?.into());
             } else {
                 classified.plain_dirs.push(path.to_owned());
             }
@@ -35,7 +37,7 @@ pub fn classify(inputs: &[String], python: &BuildPython) -> Result<Inputs> {
             if input.ends_with(".whl") {
                 check_wheel(path, python)?;
             }
-            classified.pip.push(path.into());
+            classified.pip.push(for_pip()?.into());
         } else if input.ends_with(".whl") || input.contains('/') {
             return Err(Error::InputNotFound {
                 input: input.clone(),

@@ -72,6 +72,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         )?;
         // pip --target puts console-script wrappers in bin/: not importable.
         tree.add_dir(&staging, |top| top == "bin")?;
+        drop_install_paths(&mut tree, &work.path().join("records"))?;
     }
 
     let entry = entry::resolve(
@@ -114,6 +115,42 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         &options.output,
         timestamp_from_epoch(epoch),
     )
+}
+
+/// pip records where a local project or wheel came from in
+/// `direct_url.json` (an absolute path of the build machine), and its hash
+/// in `RECORD`: both would make the output depend on where it was packed.
+fn drop_install_paths(tree: &mut Tree, records_dir: &Path) -> Result<()> {
+    let is_direct_url = |name: &str| {
+        name.strip_suffix("/direct_url.json")
+            .is_some_and(|dist_info| dist_info.ends_with(".dist-info") && !dist_info.contains('/'))
+    };
+    let dropped: Vec<String> = tree
+        .files
+        .keys()
+        .filter(|name| is_direct_url(name))
+        .cloned()
+        .collect();
+    for name in &dropped {
+        tree.files.remove(name);
+        let record_name = name.replace("/direct_url.json", "/RECORD");
+        let Some(record) = tree.files.get_mut(&record_name) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&record.path).map_err(io("read", &record.path))?;
+        let kept: String = text
+            .lines()
+            .filter(|line| !line.split(',').next().is_some_and(is_direct_url))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let rewritten = records_dir.join(&record_name);
+        if let Some(parent) = rewritten.parent() {
+            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+        }
+        std::fs::write(&rewritten, kept).map_err(io("write", &rewritten))?;
+        record.path = rewritten;
+    }
+    Ok(())
 }
 
 /// `--name`, else the output's file name.

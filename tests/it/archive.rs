@@ -2,6 +2,7 @@
 
 use crate::context::{TestContext, describe, pyferry, stdout, success};
 use std::fs;
+use std::path::Path;
 
 const APP: &[(&str, &str)] = &[
     ("__main__.py", "import tool\ntool.run()\n"),
@@ -156,4 +157,28 @@ fn packed_apps_survive_every_strip_mode() {
         // Imports from the archive and the extraction both still work.
         assert_eq!(success(&cx.run(&copy, &["1"])), expected, "strip {mode:?}");
     }
+}
+
+#[test]
+fn pip_installed_projects_pack_reproducibly_from_anywhere() {
+    let first = TestContext::new();
+    let second = TestContext::new();
+    let pack = |cx: &TestContext, dir: &str| {
+        let project = cx.path().join(dir);
+        crate::wheels::copy_dir(Path::new(&crate::wheels::greet_project()), &project);
+        let args = [
+            "-c",
+            "greet",
+            project.to_str().expect("utf-8"),
+            "--",
+            "--no-build-isolation",
+            "--no-index",
+        ];
+        fs::read(cx.pack("greet", &args)).expect("read")
+    };
+    // pip records a local project's path (direct_url.json): it must not leak.
+    assert!(
+        pack(&first, "one") == pack(&second, "some/other/place"),
+        "outputs differ"
+    );
 }

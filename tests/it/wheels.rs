@@ -6,7 +6,7 @@ use crate::context::{TestContext, baseline_venv, describe, stdout, success, whee
 use std::fs;
 use std::path::Path;
 
-fn greet_project() -> String {
+pub fn greet_project() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/greet_project")
         .to_str()
@@ -221,7 +221,7 @@ fn popular_native_wheels_match_the_venv() {
     assert_eq!(success(&cx.run(&exe, &[] as &[&str])), expected);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("mkdir");
     for entry in fs::read_dir(from).expect("list").flatten() {
         let target = to.join(entry.file_name());
