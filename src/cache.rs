@@ -26,7 +26,7 @@ use crate::manifest::Manifest;
 use crate::payload::Payload;
 use std::env;
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
-use std::io;
+use std::io::{self, IsTerminal};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -283,6 +283,7 @@ fn extract_version(
         &payload.manifest.native,
         &temp,
         audience.dir_mode(),
+        &mut extract::Progress::new(&payload.manifest.name, io::stderr().is_terminal()),
     )
     .map_err(|source| Error::Extract {
         dir: dir.to_owned(),

@@ -2,12 +2,13 @@
 
 use crate::cache;
 use crate::console;
+use crate::desktop;
 use crate::error::{Error, Result, io};
 use crate::inspect;
 use crate::pack::{self, PackOptions};
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Ship a Python application as one executable file.
 #[derive(Debug, Parser)]
@@ -32,6 +33,27 @@ enum Command {
     /// Look after the extraction cache of packed apps.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Write a freedesktop `.desktop` file for a packed app, so that it
+    /// appears in application menus (run it where the app is installed).
+    DesktopEntry {
+        /// The packed executable.
+        path: PathBuf,
+        #[command(flatten)]
+        options: DesktopOptions,
+        /// Where to write it; default: `NAME.desktop` in the current directory.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DesktopOptions {
+    /// Icon of the menu entry (a file path or an icon theme name).
+    #[arg(long)]
+    icon: Option<PathBuf>,
+    /// Run the app in a terminal window (for command-line apps).
+    #[arg(long)]
+    terminal: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +100,11 @@ struct PackArgs {
     /// when it holds this version and only root can have written it.
     #[arg(long, value_name = "DIR")]
     system_cache: Option<PathBuf>,
+    /// Also write `NAME.desktop` next to OUT, for application menus.
+    #[arg(long)]
+    desktop_entry: bool,
+    #[command(flatten)]
+    desktop: DesktopOptions,
     /// Show pip's full output.
     #[arg(short, long)]
     verbose: bool,
@@ -114,6 +141,11 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
                 system_cache: args.system_cache,
             };
             let manifest = pack::pack(&options)?;
+            if args.desktop_entry {
+                let dir = options.output.parent().unwrap_or(Path::new("."));
+                let target = dir.join(format!("{}.desktop", manifest.name));
+                write_desktop_entry(&manifest.name, &options.output, &args.desktop, &target)?;
+            }
             console::print(&format!(
                 "packed `{}`: {} (entry point `{}`, Python {}, hash {})\n",
                 options.output.display(),
@@ -125,6 +157,17 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
             Ok(0)
         }
         Command::Cache(command) => run_cache(command),
+        Command::DesktopEntry {
+            path,
+            options,
+            output,
+        } => {
+            let report = inspect::inspect(&path)?;
+            let target =
+                output.unwrap_or_else(|| PathBuf::from(format!("{}.desktop", report.name)));
+            write_desktop_entry(&report.name, &path, &options, &target)?;
+            Ok(0)
+        }
         Command::Inspect { path, json } => {
             let report = inspect::inspect(&path)?;
             if json {
@@ -138,6 +181,19 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn write_desktop_entry(
+    name: &str,
+    exe: &Path,
+    options: &DesktopOptions,
+    target: &Path,
+) -> Result<()> {
+    let exe = std::path::absolute(exe).map_err(io("resolve", exe))?;
+    let entry = desktop::desktop_entry(name, &exe, options.icon.as_deref(), options.terminal);
+    std::fs::write(target, entry).map_err(io("write", target))?;
+    console::print(&format!("wrote `{}`\n", target.display()));
+    Ok(())
 }
 
 fn run_cache(command: CacheCommand) -> Result<i32> {

@@ -13,6 +13,51 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// `extracting APP (42 MB)... done in 0.8 s` on stderr, for a first run
+/// that makes the user wait: one that has taken a second, or one so large
+/// that it will. Only on a terminal; silent otherwise.
+pub struct Progress {
+    app: String,
+    enabled: bool,
+    total: u64,
+    started: Instant,
+    shown: bool,
+}
+
+/// Extractions at least this large announce themselves from the start.
+const LARGE: u64 = 64 << 20;
+const SLOW: Duration = Duration::from_secs(1);
+
+impl Progress {
+    pub fn new(app: &str, enabled: bool) -> Progress {
+        Progress {
+            app: app.to_owned(),
+            enabled,
+            total: 0,
+            started: Instant::now(),
+            shown: false,
+        }
+    }
+
+    fn tick(&mut self) {
+        if self.enabled && !self.shown && (self.total >= LARGE || self.started.elapsed() >= SLOW) {
+            eprint!(
+                "extracting {} ({} MB)... ",
+                self.app,
+                self.total.div_ceil(1 << 20)
+            );
+            self.shown = true;
+        }
+    }
+
+    fn finish(&self) {
+        if self.shown {
+            eprintln!("done in {:.1} s", self.started.elapsed().as_secs_f64());
+        }
+    }
+}
 
 /// What was written, for `PYFERRY_DEBUG`.
 #[derive(Debug, Default)]
@@ -31,11 +76,23 @@ pub fn extract_units(
     units: &[String],
     dest: &Path,
     dir_mode: u32,
+    progress: &mut Progress,
 ) -> Result<Extracted, Reason> {
     let mut zip =
         zip::ZipArchive::new(archive).map_err(|e| format!("the archive is unreadable: {e}"))?;
     if entries.is_some_and(|count| count != zip.len() as u64) {
         return Err("the archive holds duplicate entry names".into());
+    }
+    let in_units = |name: &[u8]| {
+        let top = name.split(|b| *b == b'/').next().unwrap_or(name);
+        units.iter().any(|unit| unit.as_bytes() == top)
+    };
+    for index in 0..zip.len() {
+        if let Ok(entry) = zip.by_index_raw(index)
+            && in_units(entry.name_raw())
+        {
+            progress.total += entry.size();
+        }
     }
     let mut done = Extracted::default();
     let mut dirs = DirBuilder::new();
@@ -49,12 +106,10 @@ pub fn extract_units(
         let name = std::str::from_utf8(entry.name_raw())
             .map_err(|_| format!("archive entry {index} has a name that is not UTF-8"))?
             .to_owned();
-        if !units
-            .iter()
-            .any(|unit| unit == archive_path::top_level(&name))
-        {
+        if !in_units(name.as_bytes()) {
             continue;
         }
+        progress.tick();
         let relative = archive_path::to_relative_path(&name)
             .map_err(|why| format!("the archive entry `{name}` is unsafe: {why}"))?;
         let target = dest.join(relative);
@@ -87,6 +142,7 @@ pub fn extract_units(
             io::copy(&mut entry, &mut file).map_err(|e| format!("cannot extract `{name}`: {e}"))?;
         done.files += 1;
     }
+    progress.finish();
     Ok(done)
 }
 
@@ -142,7 +198,15 @@ mod tests {
         let units = ["pkg".to_owned(), "..".to_owned(), "".to_owned()];
         let bytes = fs::read(dir.path().join("archive.zip")).expect("read");
         let count = u16::from_le_bytes([bytes[bytes.len() - 12], bytes[bytes.len() - 11]]);
-        let result = extract_units(&archive, Some(count.into()), &units, &dest, 0o700);
+        let mut progress = Progress::new("test", false);
+        let result = extract_units(
+            &archive,
+            Some(count.into()),
+            &units,
+            &dest,
+            0o700,
+            &mut progress,
+        );
         // Nothing escaped the destination.
         assert!(!dir.path().join("evil").exists());
         result

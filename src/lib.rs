@@ -31,6 +31,7 @@ pub mod cache;
 pub mod cli;
 pub mod console;
 pub mod debug;
+pub mod desktop;
 pub mod elf;
 pub mod error;
 pub mod extract;

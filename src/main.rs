@@ -7,7 +7,9 @@ fn main() -> ExitCode {
         // The low byte, as the kernel would keep it anyway.
         Ok(status) => ExitCode::from(status as u8),
         Err(error) => {
-            eprint!("{}", error.render(&prog));
+            let text = error.render(&prog);
+            eprint!("{text}");
+            pyferry::desktop::report_error(&prog, &text);
             ExitCode::FAILURE
         }
     }

@@ -7,6 +7,7 @@
 use crate::build_python::{PYTHON_HOME, PYTHON_VERSION, STDLIB_PATHS};
 use crate::cache;
 use crate::debug::Phases;
+use crate::desktop;
 use crate::error::{Error, Result};
 use crate::ffi::{self, Launch, Mode};
 use crate::invocation::{self, INTERPRETER_VARIABLE, Invocation};
@@ -60,7 +61,13 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     search_paths.push(payload.path.clone());
     search_paths.extend(STDLIB_PATHS.iter().map(PathBuf::from));
 
-    let command = bootstrap_command(&payload);
+    // Nobody reads stderr (double-clicked): an uncaught exception also
+    // goes to the app's log, and a notice says where.
+    let log = desktop::stderr_is_unattended()
+        .then(|| desktop::prepare_log(&manifest.name))
+        .flatten();
+    let log_size = log.as_deref().map(desktop::log_size);
+    let command = bootstrap_command(&payload, log.as_deref());
     ffi::initialize(&Launch {
         argv: &argv,
         executable: &payload.path,
@@ -74,11 +81,17 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     phases.done("interpreter init");
     let status = ffi::run_main();
     phases.done("app");
+    if let (Some(log), Some(before)) = (&log, log_size)
+        && status != 0
+        && desktop::log_size(log) > before
+    {
+        desktop::notify(&manifest.name, log);
+    }
     Ok(status)
 }
 
 /// The bootstrap source followed by the call that starts the entry point.
-fn bootstrap_command(payload: &Payload) -> String {
+fn bootstrap_command(payload: &Payload, log: Option<&Path>) -> String {
     let source = PYTHON_SOURCES
         .get_file("bootstrap.py")
         .and_then(|file| file.contents_utf8())
@@ -89,8 +102,12 @@ fn bootstrap_command(payload: &Payload) -> String {
         .function
         .as_deref()
         .map_or_else(|| "None".to_owned(), python_string);
+    let log = log.map_or_else(
+        || "None".to_owned(),
+        |path| python_string(&path.to_string_lossy()),
+    );
     format!(
-        "{source}\n_pyferry_boot({}, {}, {function})\n",
+        "{source}\n_pyferry_boot({}, {}, {function}, {log})\n",
         python_string(&manifest.name),
         python_string(&manifest.entry.module),
     )

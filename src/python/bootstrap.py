@@ -5,7 +5,7 @@
 # point: a module as `__main__`, or a function like a console script.
 
 
-def _pyferry_boot(app, module, function):
+def _pyferry_boot(app, module, function, log):
     import sys
 
     # Leave `__main__` as `python -m` would find it.
@@ -26,7 +26,21 @@ def _pyferry_boot(app, module, function):
         except BaseException:
             sys.__excepthook__(exc_type, exc, tb)
         else:
-            traceback.print_exception(exc_type, exc, tb)
+            text = "".join(traceback.format_exception(exc_type, exc, tb))
+            if sys.stderr is not None:  # None when fd 2 is closed
+                sys.stderr.write(text)
+                sys.stderr.flush()
+            if log is not None and exc_type is not KeyboardInterrupt:
+                # Nobody reads stderr: keep the traceback where the runtime's
+                # notice will point.
+                try:
+                    import time
+
+                    with open(log, "a", encoding="utf-8", errors="replace") as file:
+                        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                        file.write(f"--- {stamp} {app} died from an uncaught exception\n{text}")
+                except OSError:
+                    pass
         if exc_type is KeyboardInterrupt:
             # CPython dies by SIGINT after an unhandled KeyboardInterrupt,
             # remembered in a flag that any exec() of a string resets (and

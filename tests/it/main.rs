@@ -6,6 +6,7 @@ mod context;
 mod archive;
 mod basic;
 mod cache;
+mod desktop;
 mod distro;
 mod errors;
 mod native;
