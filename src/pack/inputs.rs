@@ -33,7 +33,7 @@ pub fn classify(inputs: &[String], python: &BuildPython) -> Result<Inputs> {
             } else {
                 classified.plain_dirs.push(path.to_owned());
             }
-        } else if path.is_file() {
+        } else if path.is_file() && (is_distribution_file(input) || input.contains('/')) {
             if input.ends_with(".whl") {
                 check_wheel(path, python)?;
             }
@@ -47,6 +47,14 @@ pub fn classify(inputs: &[String], python: &BuildPython) -> Result<Inputs> {
         }
     }
     Ok(classified)
+}
+
+/// A wheel or an sdist, by its name: a bare `black` is a requirement even
+/// if a file of that name happens to be in the current directory.
+fn is_distribution_file(input: &str) -> bool {
+    [".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz"]
+        .iter()
+        .any(|suffix| input.ends_with(suffix))
 }
 
 /// Refuses a wheel built for another Python or platform, before pip says it

@@ -72,6 +72,22 @@ fn requirement_files_and_pip_passthrough() {
     );
     assert_eq!(cx.run(&exe, &[] as &[&str]).status.code(), Some(0));
     assert!(stdout(&cx.run(&exe, &["x"])).contains("version 1.2.3"));
+
+    // Regression: a requirement named like a file in the current directory
+    // is still a requirement (it was handed to pip as a path).
+    fs::write(cx.path().join("greet"), "not a distribution").expect("write");
+    let wheels = wheels.to_str().expect("utf-8");
+    let args = [
+        "-e",
+        "greet.cli:main",
+        "greet",
+        "--",
+        "--no-index",
+        "--find-links",
+        wheels,
+    ];
+    let exe = cx.pack("greet2", &args);
+    assert!(stdout(&cx.run(&exe, &["x"])).contains("version 1.2.3"));
 }
 
 const NUMPY_APP: &str = "import numpy as np\n\
