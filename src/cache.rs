@@ -277,25 +277,31 @@ fn extract_version(
         .map_err(|e| Attempt::Unusable(format!("cannot write in it: {e}")))?;
 
     let started = Instant::now();
-    let result = extract::extract_units(
-        &payload.file,
-        payload.entries,
-        &payload.manifest.native,
-        &temp,
-        audience.dir_mode(),
-        &mut extract::Progress::new(&payload.manifest.name, io::stderr().is_terminal()),
-    )
-    .map_err(|source| Error::Extract {
-        dir: dir.to_owned(),
-        source,
-    })
-    .and_then(|extracted| {
-        let marker = temp.join(MARKER);
-        fs::write(&marker, format!("{}\n", payload.manifest.hash))
-            .map_err(crate::error::io("write", &marker))?;
-        fs::rename(&temp, dir).map_err(crate::error::io("move the extracted files into", dir))?;
-        Ok(extracted)
-    });
+    let mut progress = extract::Progress::new(&payload.manifest.name, io::stderr().is_terminal());
+    let result = extract::open_native(&payload.file, payload.entries)
+        .and_then(|native| match native {
+            Some((archive, entries)) => extract::extract_units(
+                archive,
+                entries,
+                &payload.manifest.native,
+                &temp,
+                audience.dir_mode(),
+                &mut progress,
+            ),
+            None => Ok(extract::Extracted::default()),
+        })
+        .map_err(|source| Error::Extract {
+            dir: dir.to_owned(),
+            source,
+        })
+        .and_then(|extracted| {
+            let marker = temp.join(MARKER);
+            fs::write(&marker, format!("{}\n", payload.manifest.hash))
+                .map_err(crate::error::io("write", &marker))?;
+            fs::rename(&temp, dir)
+                .map_err(crate::error::io("move the extracted files into", dir))?;
+            Ok(extracted)
+        });
     match result {
         Ok(extracted) => {
             crate::debug::note(&format!(

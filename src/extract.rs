@@ -10,10 +10,91 @@ use crate::archive_path;
 use crate::error::Reason;
 use std::collections::HashSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use zip::CompressionMethod;
+
+/// The inner zip, stored in the executable's zip, that holds the native
+/// units (kept out of the central directory that zipimport parses).
+pub const NATIVE_ARCHIVE: &str = ".pyferry/native.zip";
+
+/// A read-only view of `len` bytes of a file from `start`: the inner zip,
+/// read in place.
+pub struct Window<'a> {
+    file: &'a File,
+    start: u64,
+    len: u64,
+    position: u64,
+}
+
+impl Read for Window<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.position);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let read = self
+            .file
+            .read_at(&mut buf[..want], self.start + self.position)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl Seek for Window<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let position = match to {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::End(delta) => self.len.checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+        };
+        self.position = position.ok_or_else(|| io::Error::other("seek before the start"))?;
+        Ok(self.position)
+    }
+}
+
+/// Opens the native archive inside the executable's zip, with the entry
+/// count of its end record; `None` for an app without native code.
+/// `outer_entries` is the executable zip's own count (see `extract_units`).
+pub fn open_native(
+    file: &File,
+    outer_entries: Option<u64>,
+) -> Result<Option<(Window<'_>, Option<u64>)>, Reason> {
+    let mut zip =
+        zip::ZipArchive::new(file).map_err(|e| format!("the archive is unreadable: {e}"))?;
+    if outer_entries.is_some_and(|count| count != zip.len() as u64) {
+        return Err("the archive holds duplicate entry names".into());
+    }
+    let Some(index) = zip.index_for_name(NATIVE_ARCHIVE) else {
+        return Ok(None);
+    };
+    let entry = zip
+        .by_index_raw(index)
+        .map_err(|e| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}"))?;
+    let (Some(start), CompressionMethod::Stored) = (entry.data_start(), entry.compression()) else {
+        return Err(format!("`{NATIVE_ARCHIVE}` is not stored in place").into());
+    };
+    let len = entry.compressed_size();
+    let mut end_record = [0u8; 22];
+    let count = match len.checked_sub(22) {
+        Some(at) => {
+            file.read_exact_at(&mut end_record, start + at)
+                .map_err(|e| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}"))?;
+            (end_record.starts_with(b"PK\x05\x06"))
+                .then(|| u64::from(u16::from_le_bytes([end_record[10], end_record[11]])))
+                .filter(|count| *count != u64::from(u16::MAX))
+        }
+        None => None,
+    };
+    let window = Window {
+        file,
+        start,
+        len,
+        position: 0,
+    };
+    Ok(Some((window, count)))
+}
 
 /// `extracting APP (42 MB)... done in 0.8 s` on stderr, for a first run
 /// that makes the user wait: one that has taken a second, or one so large
@@ -71,7 +152,7 @@ pub struct Extracted {
 /// `entries` is the entry count of the end record, when known: the reader
 /// keeps one entry per name, so a smaller count reveals duplicate names.
 pub fn extract_units(
-    archive: &File,
+    archive: impl Read + Seek,
     entries: Option<u64>,
     units: &[String],
     dest: &Path,

@@ -2,6 +2,7 @@
 //! the very types the runtime uses.
 
 use crate::error::{Error, Result};
+use crate::extract;
 use crate::payload;
 use serde::Serialize;
 use std::path::Path;
@@ -55,13 +56,22 @@ pub fn inspect(path: &Path) -> Result<Report> {
     for index in 0..zip.len() {
         let entry = zip.by_index_raw(index).map_err(corrupt)?;
         runtime_size = runtime_size.min(entry.header_start());
-        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
-        let top = crate::archive_path::top_level(&name);
-        if !entry.is_dir() && manifest.native.iter().any(|unit| unit == top) {
-            extracted_files.push(ExtractedFile {
-                name,
-                size: entry.size(),
-            });
+    }
+    let native =
+        extract::open_native(&payload.file, None).map_err(|reason| Error::PayloadCorrupt {
+            exe: path.to_owned(),
+            reason: reason.0,
+        })?;
+    if let Some((archive, _)) = native {
+        let mut native = zip::ZipArchive::new(archive).map_err(corrupt)?;
+        for index in 0..native.len() {
+            let entry = native.by_index_raw(index).map_err(corrupt)?;
+            if !entry.is_dir() {
+                extracted_files.push(ExtractedFile {
+                    name: String::from_utf8_lossy(entry.name_raw()).into_owned(),
+                    size: entry.size(),
+                });
+            }
         }
     }
     Ok(Report {

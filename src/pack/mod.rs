@@ -114,6 +114,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         manifest,
         &options.output,
         timestamp_from_epoch(epoch),
+        work.path(),
     )
 }
 

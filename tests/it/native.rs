@@ -97,6 +97,12 @@ fn extension_module_with_vendored_library_runs() {
 
     // A warm start reuses the extraction.
     assert_eq!(success(&cx.run(&exe, &["4"])), out);
+
+    // Native units travel in one inner zip: the central directory that
+    // zipimport parses on every start lists only what it may import.
+    let listing = success(&cx.python(&["-m", "zipfile", "-l", exe.to_str().expect("utf-8")]));
+    assert!(listing.contains(".pyferry/native.zip"), "{listing}");
+    assert!(!listing.contains("fastpkg/table.dat"), "{listing}");
 }
 
 #[test]
