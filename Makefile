@@ -11,7 +11,7 @@ DESTDIR ?=
 PYFERRY := target/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build run test fmt-check clippy unit-and-integration install bench clean
+.PHONY: all build run test fmt-check clippy install bench bench-rivals clean
 
 all: build
 
@@ -37,6 +37,12 @@ install: build
 
 bench: build
 	bench/run
+
+# pyferry against PyInstaller, shiv and pex (installed into target/bench-venv).
+bench-rivals: build
+	test -x target/bench-venv/bin/pex || { $(PYTHON) -m venv target/bench-venv && \
+	    target/bench-venv/bin/pip install pyinstaller shiv pex numpy black; }
+	bench/rivals
 
 clean:
 	$(CARGO) clean

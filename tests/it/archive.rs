@@ -2,7 +2,6 @@
 
 use crate::context::{TestContext, describe, pyferry, stdout, success};
 use std::fs;
-use std::path::Path;
 
 const APP: &[(&str, &str)] = &[
     ("__main__.py", "import tool\ntool.run()\n"),
@@ -164,12 +163,11 @@ fn pip_installed_projects_pack_reproducibly_from_anywhere() {
     let first = TestContext::new();
     let second = TestContext::new();
     let pack = |cx: &TestContext, dir: &str| {
-        let project = cx.path().join(dir);
-        crate::wheels::copy_dir(Path::new(&crate::wheels::greet_project()), &project);
+        let project = crate::wheels::greet_project(cx, dir);
         let args = [
             "-c",
             "greet",
-            project.to_str().expect("utf-8"),
+            project.as_str(),
             "--",
             "--no-build-isolation",
             "--no-index",

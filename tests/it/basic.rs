@@ -1,6 +1,6 @@
 //! Pure-Python apps: entry-point forms, argv, exit statuses, tracebacks.
 
-use crate::context::{TestContext, describe, stderr, stdout, success};
+use crate::context::{StdinBytes, TestContext, describe, stderr, stdout, success};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
@@ -238,29 +238,4 @@ fn runtime_environment_is_isolated() {
     assert_eq!(lines[1], "True", "{out}");
     assert!(lines[2].starts_with("True"), "{out}");
     assert_eq!(lines[3], "zipimporter True", "{out}");
-}
-
-/// `Command::output` with bytes on stdin.
-trait StdinBytes {
-    fn stdin_bytes(&mut self, input: &[u8]) -> std::process::Output;
-}
-
-impl StdinBytes for std::process::Command {
-    fn stdin_bytes(&mut self, input: &[u8]) -> std::process::Output {
-        use std::io::Write;
-        use std::process::Stdio;
-        let mut child = self
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input)
-            .expect("write stdin");
-        child.wait_with_output().expect("wait")
-    }
 }

@@ -210,3 +210,34 @@ pub fn baseline_venv() -> &'static Path {
 fn is_complete(marker: &Path) -> bool {
     fs::read_to_string(marker).is_ok_and(|text| text == TEST_DISTRIBUTIONS.join(" "))
 }
+
+/// `Command::output` with bytes on stdin.
+pub trait StdinBytes {
+    fn stdin_bytes(&mut self, input: &[u8]) -> std::process::Output;
+}
+
+impl StdinBytes for Command {
+    fn stdin_bytes(&mut self, input: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        child.wait_with_output().expect("wait")
+    }
+}
+
+/// The same app run from the baseline venv: what a packed app must print.
+pub fn venv_output(cx: &TestContext, app: &Path) -> String {
+    let python = baseline_venv().join("bin/python");
+    success(&cx.command(python).arg(app).output().expect("run the venv"))
+}

@@ -2,7 +2,7 @@
 //! signals, exit paths, runtime flags, interpreter mode. Each test runs
 //! both and compares.
 
-use crate::context::{BUILD_PYTHON, TestContext, describe, stderr, stdout, success};
+use crate::context::{BUILD_PYTHON, StdinBytes, TestContext, describe, stderr, stdout, success};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -273,20 +273,9 @@ fn interpreter_mode_is_a_python_cli_over_the_app() {
     let exit = python(&["-c", "raise SystemExit(4)"]);
     assert_eq!(exit.status.code(), Some(4));
     // `-` and a non-tty stdin: read the program from stdin, as python does.
-    let mut child = cx
+    let output = cx
         .command(&exe)
         .env("PYFERRY_INTERPRETER", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"import helper\nprint(helper.hi())\n")
-        .expect("write");
-    let output = child.wait_with_output().expect("wait");
+        .stdin_bytes(b"import helper\nprint(helper.hi())\n");
     assert_eq!(stdout(&output), "hi from the archive\n");
 }

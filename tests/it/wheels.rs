@@ -2,30 +2,34 @@
 //! real PyPI wheels (numpy with OpenBLAS in `numpy.libs/`, mypyc-compiled
 //! black), compared with the same code run from a venv.
 
-use crate::context::{TestContext, baseline_venv, describe, stdout, success, wheel_dir};
+use crate::context::{
+    TestContext, baseline_venv, describe, stdout, success, venv_output, wheel_dir,
+};
 use std::fs;
 use std::path::Path;
 
-pub fn greet_project() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/greet_project")
-        .to_str()
-        .expect("utf-8")
-        .to_owned()
+/// A copy of the pip project fixture at `dir` below the test's directory:
+/// pip's setuptools build writes `build/` and `*.egg-info` next to the
+/// sources, which must not land in the repository.
+pub fn greet_project(cx: &TestContext, dir: &str) -> String {
+    let project = cx.path().join(dir);
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/greet_project"),
+        &project,
+    );
+    project.to_str().expect("utf-8").to_owned()
 }
 
 #[test]
 fn project_directory_console_script_and_metadata() {
     let cx = TestContext::new();
-    // The fixture is copied so that pip's build leaves nothing in the source tree.
-    let project = cx.path().join("greet_project");
-    copy_dir(Path::new(&greet_project()), &project);
+    let project = greet_project(&cx, "greet_project");
     let exe = cx.pack(
         "greet",
         &[
             "-c",
             "greet",
-            project.to_str().expect("utf-8"),
+            &project,
             "--",
             "--no-build-isolation",
             "--no-index",
@@ -53,7 +57,7 @@ fn requirement_files_and_pip_passthrough() {
         "--no-index",
         "-w",
         wheels.to_str().expect("utf-8"),
-        &greet_project(),
+        &greet_project(&cx, "greet_project"),
     ]);
     assert!(built.status.success(), "{}", describe(&built));
     fs::write(cx.path().join("requirements.txt"), "greet==1.2.3\n").expect("write");
@@ -100,13 +104,7 @@ const NUMPY_APP: &str = "import numpy as np\n\
 fn numpy_app_matches_the_venv() {
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("__main__.py", NUMPY_APP)]);
-    let venv = baseline_venv();
-    let expected = success(
-        &cx.command(venv.join("bin/python"))
-            .arg(&app)
-            .output()
-            .expect("venv"),
-    );
+    let expected = venv_output(&cx, &app);
     let exe = cx.pack(
         "numpy-app",
         &[
@@ -215,13 +213,7 @@ print("fernet", fernet.decrypt(fernet.encrypt(b"secret")))
 fn popular_native_wheels_match_the_venv() {
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("__main__.py", POPULAR_APP)]);
-    let venv = baseline_venv();
-    let expected = success(
-        &cx.command(venv.join("bin/python"))
-            .arg(&app)
-            .output()
-            .expect("venv"),
-    );
+    let expected = venv_output(&cx, &app);
     let mut args = vec![app.to_str().expect("utf-8")];
     args.extend([
         "pyyaml",
@@ -237,7 +229,7 @@ fn popular_native_wheels_match_the_venv() {
     assert_eq!(success(&cx.run(&exe, &[] as &[&str])), expected);
 }
 
-pub fn copy_dir(from: &Path, to: &Path) {
+fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("mkdir");
     for entry in fs::read_dir(from).expect("list").flatten() {
         let target = to.join(entry.file_name());
