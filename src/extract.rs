@@ -22,12 +22,26 @@ use zip::CompressionMethod;
 pub const NATIVE_ARCHIVE: &str = ".pyferry/native.zip";
 
 /// A read-only view of `len` bytes of a file from `start`: the inner zip,
-/// read in place.
+/// read in place. It reads with `pread`, never moving the file's shared
+/// offset, so clones read from several threads at once.
+#[derive(Clone)]
 pub struct Window<'a> {
     file: &'a File,
     start: u64,
     len: u64,
     position: u64,
+}
+
+impl<'a> Window<'a> {
+    /// The whole of `file`.
+    pub fn whole(file: &'a File) -> io::Result<Window<'a>> {
+        Ok(Window {
+            file,
+            start: 0,
+            len: file.metadata()?.len(),
+            position: 0,
+        })
+    }
 }
 
 impl Read for Window<'_> {
@@ -141,7 +155,7 @@ impl Progress {
 }
 
 /// What was written, for `PYFERRY_DEBUG`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Extracted {
     pub files: u64,
     pub bytes: u64,
@@ -152,7 +166,7 @@ pub struct Extracted {
 /// `entries` is the entry count of the end record, when known: the reader
 /// keeps one entry per name, so a smaller count reveals duplicate names.
 pub fn extract_units(
-    archive: impl Read + Seek,
+    archive: Window<'_>,
     entries: Option<u64>,
     units: &[String],
     dest: &Path,
@@ -164,66 +178,137 @@ pub fn extract_units(
     if entries.is_some_and(|count| count != zip.len() as u64) {
         return Err("the archive holds duplicate entry names".into());
     }
-    let in_units = |name: &[u8]| {
-        let top = name.split(|b| *b == b'/').next().unwrap_or(name);
-        units.iter().any(|unit| unit.as_bytes() == top)
-    };
-    for index in 0..zip.len() {
-        if let Ok(entry) = zip.by_index_raw(index)
-            && in_units(entry.name_raw())
-        {
-            progress.total += entry.size();
-        }
+    let files = plan(&mut zip, units, dest, dir_mode)?;
+    progress.total = files.iter().map(|file| file.size).sum();
+
+    // Creating files is most of the time, and kernel work: spread it.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut shares: Vec<Vec<&FileJob>> = vec![Vec::new(); workers];
+    for (i, file) in files.iter().enumerate() {
+        shares[i % workers].push(file);
     }
+    let mut progress_slot = Some(&mut *progress);
+    let results: Vec<Result<Extracted, Reason>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                let mut zip = zip.clone();
+                let progress = progress_slot.take();
+                scope.spawn(move || write_files(&mut zip, &share, progress))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err("an extraction thread failed".into()))
+            })
+            .collect()
+    });
     let mut done = Extracted::default();
+    for result in results {
+        let part = result?;
+        done.files += part.files;
+        done.bytes += part.bytes;
+    }
+    progress.finish();
+    Ok(done)
+}
+
+/// One file to write.
+#[derive(Debug)]
+struct FileJob {
+    index: usize,
+    name: String,
+    target: std::path::PathBuf,
+    executable: bool,
+    size: u64,
+}
+
+/// Checks every entry of the units, makes their directories, and lists the
+/// files to write.
+fn plan<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    units: &[String],
+    dest: &Path,
+    dir_mode: u32,
+) -> Result<Vec<FileJob>, Reason> {
     let mut dirs = DirBuilder::new();
     dirs.recursive(true).mode(dir_mode);
     // Directories made so far: one mkdir each, not one per file.
     let mut created = HashSet::new();
+    let mut files = Vec::new();
     for index in 0..zip.len() {
-        let mut entry = zip
-            .by_index(index)
+        let entry = zip
+            .by_index_raw(index)
             .map_err(|e| format!("archive entry {index} is unreadable: {e}"))?;
         let name = std::str::from_utf8(entry.name_raw())
             .map_err(|_| format!("archive entry {index} has a name that is not UTF-8"))?
             .to_owned();
-        if !in_units(name.as_bytes()) {
+        if !units
+            .iter()
+            .any(|unit| unit == archive_path::top_level(&name))
+        {
             continue;
         }
-        progress.tick();
         let relative = archive_path::to_relative_path(&name)
             .map_err(|why| format!("the archive entry `{name}` is unsafe: {why}"))?;
         let target = dest.join(relative);
         if entry.is_symlink() {
             return Err(format!("the archive entry `{name}` is a link").into());
         }
-        if entry.is_dir() {
-            dirs.create(&target)
-                .map_err(|e| format!("cannot create `{}`: {e}", target.display()))?;
-            created.insert(target);
-            continue;
+        let dir = if entry.is_dir() {
+            Some(target.as_path())
+        } else {
+            target.parent()
+        };
+        if let Some(dir) = dir.filter(|dir| !created.contains(*dir)) {
+            dirs.create(dir)
+                .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+            created.insert(dir.to_owned());
         }
-        if let Some(parent) = target.parent().filter(|p| !created.contains(*p)) {
-            dirs.create(parent)
-                .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
-            created.insert(parent.to_owned());
+        if !entry.is_dir() {
+            files.push(FileJob {
+                index,
+                executable: entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0),
+                size: entry.size(),
+                name,
+                target,
+            });
         }
-        let executable = entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
-        let mut file = OpenOptions::new()
+    }
+    Ok(files)
+}
+
+fn write_files<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    files: &[&FileJob],
+    mut progress: Option<&mut Progress>,
+) -> Result<Extracted, Reason> {
+    let mut done = Extracted::default();
+    for file in files {
+        if let Some(progress) = progress.as_deref_mut() {
+            progress.tick();
+        }
+        let name = &file.name;
+        let mut entry = zip
+            .by_index(file.index)
+            .map_err(|e| format!("cannot extract `{name}`: {e}"))?;
+        let mut out = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(if executable { 0o755 } else { 0o644 })
-            .open(&target)
+            .mode(if file.executable { 0o755 } else { 0o644 })
+            .open(&file.target)
             .map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists => format!("the archive holds `{name}` twice"),
-                _ => format!("cannot create `{}`: {e}", target.display()),
+                _ => format!("cannot create `{}`: {e}", file.target.display()),
             })?;
         // The zip reader checks the CRC as the copy ends.
         done.bytes +=
-            io::copy(&mut entry, &mut file).map_err(|e| format!("cannot extract `{name}`: {e}"))?;
+            io::copy(&mut entry, &mut out).map_err(|e| format!("cannot extract `{name}`: {e}"))?;
         done.files += 1;
     }
-    progress.finish();
     Ok(done)
 }
 
@@ -280,8 +365,9 @@ mod tests {
         let bytes = fs::read(dir.path().join("archive.zip")).expect("read");
         let count = u16::from_le_bytes([bytes[bytes.len() - 12], bytes[bytes.len() - 11]]);
         let mut progress = Progress::new("test", false);
+        let window = Window::whole(&archive).expect("size");
         let result = extract_units(
-            &archive,
+            window,
             Some(count.into()),
             &units,
             &dest,
