@@ -111,14 +111,16 @@ fn ctrl_c_raises_keyboard_interrupt_then_dies_by_sigint() {
 }
 
 #[test]
-fn sigterm_kills_the_one_process() {
+fn sigterm_and_sighup_kill_the_one_process() {
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("__main__.py", SLEEPER)]);
     let exe = cx.pack("sleeper", &[app.to_str().expect("utf-8")]);
     // The pid we signal is the interpreter itself: no wrapper process.
-    let (status, out, _) = interrupt(cx.command(&exe), 15);
-    assert_eq!(status.signal(), Some(15));
-    assert_eq!(out, "", "atexit does not run on SIGTERM, as in python");
+    for signal in [15, 1] {
+        let (status, out, _) = interrupt(cx.command(&exe), signal);
+        assert_eq!(status.signal(), Some(signal));
+        assert_eq!(out, "", "atexit does not run on SIGTERM or SIGHUP, as in python");
+    }
 }
 
 fn libc_sigint() -> i32 {
