@@ -11,7 +11,7 @@ DESTDIR ?=
 PYFERRY := target/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build run test fmt-check clippy install bench bench-rivals clean
+.PHONY: all build run test test-matrix fmt-check clippy install bench bench-rivals clean
 
 all: build
 
@@ -30,6 +30,17 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
+# The tests against other CPython versions from pyenv (system flavor: each
+# links that version's shared libpython), each in its own target dir.
+MATRIX ?= 3.10 3.12 3.13
+PYENV_ROOT ?= $(HOME)/.pyenv
+test-matrix:
+	set -e; for version in $(MATRIX); do \
+	    python=$$(ls -d $(PYENV_ROOT)/versions/$$version.*/bin/python$$version | tail -1); \
+	    echo "=== CPython $$version: $$python"; \
+	    PYO3_PYTHON=$$python CARGO_TARGET_DIR=target/matrix-$$version $(CARGO) test --release --locked; \
+	done
 
 install: build
 	install -Dm755 $(PYFERRY) $(DESTDIR)$(PREFIX)/bin/pyferry

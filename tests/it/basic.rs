@@ -221,7 +221,7 @@ fn runtime_environment_is_isolated() {
             "import sys, os\n\
              print('site' in sys.modules, sys.flags.no_user_site)\n\
              print(sys.executable == os.path.realpath(sys.argv[0]))\n\
-             print(all(p.startswith(('/usr/lib', sys.executable)) for p in sys.path), len(sys.path))\n\
+             print(all(p.startswith((sys.base_prefix, sys.executable)) for p in sys.path), len(sys.path))\n\
              print(type(__loader__).__name__, __file__.startswith(sys.executable + '/__main__.py'))\n",
         )],
     );

@@ -154,11 +154,15 @@ pub const TEST_DISTRIBUTIONS: &[&str] = &[
     "cryptography",
 ];
 
-/// Real PyPI wheels, downloaded once into `target/test-wheels` and reused.
+/// Real PyPI wheels, downloaded once into `target/test-wheels-3.X` (one dir
+/// per embedded Python) and reused.
 pub fn wheel_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = target_dir().join("test-wheels");
+        let dir = target_dir().join(format!(
+            "test-wheels-{}",
+            pyferry::build_python::PYTHON_VERSION
+        ));
         let done = dir.join(".complete");
         if !is_complete(&done) {
             let status = Command::new(BUILD_PYTHON)
@@ -179,7 +183,10 @@ pub fn wheel_dir() -> &'static Path {
 pub fn baseline_venv() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = target_dir().join("test-venv");
+        let dir = target_dir().join(format!(
+            "test-venv-{}",
+            pyferry::build_python::PYTHON_VERSION
+        ));
         let done = dir.join(".complete");
         if !is_complete(&done) {
             let _ = fs::remove_dir_all(&dir);

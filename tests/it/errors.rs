@@ -84,18 +84,20 @@ fn wheel_for_another_python_is_refused() {
         .find(|e| e.file_name().to_string_lossy().starts_with("numpy-"))
         .expect("numpy wheel")
         .path();
+    // The same wheel, renamed for a Python other than the embedded one.
+    let version = pyferry::build_python::PYTHON_VERSION;
+    let ours = format!("cp{}", version.replace('.', ""));
+    let other = if ours == "cp39" { "cp310" } else { "cp39" };
     let name = numpy
         .file_name()
         .expect("name")
         .to_string_lossy()
-        .replace("cp311", "cp312");
+        .replace(&ours, other);
     let wrong = cx.path().join(name);
     fs::copy(&numpy, &wrong).expect("copy");
     let output = cx.pack_output("out", &["-e", "numpy", wrong.to_str().expect("utf-8")]);
-    assert_clean_error(
-        &output,
-        &["cannot run on the embedded Python 3.11", "`cp312`", "hint:"],
-    );
+    let expected = format!("cannot run on the embedded Python {version}");
+    assert_clean_error(&output, &[&expected, &format!("`{other}`"), "hint:"]);
 }
 
 fn damaged_copy(

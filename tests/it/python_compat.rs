@@ -119,7 +119,10 @@ fn sigterm_and_sighup_kill_the_one_process() {
     for signal in [15, 1] {
         let (status, out, _) = interrupt(cx.command(&exe), signal);
         assert_eq!(status.signal(), Some(signal));
-        assert_eq!(out, "", "atexit does not run on SIGTERM or SIGHUP, as in python");
+        assert_eq!(
+            out, "",
+            "atexit does not run on SIGTERM or SIGHUP, as in python"
+        );
     }
 }
 
