@@ -49,12 +49,14 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     }
 
     let mut search_paths = Vec::with_capacity(STDLIB_PATHS.len() + 2);
-    // Held until the process exits: a version in use is never pruned.
-    let mut _version = None;
-    if !manifest.native.is_empty() {
-        let version = cache::ensure_extracted(&payload)?;
+    // Lives (and holds its shared lock) until the process exits: a version
+    // in use is never pruned.
+    let version = match manifest.native.is_empty() {
+        true => None,
+        false => Some(cache::ensure_extracted(&payload)?),
+    };
+    if let Some(version) = &version {
         search_paths.push(version.dir.clone());
-        _version = Some(version);
         phases.done("cache");
     }
     // zipimport reads the archive straight from the executable.

@@ -8,6 +8,11 @@
 def _pyferry_boot(app, module, function, log):
     import sys
 
+    if sys.version_info < (3, 11):
+        # No PyConfig.safe_path before 3.11: CPython put the executable's
+        # directory in front of sys.path. The app sees only its own paths.
+        del sys.path[0]
+
     # Leave `__main__` as `python -m` would find it.
     del globals()["_pyferry_boot"]
     run_as_main = globals().pop("_run_as_main")

@@ -187,14 +187,15 @@ fn exit_paths_match_python() {
         "{}",
         describe(&packed)
     );
-    // python's traceback also shows runpy's frames, which the packed app has
-    // no use for; the app's frame, its source line and the error match.
+    // python's traceback also shows runpy's frames and the script's full
+    // path; the source line (and 3.11's carets) and the error match.
     let tail = |text: String| {
-        text.lines()
-            .rev()
-            .take(3)
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let from = lines
+            .iter()
+            .rposition(|line| line.starts_with("  File "))
+            .map_or(0, |at| at + 1);
+        lines[from..].to_vec()
     };
     assert_eq!(tail(stderr(&packed)), tail(stderr(&python)));
     assert!(stderr(&packed).ends_with("BrokenPipeError: [Errno 32] Broken pipe\n"));
