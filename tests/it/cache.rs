@@ -254,32 +254,27 @@ fn noexec_and_read_only_homes_fall_back() {
     let home = cx.path().join("home");
     let runtime = cx.path().join("runtime");
     fs::create_dir(&runtime).expect("mkdir");
-    let exe_text = exe.to_str().expect("utf-8");
+    // After `setup` (mounts), run the app with the default cache roots and
+    // a runtime dir to fall back to; `$0` is the app.
+    let run = |setup: &str, then: &str| {
+        in_mount_namespace(&cx, &format!("{setup} && {then}"))
+            .arg(&exe)
+            .env_remove("PYFERRY_CACHE_DIR")
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .output()
+            .expect("unshare")
+    };
+    let home = home.display();
 
     // noexec: dlopen would fail with "failed to map segment".
-    let script = format!(
-        "mount -t tmpfs -o noexec tmpfs {home} && \"$0\" 2 && \"$0\" --extract-only",
-        home = home.display()
-    );
-    let output = in_mount_namespace(&cx, &script)
-        .arg(exe_text)
-        .env_remove("PYFERRY_CACHE_DIR")
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .output()
-        .expect("unshare");
+    let noexec = format!("mount -t tmpfs -o noexec tmpfs {home}");
+    let output = run(&noexec, "\"$0\" 2 && \"$0\" --extract-only");
     let out = success(&output);
     assert_eq!(out.lines().next(), Some("24"), "{}", describe(&output));
     assert!(out.contains(runtime.to_str().expect("utf-8")), "{out}");
 
     // An explicit PYFERRY_CACHE_DIR on noexec is an error that says so.
-    let script = format!(
-        "mount -t tmpfs -o noexec tmpfs {home} && PYFERRY_CACHE_DIR={home}/c \"$0\"",
-        home = home.display()
-    );
-    let output = in_mount_namespace(&cx, &script)
-        .arg(exe_text)
-        .output()
-        .expect("unshare");
+    let output = run(&noexec, &format!("PYFERRY_CACHE_DIR={home}/c \"$0\""));
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("mounted `noexec`"),
@@ -288,16 +283,8 @@ fn noexec_and_read_only_homes_fall_back() {
     );
 
     // A read-only HOME.
-    let script = format!(
-        "mount --bind {home} {home} && mount -o remount,bind,ro {home} && \"$0\" 2",
-        home = home.display()
-    );
-    let output = in_mount_namespace(&cx, &script)
-        .arg(exe_text)
-        .env_remove("PYFERRY_CACHE_DIR")
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .output()
-        .expect("unshare");
+    let read_only = format!("mount --bind {home} {home} && mount -o remount,bind,ro {home}");
+    let output = run(&read_only, "\"$0\" 2");
     assert_eq!(
         stdout(&output).lines().next(),
         Some("24"),

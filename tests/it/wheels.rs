@@ -3,7 +3,8 @@
 //! black), compared with the same code run from a venv.
 
 use crate::context::{
-    TestContext, baseline_venv, describe, stdout, success, venv_output, wheel_dir,
+    TEST_DISTRIBUTIONS, TestContext, baseline_venv, describe, stdout, success, venv_output,
+    wheel_dir,
 };
 use std::fs;
 use std::path::Path;
@@ -215,14 +216,12 @@ fn popular_native_wheels_match_the_venv() {
     let app = cx.write_tree("app", &[("__main__.py", POPULAR_APP)]);
     let expected = venv_output(&cx, &app);
     let mut args = vec![app.to_str().expect("utf-8")];
-    args.extend([
-        "pyyaml",
-        "orjson",
-        "lxml",
-        "pydantic",
-        "pillow",
-        "cryptography",
-    ]);
+    // Every test distribution but numpy and black, which have tests of their own.
+    args.extend(
+        TEST_DISTRIBUTIONS
+            .iter()
+            .filter(|d| !["numpy", "black"].contains(d)),
+    );
     let wheels = wheel_dir().to_str().expect("utf-8");
     args.extend(["--", "--no-index", "--find-links", wheels]);
     let exe = cx.pack("popular", &args);
