@@ -10,13 +10,17 @@
 //! read-only data (`stamp`).
 //!
 //! With a payload it is the runtime: `payload` finds the manifest at the end
-//! of the file (one `pread`); `cache` picks a safe per-user root and, on the
-//! first run only, extracts the native units under a lock into a temporary
-//! sibling that one `rename` publishes (`extract`); `ffi` configures the
-//! embedded CPython through `PyConfig` with `sys.path` = [extraction dir,
-//! the executable itself (zipimport), the standard library] and runs the
-//! bootstrap (`src/python/bootstrap.py`), which starts the entry point with
-//! `python -m` or console-script semantics.
+//! of the file (one `pread`); `invocation` decides from the first argument
+//! alone whether this is the app, `--extract-only`, or python itself (a
+//! `multiprocessing` helper, `PYFERRY_INTERPRETER=1`); `cache` picks a safe
+//! per-user root and, on the first run only, extracts the native units (kept
+//! in an inner zip) under a lock into a temporary sibling that one `rename`
+//! publishes (`extract`); `ffi` configures the embedded CPython through
+//! `PyConfig` with `sys.path` = [extraction dir, the executable itself
+//! (zipimport), the standard library] and runs the bootstrap
+//! (`src/python/bootstrap.py`), which starts the entry point with `python -m`
+//! or console-script semantics. `desktop` covers the double-clicked case: a
+//! log and a notice when nobody reads stderr.
 //!
 //! All `unsafe` lives in `ffi`.
 
