@@ -48,6 +48,9 @@ pub enum Error {
         reason: Reason,
     },
 
+    #[error("nothing to pack: no input was given")]
+    NothingToPack,
+
     #[error("no entry point: the app has no `__main__.py` at its root")]
     NoEntryPoint,
 
@@ -165,6 +168,9 @@ impl Error {
                     .to_owned()
             }
             Error::CacheUnsafe { hint, .. } => (*hint).to_owned(),
+            Error::NothingToPack => "pass a directory, a wheel or a pip requirement, or `-r FILE`, \
+                                     e.g. `pyferry pack -o app ./src`"
+                .to_owned(),
             Error::NoEntryPoint => "pass `-e MODULE[:FUNC]` or `-c CONSOLE_SCRIPT`, or add a \
                                     directory that holds `__main__.py`"
                 .to_owned(),

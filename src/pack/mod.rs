@@ -44,6 +44,9 @@ pub struct PackOptions {
 
 /// Packs the app; returns its manifest.
 pub fn pack(options: &PackOptions) -> Result<Manifest> {
+    if options.inputs.is_empty() && options.requirements.is_empty() {
+        return Err(Error::NothingToPack);
+    }
     let name = app_name(options)?;
     if let Some(dir) = options
         .system_cache

@@ -58,6 +58,8 @@ fn pack_with_missing_entry_module_or_script() {
     assert_clean_error(&output, &["`tool:main()` is not a valid entry point"]);
     let output = cx.pack_output("out", &["-c", "nothing", app]);
     assert_clean_error(&output, &["console script `nothing`"]);
+    let output = cx.pack_output("out", &[]);
+    assert_clean_error(&output, &["nothing to pack", "hint: pass a directory"]);
     let output = cx.pack_output("out", &["./no/such/dir"]);
     assert_clean_error(&output, &["`./no/such/dir` is neither a directory"]);
 }
