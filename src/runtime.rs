@@ -12,11 +12,8 @@ use crate::error::{Error, Result};
 use crate::ffi::{self, Launch, Mode};
 use crate::invocation::{self, INTERPRETER_VARIABLE, Invocation};
 use crate::payload::Payload;
-use include_dir::{Dir, include_dir};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-
-static PYTHON_SOURCES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/python");
 
 /// Runs the app and returns its exit status.
 pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<i32> {
@@ -92,12 +89,13 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     Ok(status)
 }
 
-/// The bootstrap source followed by the call that starts the entry point.
+/// The module, byte-compiled into every archive by `pack`, that starts the
+/// app (`src/python/bootstrap.py`).
+pub const BOOTSTRAP_MODULE: &str = "_pyferry_boot";
+
+/// The `-c` command: one call into the bootstrap, binding no name in
+/// `__main__`.
 fn bootstrap_command(payload: &Payload, log: Option<&Path>) -> String {
-    let source = PYTHON_SOURCES
-        .get_file("bootstrap.py")
-        .and_then(|file| file.contents_utf8())
-        .expect("bootstrap.py is embedded at build time");
     let manifest = &payload.manifest;
     let function = manifest
         .entry
@@ -109,7 +107,8 @@ fn bootstrap_command(payload: &Payload, log: Option<&Path>) -> String {
         |path| python_string(&path.to_string_lossy()),
     );
     format!(
-        "{source}\n_pyferry_boot({}, {}, {function}, {log})\n",
+        "__import__({}).main({}, {}, {function}, {log})\n",
+        python_string(BOOTSTRAP_MODULE),
         python_string(&manifest.name),
         python_string(&manifest.entry.module),
     )
@@ -127,14 +126,6 @@ pub fn python_string(text: &str) -> String {
     }
     literal.push('"');
     literal
-}
-
-/// A helper script embedded in the binary (for `pack`).
-pub fn helper_source(name: &str) -> &'static str {
-    PYTHON_SOURCES
-        .get_file(name)
-        .and_then(|file| file.contents_utf8())
-        .expect("helper scripts are embedded at build time")
 }
 
 #[cfg(test)]

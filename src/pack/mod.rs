@@ -85,6 +85,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         &python,
     )?;
     let native = tree.native_units();
+    add_bootstrap(&mut tree, work.path())?;
     let entries = plan_entries(
         &tree,
         &native,
@@ -119,6 +120,35 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         timestamp_from_epoch(epoch),
         work.path(),
     )
+}
+
+/// Adds the bootstrap module (`src/python/bootstrap.py`) to the app, to be
+/// byte-compiled with it and stored as a pyc only: compiling it at every
+/// start cost 0.6 ms.
+fn add_bootstrap(tree: &mut Tree, work_dir: &Path) -> Result<()> {
+    let module = crate::runtime::BOOTSTRAP_MODULE;
+    if let Some(name) = tree.files.keys().find(|name| {
+        let top = archive_path::top_level(name);
+        top == module
+            || top
+                .strip_prefix(module)
+                .is_some_and(|rest| rest.starts_with('.'))
+    }) {
+        return Err(Error::UnsafeName {
+            name: name.clone(),
+            reason: format!("the name `{module}` is reserved for pyferry's bootstrap").into(),
+        });
+    }
+    let source = work_dir.join(format!("{module}.py"));
+    std::fs::write(&source, python::helper_source("bootstrap.py")).map_err(io("write", &source))?;
+    tree.files.insert(
+        format!("{module}.py"),
+        SourceFile {
+            path: source,
+            executable: false,
+        },
+    );
+    Ok(())
 }
 
 /// pip records where a local project or wheel came from in

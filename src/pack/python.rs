@@ -4,11 +4,23 @@
 
 use crate::build_python::PYTHON_VERSION;
 use crate::error::{Error, Reason, Result, io};
-use crate::runtime::helper_source;
+use include_dir::{Dir, include_dir};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+/// The Python that pack runs (probe, byte-compiler) and puts into every
+/// archive (the bootstrap).
+static PYTHON_SOURCES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/python");
+
+/// One of the embedded Python sources, by file name.
+pub fn helper_source(name: &str) -> &'static str {
+    PYTHON_SOURCES
+        .get_file(name)
+        .and_then(|file| file.contents_utf8())
+        .expect("the Python sources are embedded at build time")
+}
 
 #[derive(Debug, Deserialize)]
 pub struct BuildPython {

@@ -1,30 +1,25 @@
-# pyferry's bootstrap: runs as the `-c` command of the embedded interpreter
-# (PyConfig.run_command), in `__main__`, with a call to `_pyferry_boot(...)`
-# appended by the runtime. It leaves `__main__` as `python -m` would find it,
-# shows tracebacks with source lines from the archive, and runs the entry
-# point: a module as `__main__`, or a function like a console script.
+# pyferry's bootstrap, the module `_pyferry_boot` of every archive: `pack`
+# byte-compiles it with the app, so no start pays for compiling it. The
+# runtime's `-c` command (PyConfig.run_command) is one line that calls
+# `main(...)` without binding a name, so `__main__` stays as `python -m`
+# would find it. It shows tracebacks with source lines from the archive, and
+# runs the entry point: a module as `__main__`, or a function like a console
+# script.
+import sys
 
 
-def _pyferry_boot(app, module, function, log):
-    import sys
-
+def main(app, module, function, log):
     if sys.version_info < (3, 11):
         # No PyConfig.safe_path before 3.11: CPython put the executable's
         # directory in front of sys.path. The app sees only its own paths.
         del sys.path[0]
-
-    # Leave `__main__` as `python -m` would find it.
-    del globals()["_pyferry_boot"]
-    run_as_main = globals().pop("_run_as_main")
+    own_frames = ("<string>", "<frozen runpy>", main.__code__.co_filename)
 
     def excepthook(exc_type, exc, tb):
         # Start the traceback at the app's code, as `python -m` shows it;
         # the C default hook cannot read source lines from a zip, linecache
         # asks the zip importer for them.
-        while tb is not None and tb.tb_frame.f_code.co_filename in (
-            "<string>",
-            "<frozen runpy>",
-        ):
+        while tb is not None and tb.tb_frame.f_code.co_filename in own_frames:
             tb = tb.tb_next
         try:
             import traceback
@@ -58,7 +53,7 @@ def _pyferry_boot(app, module, function, log):
     sys.excepthook = excepthook
 
     if function is None:
-        run_as_main(app, module)
+        _run_as_main(app, module)
         return
 
     try:
@@ -88,7 +83,6 @@ def _run_as_main(app, name):
     # What `python -m name` does (runpy._run_module_as_main), without
     # importing runpy: it pulls in importlib.util, contextlib and
     # collections, a few milliseconds on every start.
-    import sys
     from _frozen_importlib import _find_spec
 
     def find(name):

@@ -194,3 +194,20 @@ fn unsafe_cache_directory_is_refused() {
         .expect("run");
     assert_clean_error(&output, &["is a symbolic link"]);
 }
+
+#[test]
+fn the_bootstrap_module_name_is_reserved() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", "print(1)\n"),
+            ("_pyferry_boot.py", "x = 1\n"),
+        ],
+    );
+    let output = cx.pack_output("out", &[app.to_str().expect("utf-8")]);
+    assert_clean_error(
+        &output,
+        &["`_pyferry_boot.py` cannot go into the archive", "reserved"],
+    );
+}
