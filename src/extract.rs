@@ -8,6 +8,7 @@
 
 use crate::archive_path;
 use crate::error::Reason;
+use crate::trailer;
 use std::collections::HashSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -95,9 +96,7 @@ pub fn open_native(
         Some(at) => {
             file.read_exact_at(&mut end_record, start + at)
                 .map_err(|e| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}"))?;
-            (end_record.starts_with(b"PK\x05\x06"))
-                .then(|| u64::from(u16::from_le_bytes([end_record[10], end_record[11]])))
-                .filter(|count| *count != u64::from(u16::MAX))
+            trailer::end_record_entries(&end_record)
         }
         None => None,
     };

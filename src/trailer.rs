@@ -73,10 +73,10 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Trailer>, String> {
     let eocd_offset = file_len
         .checked_sub((tail.len() - eocd_at) as u64)
         .ok_or("the trailer is longer than the file")?;
-    let entries = u16_at(eocd, 10);
+    let entries = end_record_entries(eocd);
     let cd_size = u64::from(u32_at(eocd, 12));
     let cd_offset = u64::from(u32_at(eocd, 16));
-    if entries == u16::MAX || cd_size == u64::from(u32::MAX) || cd_offset == u64::from(u32::MAX) {
+    if entries.is_none() || cd_size == u64::from(u32::MAX) || cd_offset == u64::from(u32::MAX) {
         // zip64: the real values are in a record we do not need to read here.
         return Ok(Some(Trailer {
             manifest,
@@ -90,10 +90,14 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Trailer>, String> {
              its end record (at {eocd_offset})"
         ));
     }
-    Ok(Some(Trailer {
-        manifest,
-        entries: Some(u64::from(entries)),
-    }))
+    Ok(Some(Trailer { manifest, entries }))
+}
+
+/// The entry count of a zip end record (22 bytes); `None` if `record` is not
+/// one, or for zip64, whose real count lives elsewhere.
+pub fn end_record_entries(record: &[u8]) -> Option<u64> {
+    let count = u16_at(record.get(..EOCD_LEN)?, 10);
+    (record.starts_with(EOCD_SIGNATURE) && count != u16::MAX).then_some(u64::from(count))
 }
 
 /// The last end record in `tail` whose comment is ours and fits in `tail`.

@@ -74,11 +74,6 @@ pub fn write_executable(
         start: zip_offset,
     });
     let mut hasher = Sha256::new();
-    let zip_error = |e: zip::result::ZipError| Error::Io {
-        op: "write the archive into",
-        path: temp.clone(),
-        source: std::io::Error::other(e),
-    };
     let outer = with_native_archive(entries, &manifest.native, work_dir, timestamp)?;
     write_entries(&mut zip, &outer, timestamp, Some(&mut hasher), &temp)?;
     manifest.hash = String::new();
@@ -88,8 +83,8 @@ pub fn write_executable(
     let comment = trailer::encode_comment(&manifest);
     let comment_len = comment.len() as u64;
     zip.set_raw_comment(comment.into_boxed_slice())
-        .map_err(zip_error)?;
-    let mut out = zip.finish().map_err(zip_error)?.inner;
+        .map_err(zip_error(&temp))?;
+    let mut out = zip.finish().map_err(zip_error(&temp))?.inner;
     let zip_end = out.stream_position().map_err(io("write", &temp))?;
     let (tables, shoff, shnum) = image.tables_after(zip_offset, zip_end - zip_offset, zip_end);
     // zipimport finds the end record only in the last 64 KiB, and takes the
@@ -188,11 +183,7 @@ fn with_native_archive(
     let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
     write_entries(&mut zip, &inner, timestamp, None, &path)?;
     zip.finish()
-        .map_err(|e| Error::Io {
-            op: "write the archive into",
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?
+        .map_err(zip_error(&path))?
         .flush()
         .map_err(io("write", &path))?;
     let dir = NATIVE_ARCHIVE.rsplit_once('/').map_or("", |(dir, _)| dir);
@@ -216,17 +207,12 @@ fn write_entries<W: Write + Seek>(
     mut hasher: Option<&mut Sha256>,
     zip_path: &Path,
 ) -> Result<()> {
-    let zip_error = |e: zip::result::ZipError| Error::Io {
-        op: "write the archive into",
-        path: zip_path.to_owned(),
-        source: std::io::Error::other(e),
-    };
     let mut buffer = vec![0; 1 << 20];
     for (name, entry) in entries {
         match entry {
             Entry::Dir => {
                 zip.add_directory(name.trim_end_matches('/'), options(timestamp, 0o755))
-                    .map_err(zip_error)?;
+                    .map_err(zip_error(zip_path))?;
                 if let Some(hasher) = hasher.as_deref_mut() {
                     hash_header(hasher, name, 0o755, 0);
                 }
@@ -238,7 +224,8 @@ fn write_entries<W: Write + Seek>(
                 let options = options(timestamp, mode)
                     .compression_method(compression_for(name))
                     .large_file(len >= u64::from(u32::MAX));
-                zip.start_file(name.as_str(), options).map_err(zip_error)?;
+                zip.start_file(name.as_str(), options)
+                    .map_err(zip_error(zip_path))?;
                 if let Some(hasher) = hasher.as_deref_mut() {
                     hash_header(hasher, name, mode, len);
                 }
@@ -267,6 +254,15 @@ fn write_entries<W: Write + Seek>(
         }
     }
     Ok(())
+}
+
+/// `map_err` helper: a zip writer's error names the archive being written.
+fn zip_error(path: &Path) -> impl Fn(zip::result::ZipError) -> Error + '_ {
+    move |e| Error::Io {
+        op: "write the archive into",
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    }
 }
 
 fn options(timestamp: DateTime, mode: u32) -> SimpleFileOptions {
