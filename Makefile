@@ -1,17 +1,34 @@
 # pyferry's two commands: `make run` (build, pack payload/, run it) and
 # `make test` (format, lints, build, tests). Everything they need is here.
 
-# The CPython the runtime embeds (system flavor: its shared libpython).
+# How the runtime gets its Python: `standalone` (the default: libpython
+# linked in, the standard library carried in every app) or `system` (the
+# distro's shared libpython and standard library, for distro packages).
+FLAVOR ?= standalone
+PYENV_ROOT ?= $(HOME)/.pyenv
+# The CPython the runtime embeds. Standalone needs a static libpython that
+# links into a position-independent executable: pyenv's 3.11 has one.
+ifeq ($(FLAVOR),system)
 PYTHON ?= /usr/bin/python3.11
+else
+PYTHON ?= $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.11.*/bin/python3.11))),python3.11)
+endif
 export PYO3_PYTHON := $(PYTHON)
+export PYFERRY_FLAVOR := $(FLAVOR)
+# Each flavor builds in its own directory, so switching costs no rebuild.
+ifeq ($(FLAVOR),system)
+export CARGO_TARGET_DIR ?= target/system
+else
+export CARGO_TARGET_DIR ?= target
+endif
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
 DESTDIR ?=
-PYFERRY := target/release/pyferry
+PYFERRY := $(CARGO_TARGET_DIR)/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build run test test-matrix fmt-check clippy install bench bench-rivals clean
+.PHONY: all build run test test-flavor test-matrix fmt-check clippy install bench bench-rivals clean
 
 all: build
 
@@ -22,7 +39,14 @@ run: build
 	$(PYFERRY) pack -o $(SAMPLE) payload
 	./$(SAMPLE)
 
-test: fmt-check clippy build
+# The whole suite against the default (standalone) flavor, then against
+# the system flavor, which distro packages use.
+test: fmt-check clippy test-flavor
+ifeq ($(FLAVOR),standalone)
+	$(MAKE) --no-print-directory FLAVOR=system test-flavor
+endif
+
+test-flavor: build
 	$(CARGO) test --release --locked
 
 fmt-check:
@@ -31,10 +55,10 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 
-# The tests against other CPython versions from pyenv (system flavor: each
-# links that version's shared libpython), each in its own target dir.
+# The tests against other CPython versions from pyenv (the flavor chosen by
+# FLAVOR: standalone links each version's static libpython and carries its
+# standard library), each in its own target dir.
 MATRIX ?= 3.10 3.12 3.13
-PYENV_ROOT ?= $(HOME)/.pyenv
 test-matrix:
 	set -e; for version in $(MATRIX); do \
 	    python=$$(ls -d $(PYENV_ROOT)/versions/$$version.*/bin/python$$version | tail -1); \

@@ -1,9 +1,18 @@
-//! Build script: ties the runtime to one CPython.
+//! Build script: ties the runtime to one CPython, linked one of two ways.
 //!
-//! pyo3's build configuration picks the interpreter (`PYO3_PYTHON`), and we
-//! ask that same interpreter where its standard library lives, so the runtime
-//! can set `sys.path` itself instead of letting `PYTHONPATH`/`PYTHONHOME`
-//! leak in. The facts are written to `$OUT_DIR/build_python.rs`.
+//! pyo3's build configuration picks the interpreter (`PYO3_PYTHON`); pyo3
+//! itself is told not to link libpython (`PYO3_BUILD_EXTENSION_MODULE` in
+//! `.cargo/config.toml`) because the flavor decides how, here:
+//!
+//! - `standalone` (the default): `libpython3.X.a` linked whole, its symbols
+//!   exported for the extension modules it will `dlopen`; the standard
+//!   library travels in every archive (see `pack::stdlib`).
+//! - `system` (`PYFERRY_FLAVOR=system`): the interpreter's shared
+//!   `libpython3.X.so`, and its installed standard library.
+//!
+//! We ask the interpreter about itself, so the runtime can set `sys.path`
+//! itself instead of letting `PYTHONPATH`/`PYTHONHOME` leak in. The facts are
+//! written to `$OUT_DIR/build_python.rs`.
 
 #![expect(
     clippy::disallowed_macros,
@@ -16,7 +25,29 @@ use std::path::Path;
 use std::process::Command;
 
 /// Asked of the build interpreter; one fact per line, paths last.
-const PROBE: &str = "import sys; print(sys.base_prefix); print(sys.executable); print(*[p for p in sys.path if p], sep='\\n')";
+const PROBE: &str = "\
+import sys, sysconfig
+v = sysconfig.get_config_var
+print(sys.base_prefix)
+print(sys.executable)
+print('.'.join(map(str, sys.version_info[:3])))
+print(v('SOABI'))
+print(v('LIBPL'))
+print(v('LIBRARY'))
+print(' '.join(f for f in f\"{v('LIBS')} {v('SYSLIBS')} {v('MODLIBS') or ''}\".split() if f.startswith('-l')))
+print(*[p for p in sys.path if p], sep='\\n')";
+
+/// The facts the probe prints, in order.
+struct Facts<'a> {
+    prefix: &'a str,
+    executable: &'a str,
+    full_version: &'a str,
+    soabi: &'a str,
+    static_dir: &'a str,
+    static_library: &'a str,
+    system_libraries: &'a str,
+    stdlib: Vec<&'a str>,
+}
 
 fn main() {
     pyo3_build_config::use_pyo3_cfgs();
@@ -29,16 +60,6 @@ fn main() {
         .expect("pyo3 found no Python executable: set PYO3_PYTHON")
         .to_owned();
     let version = config.version();
-    assert!(
-        config.shared(),
-        "the system flavor needs a shared libpython (Py_ENABLE_SHARED=1): `{python}` has none"
-    );
-
-    // A libpython outside the linker's default directories (pyenv, a custom
-    // prefix) must be found at run time without LD_LIBRARY_PATH.
-    if let Some(lib_dir) = config.lib_dir().filter(|dir| !is_default_library_dir(dir)) {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
-    }
 
     let output = Command::new(&python)
         .args(["-I", "-S", "-c", PROBE])
@@ -46,37 +67,120 @@ fn main() {
         .unwrap_or_else(|e| panic!("cannot run the build interpreter `{python}`: {e}"));
     assert!(
         output.status.success(),
-        "`{python}` failed to describe itself"
+        "`{python}` failed to describe itself: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
     let text = String::from_utf8(output.stdout).expect("interpreter paths must be UTF-8");
     let mut lines = text.lines();
-    let prefix = lines.next().expect("sys.base_prefix");
-    let executable = lines.next().expect("sys.executable");
-    let stdlib: Vec<&str> = lines.collect();
+    let mut next = || lines.next().expect("the probe prints every fact");
+    let facts = Facts {
+        prefix: next(),
+        executable: next(),
+        full_version: next(),
+        soabi: next(),
+        static_dir: next(),
+        static_library: next(),
+        system_libraries: next(),
+        stdlib: lines.collect(),
+    };
 
-    let flavor = env::var("PYFERRY_FLAVOR").unwrap_or_else(|_| "system".to_owned());
-    assert!(
-        flavor == "system",
-        "unknown PYFERRY_FLAVOR `{flavor}` (this build knows: system)"
-    );
+    let flavor = env::var("PYFERRY_FLAVOR").unwrap_or_else(|_| "standalone".to_owned());
+    match flavor.as_str() {
+        "standalone" => link_static(&python, &facts),
+        "system" => link_shared(&python, config),
+        _ => panic!("unknown PYFERRY_FLAVOR `{flavor}` (this build knows: standalone, system)"),
+    }
 
     let out = format!(
         "/// `major.minor` of the CPython this runtime embeds.
 pub const PYTHON_VERSION: &str = \"{major}.{minor}\";
+/// Its full version: a standalone archive's standard library must match it.
+pub const PYTHON_FULL_VERSION: &str = {full_version:?};
+/// Its ABI tag (`cpython-311-x86_64-linux-gnu`), which extension modules carry.
+pub const PYTHON_SOABI: &str = {soabi:?};
 /// The interpreter that was linked; the default build interpreter for `pack`.
 pub const BUILD_PYTHON: &str = {executable:?};
-/// `sys.base_prefix` of that interpreter (its `PYTHONHOME`).
+/// `sys.base_prefix` of that interpreter (its `PYTHONHOME`, system flavor).
 pub const PYTHON_HOME: &str = {prefix:?};
-/// Its standard library directories, in `sys.path` order.
+/// Its standard library directories, in `sys.path` order (system flavor).
 pub const STDLIB_PATHS: &[&str] = &{stdlib:?};
-/// How the runtime gets its Python: `system` links the shared libpython.
+/// How the runtime gets its Python: `standalone` or `system`.
 pub const FLAVOR: &str = {flavor:?};
 ",
         major = version.major,
         minor = version.minor,
+        full_version = facts.full_version,
+        soabi = facts.soabi,
+        executable = facts.executable,
+        prefix = facts.prefix,
+        stdlib = facts.stdlib,
     );
     let out_dir = env::var("OUT_DIR").expect("OUT_DIR");
     fs::write(Path::new(&out_dir).join("build_python.rs"), out).expect("write build_python.rs");
+}
+
+/// Links `libpython3.X.a` whole, so that every C API function an extension
+/// module may call is present, and exports its symbols (`dlopen`ed
+/// extensions resolve them against the executable).
+fn link_static(python: &str, facts: &Facts) {
+    let archive = Path::new(facts.static_dir).join(facts.static_library);
+    assert!(
+        archive.is_file(),
+        "the standalone flavor links a static libpython, and `{python}` has none at `{}`: \
+         use an interpreter built with one (pyenv's have it), or PYFERRY_FLAVOR=system",
+        archive.display()
+    );
+    println!("cargo:rerun-if-changed={}", archive.display());
+    let name = facts
+        .static_library
+        .strip_prefix("lib")
+        .and_then(|name| name.strip_suffix(".a"))
+        .expect("LIBRARY is libNAME.a");
+    // As libraries (not trailing link arguments), so that they come before
+    // std's `-lgcc_s` on the linker's command line.
+    println!("cargo:rustc-link-search=native={}", facts.static_dir);
+    println!("cargo:rustc-link-lib=static:+whole-archive,-bundle={name}");
+    println!("cargo:rustc-link-arg=-Wl,--export-dynamic");
+    // Rust's std unwinds through libgcc_s.so.1, and libpython may call
+    // libgcc helpers (`__popcountdi2`): none of it is part of glibc. Their
+    // static twins, met first, keep the executable's needs to glibc alone.
+    let unwind = gcc_file("libgcc_eh.a").expect("gcc knows where libgcc_eh.a is");
+    let gcc_dir = Path::new(&unwind).parent().expect("a file has a directory");
+    println!("cargo:rustc-link-search=native={}", gcc_dir.display());
+    println!("cargo:rustc-link-lib=static:+whole-archive,-bundle=gcc_eh");
+    println!("cargo:rustc-link-lib=static:-bundle=gcc");
+    for library in facts.system_libraries.split_whitespace() {
+        let library = library.strip_prefix("-l").expect("only -l flags");
+        println!("cargo:rustc-link-lib={library}");
+    }
+}
+
+/// Links the interpreter's shared libpython.
+fn link_shared(python: &str, config: &pyo3_build_config::InterpreterConfig) {
+    assert!(
+        config.shared(),
+        "the system flavor needs a shared libpython (Py_ENABLE_SHARED=1): `{python}` has none"
+    );
+    let lib_name = config.lib_name().expect("pyo3 knows libpython's name");
+    println!("cargo:rustc-link-lib={lib_name}");
+    if let Some(lib_dir) = config.lib_dir() {
+        println!("cargo:rustc-link-search=native={lib_dir}");
+        // A libpython outside the linker's default directories (pyenv, a
+        // custom prefix) must be found at run time without LD_LIBRARY_PATH.
+        if !is_default_library_dir(lib_dir) {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
+        }
+    }
+}
+
+/// A file of the C compiler's own runtime (`gcc -print-file-name`).
+fn gcc_file(name: &str) -> Option<String> {
+    let output = Command::new("gcc")
+        .arg(format!("-print-file-name={name}"))
+        .output()
+        .ok()?;
+    let path = String::from_utf8(output.stdout).ok()?.trim().to_owned();
+    Path::new(&path).is_absolute().then_some(path)
 }
 
 fn is_default_library_dir(dir: &str) -> bool {

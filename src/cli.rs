@@ -95,6 +95,11 @@ struct PackArgs {
     /// then show no source lines).
     #[arg(long)]
     no_sources: bool,
+    /// Keep a part of the standard library that standalone apps leave out by
+    /// default: test, idlelib, tkinter, turtledemo, ensurepip, lib2to3,
+    /// pydoc_data (repeatable).
+    #[arg(long, value_name = "PART")]
+    keep_stdlib: Vec<String>,
     /// Where a system package pre-extracts the app at install time (with
     /// `APP --extract-only --target DIR`); used instead of a per-user cache
     /// when it holds this version and only root can have written it.
@@ -138,6 +143,7 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
                 pip_args: args.pip_args,
                 verbose: args.verbose,
                 keep_sources: !args.no_sources,
+                keep_stdlib: args.keep_stdlib,
                 system_cache: args.system_cache,
             };
             let manifest = pack::pack(&options)?;

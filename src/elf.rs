@@ -138,46 +138,102 @@ pub struct Dynamic {
     pub runpath: Option<String>,
 }
 
+const DT_NEEDED: u64 = 1;
+const DT_RPATH: u64 = 15;
+const DT_RUNPATH: u64 = 29;
+
+/// File offsets of the dynamic section and of its string table.
+struct DynamicSection {
+    entries: std::ops::Range<usize>,
+    strings: std::ops::Range<usize>,
+}
+
 impl Image {
-    /// Reads `DT_NEEDED` and `DT_RPATH`/`DT_RUNPATH` from the image.
-    pub fn dynamic(&self, image: &[u8]) -> Dynamic {
+    fn dynamic_section(&self, image_len: usize) -> Option<DynamicSection> {
         const SHT_DYNAMIC: u32 = 6;
-        let mut dynamic = Dynamic::default();
-        let Some(section) = self
+        let section = self
             .section_headers
             .iter()
-            .find(|header| u32_at(*header, 4) == Some(SHT_DYNAMIC))
-        else {
-            return dynamic;
-        };
-        let range = |header: &[u8]| -> Option<&[u8]> {
+            .find(|header| u32_at(*header, 4) == Some(SHT_DYNAMIC))?;
+        let range = |header: &[u8]| -> Option<std::ops::Range<usize>> {
             let offset = usize::try_from(u64_at(header, 24)?).ok()?;
             let len = usize::try_from(u64_at(header, 32)?).ok()?;
-            image.get(offset..offset.checked_add(len)?)
+            let end = offset.checked_add(len).filter(|end| *end <= image_len)?;
+            Some(offset..end)
         };
-        let strings = u32_at(section, 40)
-            .and_then(|link| self.section_headers.get(link as usize))
-            .and_then(|header| range(header));
-        let (Some(entries), Some(strings)) = (range(section), strings) else {
+        let strings = self.section_headers.get(u32_at(section, 40)? as usize)?;
+        Some(DynamicSection {
+            entries: range(section)?,
+            strings: range(strings)?,
+        })
+    }
+
+    /// Reads `DT_NEEDED` and `DT_RPATH`/`DT_RUNPATH` from the image.
+    pub fn dynamic(&self, image: &[u8]) -> Dynamic {
+        let mut dynamic = Dynamic::default();
+        let Some(section) = self.dynamic_section(image.len()) else {
             return dynamic;
         };
+        let strings = &image[section.strings];
         let string = |at: u64| -> Option<String> {
             let bytes = strings.get(usize::try_from(at).ok()?..)?;
             let end = bytes.iter().position(|b| *b == 0)?;
             Some(String::from_utf8_lossy(&bytes[..end]).into_owned())
         };
-        for entry in entries.chunks_exact(16) {
+        for entry in image[section.entries].chunks_exact(16) {
             let (Some(tag), Some(value)) = (u64_at(entry, 0), u64_at(entry, 8)) else {
                 break;
             };
             match tag {
                 0 => break,
-                1 => dynamic.needed.extend(string(value)),
-                15 | 29 => dynamic.runpath = string(value),
+                DT_NEEDED => dynamic.needed.extend(string(value)),
+                DT_RPATH | DT_RUNPATH => dynamic.runpath = string(value),
                 _ => {}
             }
         }
         dynamic
+    }
+
+    /// Rewrites, in place, every `DT_RUNPATH`/`DT_RPATH` of a shared object
+    /// to `path`, as a `DT_RPATH`: unlike RUNPATH, the dynamic linker also
+    /// searches an object's RPATH for the dependencies of its dependencies
+    /// (libssl's libcrypto), and before `LD_LIBRARY_PATH` and the system's
+    /// directories. The string table cannot grow, so `path` must fit in the
+    /// old string. Returns false when the object has no search path to reuse.
+    pub fn rewrite_search_path(&self, image: &mut [u8], path: &str) -> Result<bool, String> {
+        let Some(section) = self.dynamic_section(image.len()) else {
+            return Ok(false);
+        };
+        let mut found = false;
+        for at in section.entries.clone().step_by(16) {
+            let (Some(tag), Some(value)) = (u64_at(image, at), u64_at(image, at + 8)) else {
+                break;
+            };
+            match tag {
+                0 => break,
+                DT_RPATH | DT_RUNPATH => {}
+                _ => continue,
+            }
+            let start = usize::try_from(value)
+                .ok()
+                .and_then(|value| section.strings.start.checked_add(value))
+                .filter(|start| *start < section.strings.end)
+                .ok_or("its search path points outside its string table")?;
+            let old_len = image[start..section.strings.end]
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or("its search path is not terminated")?;
+            if path.len() > old_len {
+                return Err(format!(
+                    "its search path is {old_len} bytes, too short to hold `{path}`"
+                ));
+            }
+            image[start..start + old_len].fill(0);
+            image[start..start + path.len()].copy_from_slice(path.as_bytes());
+            image[at..at + 8].copy_from_slice(&DT_RPATH.to_le_bytes());
+            found = true;
+        }
+        Ok(found)
     }
 }
 

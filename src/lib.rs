@@ -46,6 +46,7 @@ pub mod pack;
 pub mod payload;
 pub mod runtime;
 pub mod stamp;
+pub mod standalone;
 pub mod trailer;
 
 /// Facts about the CPython this binary embeds, found by `build.rs`.

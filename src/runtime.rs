@@ -4,7 +4,7 @@
 //! the first one is reserved (`--extract-only`) and hands all of them, as raw
 //! bytes, to `sys.argv`.
 
-use crate::build_python::{PYTHON_HOME, PYTHON_VERSION, STDLIB_PATHS};
+use crate::build_python::{FLAVOR, PYTHON_HOME, PYTHON_VERSION, STDLIB_PATHS};
 use crate::cache;
 use crate::debug::Phases;
 use crate::desktop;
@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::ffi::{self, Launch, Mode};
 use crate::invocation::{self, INTERPRETER_VARIABLE, Invocation};
 use crate::payload::Payload;
+use crate::standalone;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,21 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
                 "its archive was built for Python {}, but its runtime embeds Python {PYTHON_VERSION}",
                 manifest.python
             ),
+        });
+    }
+    if manifest.flavor != FLAVOR {
+        return Err(Error::PayloadCorrupt {
+            exe: payload.path.clone(),
+            reason: format!(
+                "its archive was built for a {} runtime, but its runtime is {FLAVOR}",
+                manifest.flavor
+            ),
+        });
+    }
+    if FLAVOR == "standalone" && !manifest.native.iter().any(|unit| unit == standalone::UNIT) {
+        return Err(Error::PayloadCorrupt {
+            exe: payload.path.clone(),
+            reason: "its archive carries no standard library".to_owned(),
         });
     }
     let interpreter_mode = std::env::var_os(INTERPRETER_VARIABLE).is_some_and(|v| v == "1");
@@ -53,12 +69,25 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         false => Some(cache::ensure_extracted(&payload)?),
     };
     if let Some(version) = &version {
-        search_paths.push(version.dir.clone());
+        // The app's own native units, if it has any besides the standard
+        // library (each entry costs a lookup on every import).
+        if manifest.native.iter().any(|unit| unit != standalone::UNIT) {
+            search_paths.push(version.dir.clone());
+        }
         phases.done("cache");
     }
     // zipimport reads the archive straight from the executable.
     search_paths.push(payload.path.clone());
-    search_paths.extend(STDLIB_PATHS.iter().map(PathBuf::from));
+    let home = match (FLAVOR, &version) {
+        ("standalone", Some(version)) => {
+            search_paths.extend(standalone::search_paths(&version.dir));
+            standalone::home(&version.dir)
+        }
+        _ => {
+            search_paths.extend(STDLIB_PATHS.iter().map(PathBuf::from));
+            PathBuf::from(PYTHON_HOME)
+        }
+    };
 
     // Nobody reads stderr (double-clicked): an uncaught exception also
     // goes to the app's log, and a notice says where.
@@ -70,7 +99,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     ffi::initialize(&Launch {
         argv: &argv,
         executable: &payload.path,
-        home: Path::new(PYTHON_HOME),
+        home: &home,
         search_paths: &search_paths,
         mode: match invocation {
             Invocation::Python => Mode::CommandLine,

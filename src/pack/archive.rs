@@ -75,7 +75,14 @@ pub fn write_executable(
     });
     let mut hasher = Sha256::new();
     let outer = with_native_archive(entries, &manifest.native, work_dir, timestamp)?;
-    write_entries(&mut zip, &outer, timestamp, Some(&mut hasher), &temp)?;
+    write_entries(
+        &mut zip,
+        &outer,
+        timestamp,
+        Some(&mut hasher),
+        &temp,
+        compression_for,
+    )?;
     manifest.hash = String::new();
     hasher.update(serde_json::to_vec(&manifest).expect("a manifest always serializes"));
     manifest.hash = hex(&hasher.finalize());
@@ -181,7 +188,10 @@ fn with_native_archive(
     let path = work_dir.join("native.zip");
     let file = fs::File::create(&path).map_err(io("create", &path))?;
     let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
-    write_entries(&mut zip, &inner, timestamp, None, &path)?;
+    // Extracted once, never read in place: everything deflated.
+    write_entries(&mut zip, &inner, timestamp, None, &path, |_| {
+        CompressionMethod::Deflated
+    })?;
     zip.finish()
         .map_err(zip_error(&path))?
         .flush()
@@ -206,6 +216,7 @@ fn write_entries<W: Write + Seek>(
     timestamp: DateTime,
     mut hasher: Option<&mut Sha256>,
     zip_path: &Path,
+    compression: fn(&str) -> CompressionMethod,
 ) -> Result<()> {
     let mut buffer = vec![0; 1 << 20];
     for (name, entry) in entries {
@@ -222,7 +233,7 @@ fn write_entries<W: Write + Seek>(
                 let mut file = fs::File::open(&source.path).map_err(io("read", &source.path))?;
                 let len = file.metadata().map_err(io("read", &source.path))?.len();
                 let options = options(timestamp, mode)
-                    .compression_method(compression_for(name))
+                    .compression_method(compression(name))
                     .large_file(len >= u64::from(u32::MAX));
                 zip.start_file(name.as_str(), options)
                     .map_err(zip_error(zip_path))?;
@@ -272,10 +283,11 @@ fn options(timestamp: DateTime, mode: u32) -> SimpleFileOptions {
         .unix_permissions(mode)
 }
 
-/// Bytecode is stored: zipimport then reads it with no `zlib` import and no
-/// inflate on every start. The native archive is stored too (its entries are
-/// deflated inside it), so that the runtime reads it in place. Everything
-/// else is deflated.
+/// In the outer zip, bytecode is stored: zipimport then reads it with no
+/// `zlib` import and no inflate on every start (and a standalone runtime's
+/// `zlib` is an extension module, extracted first). The native archive is
+/// stored too (its entries are deflated inside it), so that the runtime
+/// reads it in place. Everything else is deflated.
 fn compression_for(name: &str) -> CompressionMethod {
     if name.ends_with(".pyc") || name == NATIVE_ARCHIVE {
         CompressionMethod::Stored

@@ -8,6 +8,7 @@ mod archive;
 mod entry;
 mod inputs;
 mod python;
+mod stdlib;
 mod tree;
 mod workdir;
 
@@ -15,6 +16,7 @@ use crate::archive_path;
 use crate::build_python::{BUILD_PYTHON, FLAVOR};
 use crate::error::{Error, Result, io};
 use crate::manifest::{self, Manifest};
+use crate::standalone;
 use archive::Entry;
 use python::{BuildPython, CompileJob};
 use std::collections::BTreeMap;
@@ -38,6 +40,9 @@ pub struct PackOptions {
     pub verbose: bool,
     /// Keep `.py` files next to their pycs (source lines in tracebacks).
     pub keep_sources: bool,
+    /// Parts of the standard library to keep that are left out by default
+    /// (standalone flavor).
+    pub keep_stdlib: Vec<String>,
     /// Where a system package pre-extracts the app (absolute).
     pub system_cache: Option<PathBuf>,
 }
@@ -84,15 +89,24 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         &tree,
         &python,
     )?;
-    let native = tree.native_units();
+    let mut native = tree.native_units();
     add_bootstrap(&mut tree, work.path())?;
-    let entries = plan_entries(
+    let mut entries = plan_entries(
         &tree,
         &native,
         &python,
         &work.path().join("pyc"),
         options.keep_sources,
     )?;
+    if FLAVOR == "standalone" {
+        let stdlib = stdlib::gather(&python, &options.keep_stdlib, work.path())?;
+        entries.extend(
+            stdlib
+                .into_iter()
+                .map(|(name, source)| (name, Entry::File(source))),
+        );
+        native.push(standalone::UNIT.to_owned());
+    }
 
     let manifest = Manifest {
         name,
@@ -126,6 +140,20 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
 /// byte-compiled with it like any of its modules: compiling it from source
 /// at every start cost 0.6 ms.
 fn add_bootstrap(tree: &mut Tree, work_dir: &Path) -> Result<()> {
+    if let Some(name) = tree
+        .files
+        .keys()
+        .find(|name| archive_path::top_level(name) == standalone::UNIT)
+    {
+        return Err(Error::UnsafeName {
+            name: name.clone(),
+            reason: format!(
+                "the name `{}` is reserved for the standard library",
+                standalone::UNIT
+            )
+            .into(),
+        });
+    }
     let module = crate::runtime::BOOTSTRAP_MODULE;
     if let Some(name) = tree.files.keys().find(|name| {
         let top = archive_path::top_level(name);

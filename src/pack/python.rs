@@ -1,8 +1,10 @@
 //! The build interpreter: the CPython that runs pip and byte-compiles. It
-//! must be the same `major.minor` as the one the runtime embeds, or the
-//! archive's pycs and extension modules would not load.
+//! must be the same `major.minor` and ABI as the one the runtime embeds, or
+//! the archive's pycs and extension modules would not load; a standalone
+//! runtime also takes its standard library, so there it must be the very
+//! same version.
 
-use crate::build_python::PYTHON_VERSION;
+use crate::build_python::{FLAVOR, PYTHON_FULL_VERSION, PYTHON_SOABI, PYTHON_VERSION};
 use crate::error::{Error, Reason, Result, io};
 use include_dir::{Dir, include_dir};
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,13 @@ pub struct BuildPython {
     pub extension_suffixes: Vec<String>,
     pub stdlib_modules: Vec<String>,
     pub platform: String,
+    /// `cpython-311-x86_64-linux-gnu`: the ABI its extension modules use.
+    pub soabi: String,
+    /// `importlib.util.MAGIC_NUMBER`, hex: the pyc format it writes.
+    pub magic: String,
+    pub stdlib_dir: PathBuf,
+    /// `lib-dynload`: the standard library's extension modules.
+    pub dynload_dir: PathBuf,
     pub has_pip: bool,
 }
 
@@ -77,6 +86,21 @@ impl BuildPython {
                 python.implementation
             )));
         }
+        if python.soabi != PYTHON_SOABI {
+            return Err(fail(format!(
+                "its ABI is `{}`, but the runtime embeds `{PYTHON_SOABI}` (a free-threaded or \
+                 debug build cannot load the other's extension modules)",
+                python.soabi
+            )));
+        }
+        if FLAVOR == "standalone" && python.full_version() != PYTHON_FULL_VERSION {
+            return Err(fail(format!(
+                "it is CPython {}, but this standalone runtime embeds CPython \
+                 {PYTHON_FULL_VERSION} and takes the standard library from the build \
+                 interpreter, which must be the very same version",
+                python.full_version()
+            )));
+        }
         Ok(python)
     }
 
@@ -86,6 +110,12 @@ impl BuildPython {
             [major, minor, ..] => format!("{major}.{minor}"),
             _ => "unknown".to_owned(),
         }
+    }
+
+    /// `major.minor.micro`.
+    pub fn full_version(&self) -> String {
+        let parts: Vec<String> = self.version.iter().map(u32::to_string).collect();
+        parts.join(".")
     }
 
     /// A command running this interpreter with a clean, fixed environment:

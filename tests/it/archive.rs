@@ -96,10 +96,12 @@ fn inspect_reads_back_the_manifest() {
     assert_eq!(report["name"], "fast-app");
     assert_eq!(report["entry_point"], "__main__");
     assert_eq!(report["python"], pyferry::build_python::PYTHON_VERSION);
-    assert_eq!(
-        report["native_units"],
-        serde_json::json!(["fastpkg", "fastpkg.libs"])
-    );
+    // A standalone app also carries its standard library, extracted too.
+    let mut units = vec!["fastpkg", "fastpkg.libs"];
+    if pyferry::build_python::FLAVOR == "standalone" {
+        units.push(pyferry::standalone::UNIT);
+    }
+    assert_eq!(report["native_units"], serde_json::json!(units));
     let files: Vec<&str> = report["extracted_files"]
         .as_array()
         .expect("list")

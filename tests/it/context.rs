@@ -183,9 +183,10 @@ pub fn wheel_dir() -> &'static Path {
 pub fn baseline_venv() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        // One per interpreter: pyenv's 3.11.7 and Debian's 3.11.2 differ.
         let dir = target_dir().join(format!(
             "test-venv-{}",
-            pyferry::build_python::PYTHON_VERSION
+            pyferry::build_python::PYTHON_FULL_VERSION
         ));
         let done = dir.join(".complete");
         if !is_complete(&done) {
@@ -206,7 +207,7 @@ pub fn baseline_venv() -> &'static Path {
                 status.success(),
                 "installing the test wheels into the venv failed"
             );
-            fs::write(&done, "").expect("marker");
+            fs::write(&done, TEST_DISTRIBUTIONS.join(" ")).expect("marker");
         }
         dir
     })

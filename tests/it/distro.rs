@@ -126,7 +126,12 @@ fn inspect_shows_what_a_packager_needs() {
             .output()
             .expect("inspect"),
     );
-    assert!(text.contains("links:         libpython3."), "{text}");
+    // The system flavor links the distro's libpython; standalone, glibc only.
+    let links = match pyferry::build_python::FLAVOR {
+        "system" => "links:         libpython3.",
+        _ => "links:         libm.so.6, libc.so.6",
+    };
+    assert!(text.contains(links), "{text}");
     assert!(
         text.contains("system cache:  /usr/lib/fastapp/pyferry"),
         "{text}"
@@ -135,5 +140,6 @@ fn inspect_shows_what_a_packager_needs() {
         text.contains("fastpkg.libs/libvendored-1a2b3c4d.so"),
         "{text}"
     );
-    assert!(text.contains("flavor:        system"), "{text}");
+    let flavor = format!("flavor:        {}", pyferry::build_python::FLAVOR);
+    assert!(text.contains(&flavor), "{text}");
 }

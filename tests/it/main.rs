@@ -11,4 +11,5 @@ mod distro;
 mod errors;
 mod native;
 mod python_compat;
+mod standalone;
 mod wheels;

@@ -1,0 +1,364 @@
+//! The standalone flavor's Python, gathered from the build interpreter into
+//! the `.python` unit (layout in `standalone`): the standard library as
+//! pycs, its extension modules, and the shared libraries those need beyond
+//! glibc, as the dynamic linker itself resolves them (`ldd`).
+//!
+//! Pycs: the interpreter's own `__pycache__` files where they are valid for
+//! their source (Python's own check: magic, source mtime and size), else
+//! compiled here. Extension modules are stripped of debug information (when
+//! `strip` is on PATH; pyenv builds keep 8 MB of it) and their RUNPATH is
+//! rewritten to find the bundled libraries (`elf::Image::rewrite_search_path`).
+
+use super::python::{BuildPython, CompileJob};
+use super::tree::SourceFile;
+use crate::archive_path;
+use crate::elf;
+use crate::error::{Error, Reason, Result, io};
+use crate::standalone;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Parts of the standard library left out unless `--keep-stdlib` names
+/// them: test suites, GUI and IDE, installers, the 2to3 tool, pydoc's data.
+pub const EXCLUDED_BY_DEFAULT: &[&str] = &[
+    "test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+    "lib2to3",
+    "pydoc_data",
+];
+
+/// The excluded part an extension module belongs to, by module name.
+fn extension_part(module: &str) -> Option<&'static str> {
+    let test_only = module.starts_with("_test")
+        || module.starts_with("xxlimited")
+        || ["_ctypes_test", "_xxtestfuzz"].contains(&module);
+    match module {
+        _ if test_only => Some("test"),
+        "_tkinter" => Some("tkinter"),
+        _ => None,
+    }
+}
+
+/// Directories of test suites inside other packages (`ctypes/test`).
+const NESTED_TEST_DIRS: &[&str] = &["test", "tests", "idle_test"];
+
+/// The standard library's entries, by archive name (under `.python/`).
+pub fn gather(
+    python: &BuildPython,
+    keep: &[String],
+    work_dir: &Path,
+) -> Result<BTreeMap<String, SourceFile>> {
+    if let Some(unknown) = keep
+        .iter()
+        .find(|name| !EXCLUDED_BY_DEFAULT.contains(&name.as_str()))
+    {
+        return Err(Error::Usage {
+            usage: format!(
+                "--keep-stdlib {unknown}: only these parts are left out by default, \
+                 and can be kept: {}",
+                EXCLUDED_BY_DEFAULT.join(", ")
+            ),
+        });
+    }
+    let excluded =
+        |part: &str| EXCLUDED_BY_DEFAULT.contains(&part) && !keep.iter().any(|k| k == part);
+    let unit = standalone::UNIT;
+    let mut files = BTreeMap::new();
+
+    let (modules, data) = walk_stdlib(&python.stdlib_dir, &excluded)?;
+    let stdlib = format!("{unit}/{}", standalone::stdlib_dir());
+    let mut jobs = Vec::new();
+    for relative in modules {
+        let source = python.stdlib_dir.join(&relative);
+        let name = format!("{stdlib}/{}c", relative);
+        let path = match cached_pyc(python, &source)? {
+            Some(pyc) => pyc,
+            None => {
+                let target = work_dir.join("stdlib-pyc").join(format!("{relative}c"));
+                jobs.push(CompileJob {
+                    source: source.clone(),
+                    target: target.clone(),
+                    display: source.to_string_lossy().into_owned(),
+                });
+                target
+            }
+        };
+        files.insert(
+            name,
+            SourceFile {
+                path,
+                executable: false,
+            },
+        );
+    }
+    if let Some(failure) = python.compile(&jobs)?.first() {
+        return Err(stdlib_error(format!(
+            "its module `{}` does not compile: {}",
+            failure.file, failure.error
+        )));
+    }
+    for relative in data {
+        let path = python.stdlib_dir.join(&relative);
+        let executable = fs::metadata(&path)
+            .map_err(io("inspect", &path))?
+            .permissions()
+            .mode()
+            & 0o111
+            != 0;
+        files.insert(
+            format!("{stdlib}/{relative}"),
+            SourceFile { path, executable },
+        );
+    }
+
+    let extensions = copy_extensions(python, &excluded, &work_dir.join("lib-dynload"))?;
+    let libraries = needed_libraries(&extensions)?;
+    let dynload = format!("{unit}/{}", standalone::dynload_dir());
+    for extension in &extensions {
+        if !libraries.needed_by.get(extension).is_none_or(Vec::is_empty) {
+            set_search_path(extension, standalone::EXTENSION_RPATH, true)?;
+        }
+        let file_name = extension.file_name().expect("a file").to_string_lossy();
+        files.insert(
+            format!("{dynload}/{file_name}"),
+            SourceFile {
+                path: extension.clone(),
+                executable: true,
+            },
+        );
+    }
+    let lib_dir = work_dir.join("lib");
+    fs::create_dir_all(&lib_dir).map_err(io("create", &lib_dir))?;
+    for (soname, found) in &libraries.paths {
+        let copy = lib_dir.join(soname);
+        fs::copy(found, &copy).map_err(io("copy", found))?;
+        // A library with a search path of its own looks only there for its
+        // dependencies: point it at its siblings.
+        set_search_path(&copy, "$ORIGIN", false)?;
+        files.insert(
+            format!("{unit}/{}/{soname}", standalone::LIBRARY_DIR),
+            SourceFile {
+                path: copy,
+                executable: true,
+            },
+        );
+    }
+    Ok(files)
+}
+
+fn stdlib_error(reason: String) -> Error {
+    Error::Pack {
+        reason: Reason(format!(
+            "cannot take the standard library from the build interpreter: {reason}"
+        )),
+    }
+}
+
+/// The standard library's modules (`.py`) and data files, relative to its
+/// directory, without `site-packages`, `lib-dynload`, the build's
+/// `config-*` directory, bytecode caches and excluded parts.
+fn walk_stdlib(root: &Path, excluded: &dyn Fn(&str) -> bool) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut modules, mut data) = (Vec::new(), Vec::new());
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).map_err(io("list", &dir))? {
+            let entry = entry.map_err(io("list", &dir))?;
+            let path = entry.path();
+            let relative = path.strip_prefix(root).expect("below root");
+            let Some(name) = archive_path::from_relative_path(relative) else {
+                continue;
+            };
+            let file_type = entry.file_type().map_err(io("inspect", &path))?;
+            let leaf = name.rsplit('/').next().unwrap_or(&name);
+            if file_type.is_dir() {
+                let top = !name.contains('/');
+                let skip = leaf == "__pycache__"
+                    || top
+                        && (["site-packages", "lib-dynload"].contains(&leaf)
+                            || leaf.starts_with("config-")
+                            || excluded(leaf))
+                    || !top && NESTED_TEST_DIRS.contains(&leaf) && excluded("test");
+                if !skip {
+                    pending.push(path);
+                }
+            } else if file_type.is_file() {
+                if name.ends_with(".py") {
+                    modules.push(name);
+                } else if !name.ends_with(".pyc") {
+                    data.push(name);
+                }
+            }
+        }
+    }
+    Ok((modules, data))
+}
+
+/// The interpreter's own pyc of `source`, if it is valid for it.
+fn cached_pyc(python: &BuildPython, source: &Path) -> Result<Option<PathBuf>> {
+    let (Some(dir), Some(stem)) = (source.parent(), source.file_stem()) else {
+        return Ok(None);
+    };
+    let pyc = dir.join("__pycache__").join(format!(
+        "{}.{}.pyc",
+        stem.to_string_lossy(),
+        python.cache_tag
+    ));
+    let mut header = [0u8; 16];
+    match fs::File::open(&pyc).and_then(|mut file| file.read_exact(&mut header)) {
+        Ok(()) => {}
+        Err(_) => return Ok(None),
+    }
+    let magic: String = header[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let word = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    let stat = fs::metadata(source).map_err(io("inspect", source))?;
+    let valid = magic == python.magic
+        && match word(4) {
+            // Timestamp pyc: valid while the source's mtime and size match.
+            0 => word(8) == stat.mtime() as u32 && word(12) == stat.size() as u32,
+            // Hash-based pyc: made for this source by its installer.
+            _ => true,
+        };
+    Ok(valid.then_some(pyc))
+}
+
+/// Copies the kept extension modules to `dir`, stripped of debug
+/// information when `strip` is available; returns the copies.
+fn copy_extensions(
+    python: &BuildPython,
+    excluded: &dyn Fn(&str) -> bool,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir).map_err(io("create", dir))?;
+    let mut copies = Vec::new();
+    let source_dir = &python.dynload_dir;
+    for entry in fs::read_dir(source_dir).map_err(io("list", source_dir))? {
+        let entry = entry.map_err(io("list", source_dir))?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let module = file_name.split('.').next().unwrap_or_default();
+        if !file_name.ends_with(".so") || extension_part(module).is_some_and(excluded) {
+            continue;
+        }
+        let copy = dir.join(&file_name);
+        fs::copy(entry.path(), &copy).map_err(io("copy", &entry.path()))?;
+        copies.push(copy);
+    }
+    copies.sort();
+    // Debug information is half the size of pyenv's extension modules; the
+    // copies are ours to strip. Without binutils they stay as they are.
+    let _ = Command::new("strip")
+        .arg("--strip-debug")
+        .args(&copies)
+        .stderr(Stdio::null())
+        .status();
+    Ok(copies)
+}
+
+/// The shared libraries beyond glibc that the extension modules need.
+#[derive(Debug, Default)]
+struct Libraries {
+    /// By the name the modules ask for (`libssl.so.3`): where it was found.
+    paths: BTreeMap<String, PathBuf>,
+    /// By extension module: the names it needs, directly or not.
+    needed_by: BTreeMap<PathBuf, Vec<String>>,
+}
+
+/// Asks the dynamic linker (`ldd`) what each extension module loads.
+fn needed_libraries(extensions: &[PathBuf]) -> Result<Libraries> {
+    let output = Command::new("ldd")
+        .args(extensions)
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| stdlib_error(format!("`ldd` cannot be started: {e}")))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut libraries = Libraries::default();
+    // With several files, ldd heads each list with `file:`.
+    let mut current = extensions
+        .first()
+        .filter(|_| extensions.len() == 1)
+        .cloned();
+    for line in text.lines() {
+        if !line.starts_with(char::is_whitespace) {
+            current = line.strip_suffix(':').map(PathBuf::from);
+            continue;
+        }
+        let Some((name, found)) = line.trim().split_once(" => ") else {
+            continue;
+        };
+        if is_glibc(name) {
+            continue;
+        }
+        let module = current.clone().unwrap_or_default();
+        let found = found.rsplit_once(" (").map_or(found, |(path, _)| path);
+        if found == "not found" {
+            return Err(stdlib_error(format!(
+                "its extension module `{}` needs `{name}`, which this machine does not have: \
+                 install it, or use a build interpreter without that module",
+                module.display()
+            )));
+        }
+        let path = fs::canonicalize(found).map_err(io("find", Path::new(found)))?;
+        libraries.paths.insert(name.to_owned(), path);
+        libraries
+            .needed_by
+            .entry(module)
+            .or_default()
+            .push(name.to_owned());
+    }
+    Ok(libraries)
+}
+
+/// Libraries of glibc itself, which every target machine has (and which
+/// must match its kernel interface, so they never travel).
+fn is_glibc(name: &str) -> bool {
+    const GLIBC: &[&str] = &[
+        "ld-linux",
+        "libc.so",
+        "libm.so",
+        "libmvec.so",
+        "libpthread.so",
+        "libdl.so",
+        "librt.so",
+        "libutil.so",
+        "libresolv.so",
+        "libanl.so",
+        "libnsl.so.1",
+        "libBrokenLocale.so",
+        "libnss_",
+        "libthread_db.so",
+        "libc_malloc_debug.so",
+    ];
+    GLIBC.iter().any(|prefix| name.starts_with(prefix))
+}
+
+/// Rewrites the search path of the shared object at `path`; `required`
+/// makes an object without one an error.
+fn set_search_path(path: &Path, search_path: &str, required: bool) -> Result<()> {
+    let mut image = fs::read(path).map_err(io("read", path))?;
+    let fail = |why: String| {
+        stdlib_error(format!(
+            "`{}` cannot be pointed at its bundled libraries: {why}",
+            path.display()
+        ))
+    };
+    let parsed = elf::Image::parse(&image).map_err(fail)?;
+    let rewritten = parsed
+        .rewrite_search_path(&mut image, search_path)
+        .map_err(fail)?;
+    if !rewritten && required {
+        return Err(fail(
+            "it has no RUNPATH to rewrite (build the interpreter with an rpath, as pyenv does)"
+                .to_owned(),
+        ));
+    }
+    if rewritten {
+        fs::write(path, &image).map_err(io("write", path))?;
+    }
+    Ok(())
+}

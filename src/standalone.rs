@@ -1,0 +1,51 @@
+//! Where a standalone app's Python lives once extracted.
+//!
+//! The standalone runtime has CPython linked in but no standard library on
+//! the machine, so every archive carries one (`pack::stdlib`) as a native
+//! unit named `.python` (no import can name it), laid out like an installed
+//! prefix:
+//!
+//! ```text
+//! <extraction dir>/.python/            sys.prefix
+//!     lib/python3.X/                   the standard library, pycs only
+//!     lib/python3.X/lib-dynload/       its extension modules
+//!     lib/                             shared libraries they need
+//! ```
+//!
+//! Extension modules find those libraries through their RPATH
+//! (`$ORIGIN/../..`), written at pack time: nothing in the environment
+//! changes, so the app's child processes see the machine as it is.
+
+use crate::build_python::PYTHON_VERSION;
+use std::path::{Path, PathBuf};
+
+/// The native unit that holds the standard library.
+pub const UNIT: &str = ".python";
+
+/// The standard library's directory, relative to the unit.
+pub fn stdlib_dir() -> String {
+    format!("lib/python{PYTHON_VERSION}")
+}
+
+/// Its extension modules' directory, relative to the unit.
+pub fn dynload_dir() -> String {
+    format!("{}/lib-dynload", stdlib_dir())
+}
+
+/// The shared libraries' directory, relative to the unit.
+pub const LIBRARY_DIR: &str = "lib";
+
+/// The RPATH of an extension module in `dynload_dir` that finds
+/// `LIBRARY_DIR`.
+pub const EXTENSION_RPATH: &str = "$ORIGIN/../..";
+
+/// `sys.prefix` of an app extracted to `extraction`.
+pub fn home(extraction: &Path) -> PathBuf {
+    extraction.join(UNIT)
+}
+
+/// The standard library's entries of `sys.path`.
+pub fn search_paths(extraction: &Path) -> [PathBuf; 2] {
+    let home = home(extraction);
+    [home.join(stdlib_dir()), home.join(dynload_dir())]
+}

@@ -1,0 +1,166 @@
+//! The standalone flavor: one file that runs where there is no Python.
+
+use crate::context::{TestContext, describe, stderr, success};
+use pyferry::build_python::FLAVOR;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Exercises the standard library's native parts, each through the shared
+/// libraries it needs (libssl, libsqlite3, libffi, liblzma, ...).
+const BATTERIES: &str = r#"
+import asyncio, bz2, ctypes, decimal, hashlib, lzma, multiprocessing, os
+import sqlite3, ssl, sys, unicodedata, uuid, zlib
+import xml.etree.ElementTree as ET
+
+context = ssl.create_default_context()
+assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+print("ssl", ssl.OPENSSL_VERSION.split()[0])
+print("sqlite3", sqlite3.connect(":memory:").execute("select 6 * 7").fetchone()[0])
+print("ctypes", ctypes.CDLL(None).strlen(b"four"))
+print("decimal", decimal.Decimal(1) / decimal.Decimal(8))
+data = b"pyferry " * 1000
+for codec in (lzma, bz2, zlib):
+    assert codec.decompress(codec.compress(data)) == data, codec
+print("codecs", "ok")
+print("sha3", hashlib.sha3_256(b"").hexdigest()[:8])
+print("blake2", hashlib.blake2b(b"").hexdigest()[:8])
+print("md5", hashlib.md5(b"").hexdigest()[:8])
+import _uuid
+print("uuid", uuid.uuid1().version, uuid.uuid4().version)
+
+async def answer():
+    await asyncio.sleep(0)
+    return 42
+
+print("asyncio", asyncio.run(answer()))
+print("xml", ET.fromstring("<a><b>text</b></a>").find("b").text)
+print("unicodedata", unicodedata.name("\u00e9"))
+with multiprocessing.get_context("spawn").Pool(2) as pool:
+    print("multiprocessing", sum(pool.map(abs, [-1, -2, -3])))
+print("python here", any(os.path.exists(p) for p in ("/usr/bin/python3", "/usr/lib/python3.11")))
+print("prefix", sys.prefix.startswith("/tmp/pyferry-") and sys.prefix.endswith("/.python"))
+"#;
+
+const EXPECTED: &str = "ssl OpenSSL
+sqlite3 42
+ctypes 4
+decimal 0.125
+codecs ok
+sha3 a7ffc6f8
+blake2 786a02f7
+md5 d41d8cd9
+uuid 1 4
+asyncio 42
+xml text
+unicodedata LATIN SMALL LETTER E WITH ACUTE
+multiprocessing 6
+python here False
+prefix True
+";
+
+/// glibc's own files, which every target machine has.
+fn is_glibc(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    [
+        "ld-linux-x86-64.so.2",
+        "libc.so.6",
+        "libm.so.6",
+        "libpthread.so.0",
+        "libdl.so.2",
+    ]
+    .contains(&name)
+}
+
+/// The files `ldd` says the executable loads.
+fn ldd_files(exe: &Path) -> Vec<String> {
+    let output = std::process::Command::new("ldd")
+        .arg(exe)
+        .output()
+        .expect("ldd");
+    let text = success(&output);
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let path = line.split_once("=> ").map_or(line, |(_, path)| path);
+            let path = path.rsplit_once(" (").map_or(path, |(path, _)| path);
+            path.starts_with('/').then(|| path.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn runs_in_a_chroot_that_holds_only_glibc() {
+    if FLAVOR != "standalone" {
+        return; // The system flavor needs the distro's Python by design.
+    }
+    let cx = TestContext::new();
+    let app = cx.write_tree("batteries-app", &[("__main__.py", BATTERIES)]);
+    let exe = cx.pack("batteries", &[app.to_str().expect("utf-8")]);
+
+    let needed = ldd_files(&exe);
+    assert!(
+        needed.iter().all(|path| is_glibc(path)),
+        "the executable needs more than glibc: {needed:?}"
+    );
+    assert!(needed.iter().any(|path| path.ends_with("/libc.so.6")));
+
+    // The root: glibc's files at their paths, the app, an empty /tmp (the
+    // cache falls back there: no HOME, no passwd), and mount points for
+    // /proc (the runtime reads /proc/self/exe) and /dev/shm (multiprocessing
+    // semaphores).
+    let root = cx.path().join("root");
+    for path in &needed {
+        let copy = root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(copy.parent().expect("parent")).expect("mkdir");
+        fs::copy(path, &copy).expect("copy a glibc file");
+    }
+    for dir in ["tmp", "proc", "dev/shm"] {
+        fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    fs::copy(&exe, root.join("app")).expect("copy the app");
+    let files = list_files(&root);
+    assert!(
+        files.iter().all(|f| f == "app" || is_glibc(f)),
+        "the root holds more than glibc and the app: {files:?}"
+    );
+
+    let script = "mount -t proc proc \"$0/proc\" && mount -t tmpfs tmpfs \"$0/dev/shm\" \
+                  && exec chroot \"$0\" /app";
+    let run = || {
+        let mut command = cx.command("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .arg(&root)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").expect("PATH"));
+        command.output().expect("unshare")
+    };
+    let first = run();
+    assert_eq!(success(&first), EXPECTED, "{}", describe(&first));
+    // Extracted once, to the fallback cache inside the root; reused.
+    let caches: Vec<PathBuf> = fs::read_dir(root.join("tmp"))
+        .expect("list /tmp")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    assert_eq!(caches.len(), 1, "{caches:?}");
+    let second = run();
+    assert_eq!(success(&second), EXPECTED, "{}", describe(&second));
+    assert!(stderr(&second).is_empty(), "{}", describe(&second));
+}
+
+fn list_files(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(root).expect("below root");
+                files.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    files
+}
