@@ -211,3 +211,55 @@ fn the_bootstrap_module_name_is_reserved() {
         &["`_pyferry_boot.py` cannot go into the archive", "reserved"],
     );
 }
+
+#[test]
+fn a_build_interpreter_unlike_the_runtime_is_refused() {
+    use pyferry::build_python::{FLAVOR, PYTHON_FULL_VERSION, PYTHON_VERSION};
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", "print('hello')\n")]);
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".pyenv")))
+        .expect("HOME");
+    let mut pythons = vec![PathBuf::from("/usr/bin/python3.11")];
+    pythons.extend(
+        fs::read_dir(pyenv.join("versions"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path().join("bin/python3")),
+    );
+    let mut refused = 0;
+    for python in pythons.iter().filter(|python| python.exists()) {
+        let version = Command::new(python)
+            .args(["-c", "import platform; print(platform.python_version())"])
+            .output()
+            .expect("run python");
+        let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+        let minor = version
+            .rsplit_once('.')
+            .map_or(version.as_str(), |(minor, _)| minor);
+        let same_minor = minor == PYTHON_VERSION;
+        // The system flavor takes the machine's standard library: any
+        // 3.X.Y of its minor version will do.
+        if version == PYTHON_FULL_VERSION || same_minor && FLAVOR == "system" {
+            continue;
+        }
+        let output = cx.pack_output(
+            "out",
+            &[
+                "--python",
+                python.to_str().expect("utf-8"),
+                app.to_str().expect("utf-8"),
+            ],
+        );
+        let (reason, shown) = match same_minor {
+            true => ("must be the very same version", version.as_str()),
+            false => ("but the runtime embeds CPython", minor),
+        };
+        assert_clean_error(&output, &[reason, shown]);
+        assert!(!cx.path().join("out").exists());
+        refused += 1;
+    }
+    assert!(refused > 0, "no other interpreter to try among {pythons:?}");
+}
