@@ -33,12 +33,13 @@ pub enum Entry {
     File(SourceFile),
 }
 
-/// Writes `runtime` + the zip of `entries` to `output`; returns the manifest
-/// with its hash filled in.
+/// Writes `runtime` + the zip of `entries` (and of the native entries in the
+/// `prebuilt` zip) to `output`; returns the manifest with its hash filled in.
 pub fn write_executable(
     runtime: &[u8],
     entries: &BTreeMap<String, Entry>,
     mut manifest: Manifest,
+    prebuilt: Option<&Path>,
     output: &Path,
     timestamp: DateTime,
     work_dir: &Path,
@@ -74,7 +75,7 @@ pub fn write_executable(
         start: zip_offset,
     });
     let mut hasher = Sha256::new();
-    let outer = with_native_archive(entries, &manifest.native, work_dir, timestamp)?;
+    let outer = with_native_archive(entries, &manifest.native, prebuilt, work_dir, timestamp)?;
     write_entries(
         &mut zip,
         &outer,
@@ -166,10 +167,12 @@ impl<W: Seek> Seek for ZipStart<W> {
 /// Moves the native units' entries into an inner zip, stored as one entry
 /// (`NATIVE_ARCHIVE`): zipimport parses the whole central directory of the
 /// executable on every start (numpy's 1500 files cost 7 ms), and it never
-/// imports from the native units, which are extracted.
+/// imports from the native units, which are extracted. `prebuilt` is a zip
+/// of more native entries (the standard library), copied in as it is.
 fn with_native_archive(
     entries: &BTreeMap<String, Entry>,
     native: &[String],
+    prebuilt: Option<&Path>,
     work_dir: &Path,
     timestamp: DateTime,
 ) -> Result<BTreeMap<String, Entry>> {
@@ -182,16 +185,22 @@ fn with_native_archive(
         .iter()
         .map(|(name, entry)| (name.clone(), entry.clone()))
         .partition(|(name, _)| is_native(name));
-    if inner.is_empty() {
+    if inner.is_empty() && prebuilt.is_none() {
         return Ok(outer);
     }
     let path = work_dir.join("native.zip");
     let file = fs::File::create(&path).map_err(io("create", &path))?;
     let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
-    // Extracted once, never read in place: everything deflated.
-    write_entries(&mut zip, &inner, timestamp, None, &path, |_| {
-        CompressionMethod::Deflated
-    })?;
+    if let Some(prebuilt) = prebuilt {
+        let source = fs::File::open(prebuilt).map_err(io("read", prebuilt))?;
+        let source = zip::ZipArchive::new(source).map_err(|e| Error::Io {
+            op: "read",
+            path: prebuilt.to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+        zip.merge_archive(source).map_err(zip_error(&path))?;
+    }
+    write_deflated(&mut zip, &inner, timestamp, &path)?;
     zip.finish()
         .map_err(zip_error(&path))?
         .flush()
@@ -206,6 +215,33 @@ fn with_native_archive(
         }),
     );
     Ok(outer)
+}
+
+/// Writes a zip of `entries`, all deflated (extracted once, never read in
+/// place), to `path`.
+pub fn write_zip(
+    path: &Path,
+    entries: &BTreeMap<String, Entry>,
+    timestamp: DateTime,
+) -> Result<()> {
+    let file = fs::File::create(path).map_err(io("create", path))?;
+    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+    write_deflated(&mut zip, entries, timestamp, path)?;
+    zip.finish()
+        .map_err(zip_error(path))?
+        .flush()
+        .map_err(io("write", path))
+}
+
+fn write_deflated<W: Write + Seek>(
+    zip: &mut ZipWriter<W>,
+    entries: &BTreeMap<String, Entry>,
+    timestamp: DateTime,
+    path: &Path,
+) -> Result<()> {
+    write_entries(zip, entries, timestamp, None, path, |_| {
+        CompressionMethod::Deflated
+    })
 }
 
 /// Writes `entries` in order, streaming each file, and feeds `hasher` with

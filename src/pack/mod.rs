@@ -60,7 +60,9 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     {
         return Err(Error::SystemCachePath { dir: dir.clone() });
     }
+    let mut phases = crate::debug::Phases::start();
     let python = BuildPython::probe(options.python.as_deref().unwrap_or(Path::new(BUILD_PYTHON)))?;
+    phases.done("pack: probe");
     let inputs = inputs::classify(&options.inputs, &python)?;
     let work = WorkDir::create()?;
 
@@ -83,6 +85,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         drop_install_paths(&mut tree, &work.path().join("records"))?;
     }
 
+    phases.done("pack: inputs");
     let entry = entry::resolve(
         options.entry.as_deref(),
         options.console_script.as_deref(),
@@ -91,21 +94,29 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     )?;
     let mut native = tree.native_units();
     add_bootstrap(&mut tree, work.path())?;
-    let mut entries = plan_entries(
+    let entries = plan_entries(
         &tree,
         &native,
         &python,
         &work.path().join("pyc"),
         options.keep_sources,
     )?;
+    phases.done("pack: byte-compile");
+    let timestamp = timestamp_from_epoch(
+        std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|value| value.trim().parse().ok()),
+    );
+    let mut stdlib = None;
     if FLAVOR == "standalone" {
-        let stdlib = stdlib::gather(&python, &options.keep_stdlib, work.path())?;
-        entries.extend(
-            stdlib
-                .into_iter()
-                .map(|(name, source)| (name, Entry::File(source))),
-        );
+        stdlib = Some(stdlib::prepare(
+            &python,
+            &options.keep_stdlib,
+            work.path(),
+            timestamp,
+        )?);
         native.push(standalone::UNIT.to_owned());
+        phases.done("pack: standard library");
     }
 
     let manifest = Manifest {
@@ -123,17 +134,17 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     };
     let runtime_path = std::env::current_exe().map_err(io("find", Path::new("/proc/self/exe")))?;
     let runtime = std::fs::read(&runtime_path).map_err(io("read", &runtime_path))?;
-    let epoch = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|value| value.trim().parse().ok());
-    archive::write_executable(
+    let manifest = archive::write_executable(
         &runtime,
         &entries,
         manifest,
+        stdlib.as_deref(),
         &options.output,
-        timestamp_from_epoch(epoch),
+        timestamp,
         work.path(),
-    )
+    )?;
+    phases.done("pack: write");
+    Ok(manifest)
 }
 
 /// Adds the bootstrap module (`src/python/bootstrap.py`) to the app, to be

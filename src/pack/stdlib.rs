@@ -8,19 +8,24 @@
 //! compiled here. Extension modules are stripped of debug information (when
 //! `strip` is on PATH; pyenv builds keep 8 MB of it) and their RUNPATH is
 //! rewritten to find the bundled libraries (`elf::Image::rewrite_search_path`).
+//! The result, a zip, is cached between packs (`prepare`).
 
+use super::archive::{self, Entry};
 use super::python::{BuildPython, CompileJob};
 use super::tree::SourceFile;
 use crate::archive_path;
 use crate::elf;
 use crate::error::{Error, Reason, Result, io};
+use crate::ffi::effective_uid;
 use crate::standalone;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, DirBuilder};
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use zip::DateTime;
 
 /// Parts of the standard library left out unless `--keep-stdlib` names
 /// them: test suites, GUI and IDE, installers, the 2to3 tool, pydoc's data.
@@ -49,12 +54,29 @@ fn extension_part(module: &str) -> Option<&'static str> {
 /// Directories of test suites inside other packages (`ctypes/test`).
 const NESTED_TEST_DIRS: &[&str] = &["test", "tests", "idle_test"];
 
-/// The standard library's entries, by archive name (under `.python/`).
-pub fn gather(
+/// What goes into the `.python` unit, before any copy or compilation.
+struct Plan {
+    /// Module sources (relative to the stdlib dir) and the interpreter's
+    /// valid pyc for each, if it has one.
+    modules: Vec<(String, Option<PathBuf>)>,
+    data: Vec<String>,
+    extensions: Vec<PathBuf>,
+    libraries: Libraries,
+}
+
+/// Returns a zip of the `.python` unit's entries (deflated, `timestamp`ed).
+///
+/// Gathering and compressing it takes most of a small app's pack, and its
+/// inputs rarely change: the zip is kept in the per-user cache
+/// (`<cache root>/pack/`, private like the rest) under a key that covers
+/// every input file's identity (path, size, mtime, inode), the pyferry
+/// version, the options and the timestamp, and reused while they match.
+pub fn prepare(
     python: &BuildPython,
     keep: &[String],
     work_dir: &Path,
-) -> Result<BTreeMap<String, SourceFile>> {
+    timestamp: DateTime,
+) -> Result<PathBuf> {
     if let Some(unknown) = keep
         .iter()
         .find(|name| !EXCLUDED_BY_DEFAULT.contains(&name.as_str()))
@@ -69,34 +91,155 @@ pub fn gather(
     }
     let excluded =
         |part: &str| EXCLUDED_BY_DEFAULT.contains(&part) && !keep.iter().any(|k| k == part);
-    let unit = standalone::UNIT;
-    let mut files = BTreeMap::new();
+    let plan = plan(python, &excluded)?;
+    let key = cache_key(python, keep, timestamp, &plan)?;
+    let cache_dir = pack_cache_dir();
+    let built = work_dir.join("stdlib.zip");
+    // A link or a copy, not the path: a concurrent pack may replace the
+    // cached zip (and the work dir may be on another filesystem).
+    if let Some(cached) = cache_dir
+        .as_ref()
+        .map(|dir| dir.join(format!("stdlib-{key}.zip")))
+        .filter(|cached| fs::hard_link(cached, &built).is_ok() || fs::copy(cached, &built).is_ok())
+    {
+        crate::debug::note(&format!("standard library from {}", cached.display()));
+        return Ok(built);
+    }
 
-    let (modules, data) = walk_stdlib(&python.stdlib_dir, &excluded)?;
+    let files = materialize(python, &plan, work_dir)?;
+    let entries: BTreeMap<String, Entry> = files
+        .into_iter()
+        .map(|(name, source)| (name, Entry::File(source)))
+        .collect();
+    archive::write_zip(&built, &entries, timestamp)?;
+    let Some(cache_dir) = cache_dir else {
+        return Ok(built);
+    };
+    // Published whole or not at all; older zips of other inputs go.
+    let cached = cache_dir.join(format!("stdlib-{key}.zip"));
+    let temp = cache_dir.join(format!(".stdlib-{key}.tmp-{}", std::process::id()));
+    if fs::copy(&built, &temp)
+        .and_then(|_| fs::rename(&temp, &cached))
+        .is_err()
+    {
+        let _ = fs::remove_file(&temp);
+        return Ok(built);
+    }
+    for entry in fs::read_dir(&cache_dir).into_iter().flatten().flatten() {
+        if entry.path() != cached && entry.file_name().to_string_lossy().starts_with("stdlib-") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    Ok(built)
+}
+
+/// `<cache root>/pack`, if the cache root is usable and the directory is
+/// ours alone (what it holds goes into executables).
+fn pack_cache_dir() -> Option<PathBuf> {
+    let dir = crate::cache::root().ok()?.join("pack");
+    let _ = DirBuilder::new().mode(0o700).create(&dir);
+    let meta = fs::symlink_metadata(&dir).ok()?;
+    let private = meta.is_dir() && meta.uid() == effective_uid() && meta.mode() & 0o077 == 0;
+    private.then_some(dir)
+}
+
+fn plan(python: &BuildPython, excluded: &dyn Fn(&str) -> bool) -> Result<Plan> {
+    let (sources, data) = walk_stdlib(&python.stdlib_dir, excluded)?;
+    let mut modules = Vec::new();
+    for relative in sources {
+        let pyc = cached_pyc(python, &python.stdlib_dir.join(&relative))?;
+        modules.push((relative, pyc));
+    }
+    let extensions = extension_modules(python, excluded)?;
+    let libraries = needed_libraries(&extensions)?;
+    Ok(Plan {
+        modules,
+        data,
+        extensions,
+        libraries,
+    })
+}
+
+/// A hex digest of everything the `.python` zip is made from.
+fn cache_key(
+    python: &BuildPython,
+    keep: &[String],
+    timestamp: DateTime,
+    plan: &Plan,
+) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut text = |text: &str| {
+        hasher.update((text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    };
+    text(env!("CARGO_PKG_VERSION"));
+    text(&python.path.to_string_lossy());
+    text(&python.full_version());
+    text(&format!("{keep:?} {timestamp:?} strip={}", has_strip()));
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (relative, pyc) in &plan.modules {
+        files.push(python.stdlib_dir.join(relative));
+        files.extend(pyc.clone());
+    }
+    files.extend(
+        plan.data
+            .iter()
+            .map(|relative| python.stdlib_dir.join(relative)),
+    );
+    files.extend(plan.extensions.iter().cloned());
+    for (name, path) in &plan.libraries.paths {
+        text(name);
+        files.push(path.clone());
+    }
+    for file in files {
+        let meta = fs::metadata(&file).map_err(io("inspect", &file))?;
+        text(&format!(
+            "{} {} {}.{} {}",
+            file.display(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ino()
+        ));
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Compiles what has no valid pyc, copies and fixes up the native files;
+/// returns the entries by archive name.
+fn materialize(
+    python: &BuildPython,
+    plan: &Plan,
+    work_dir: &Path,
+) -> Result<BTreeMap<String, SourceFile>> {
+    let unit = standalone::UNIT;
     let stdlib = format!("{unit}/{}", standalone::stdlib_dir());
+    let mut files = BTreeMap::new();
     let mut jobs = Vec::new();
-    for relative in modules {
-        let source = python.stdlib_dir.join(&relative);
-        let name = format!("{stdlib}/{}c", relative);
-        let path = match cached_pyc(python, &source)? {
-            Some(pyc) => pyc,
+    for (relative, pyc) in &plan.modules {
+        let path = match pyc {
+            Some(pyc) => pyc.clone(),
             None => {
+                let source = python.stdlib_dir.join(relative);
                 let target = work_dir.join("stdlib-pyc").join(format!("{relative}c"));
                 jobs.push(CompileJob {
-                    source: source.clone(),
-                    target: target.clone(),
                     display: source.to_string_lossy().into_owned(),
+                    source,
+                    target: target.clone(),
                 });
                 target
             }
         };
-        files.insert(
-            name,
-            SourceFile {
-                path,
-                executable: false,
-            },
-        );
+        let source = SourceFile {
+            path,
+            executable: false,
+        };
+        files.insert(format!("{stdlib}/{relative}c"), source);
     }
     if let Some(failure) = python.compile(&jobs)?.first() {
         return Err(stdlib_error(format!(
@@ -104,50 +247,43 @@ pub fn gather(
             failure.file, failure.error
         )));
     }
-    for relative in data {
-        let path = python.stdlib_dir.join(&relative);
-        let executable = fs::metadata(&path)
-            .map_err(io("inspect", &path))?
-            .permissions()
-            .mode()
-            & 0o111
-            != 0;
+    for relative in &plan.data {
+        let path = python.stdlib_dir.join(relative);
+        let mode = fs::metadata(&path).map_err(io("inspect", &path))?.mode();
+        let executable = mode & 0o111 != 0;
         files.insert(
             format!("{stdlib}/{relative}"),
             SourceFile { path, executable },
         );
     }
 
-    let extensions = copy_extensions(python, &excluded, &work_dir.join("lib-dynload"))?;
-    let libraries = needed_libraries(&extensions)?;
     let dynload = format!("{unit}/{}", standalone::dynload_dir());
-    for extension in &extensions {
-        if !libraries.needed_by.get(extension).is_none_or(Vec::is_empty) {
-            set_search_path(extension, standalone::EXTENSION_RPATH, true)?;
+    for (original, copy) in copy_extensions(&plan.extensions, &work_dir.join("lib-dynload"))? {
+        if plan.libraries.needed_by.contains_key(&original) {
+            set_search_path(&copy, standalone::EXTENSION_RPATH, true)?;
         }
-        let file_name = extension.file_name().expect("a file").to_string_lossy();
-        files.insert(
-            format!("{dynload}/{file_name}"),
-            SourceFile {
-                path: extension.clone(),
-                executable: true,
-            },
-        );
+        let file_name = copy.file_name().expect("a file").to_string_lossy();
+        let source = SourceFile {
+            path: copy.clone(),
+            executable: true,
+        };
+        files.insert(format!("{dynload}/{file_name}"), source);
     }
     let lib_dir = work_dir.join("lib");
     fs::create_dir_all(&lib_dir).map_err(io("create", &lib_dir))?;
-    for (soname, found) in &libraries.paths {
+    for (soname, found) in &plan.libraries.paths {
         let copy = lib_dir.join(soname);
         fs::copy(found, &copy).map_err(io("copy", found))?;
         // A library with a search path of its own looks only there for its
         // dependencies: point it at its siblings.
         set_search_path(&copy, "$ORIGIN", false)?;
+        let source = SourceFile {
+            path: copy,
+            executable: true,
+        };
         files.insert(
             format!("{unit}/{}/{soname}", standalone::LIBRARY_DIR),
-            SourceFile {
-                path: copy,
-                executable: true,
-            },
+            source,
         );
     }
     Ok(files)
@@ -228,36 +364,50 @@ fn cached_pyc(python: &BuildPython, source: &Path) -> Result<Option<PathBuf>> {
     Ok(valid.then_some(pyc))
 }
 
-/// Copies the kept extension modules to `dir`, stripped of debug
-/// information when `strip` is available; returns the copies.
-fn copy_extensions(
+/// The kept extension modules of the interpreter.
+fn extension_modules(
     python: &BuildPython,
     excluded: &dyn Fn(&str) -> bool,
-    dir: &Path,
 ) -> Result<Vec<PathBuf>> {
-    fs::create_dir_all(dir).map_err(io("create", dir))?;
-    let mut copies = Vec::new();
-    let source_dir = &python.dynload_dir;
-    for entry in fs::read_dir(source_dir).map_err(io("list", source_dir))? {
-        let entry = entry.map_err(io("list", source_dir))?;
+    let mut extensions = Vec::new();
+    let dir = &python.dynload_dir;
+    for entry in fs::read_dir(dir).map_err(io("list", dir))? {
+        let entry = entry.map_err(io("list", dir))?;
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let module = file_name.split('.').next().unwrap_or_default();
-        if !file_name.ends_with(".so") || extension_part(module).is_some_and(excluded) {
-            continue;
+        if file_name.ends_with(".so") && !extension_part(module).is_some_and(excluded) {
+            extensions.push(entry.path());
         }
-        let copy = dir.join(&file_name);
-        fs::copy(entry.path(), &copy).map_err(io("copy", &entry.path()))?;
-        copies.push(copy);
     }
-    copies.sort();
+    extensions.sort();
+    Ok(extensions)
+}
+
+/// Copies the extension modules to `dir`, stripped of debug information
+/// when `strip` is available; returns (original, copy) pairs.
+fn copy_extensions(extensions: &[PathBuf], dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    fs::create_dir_all(dir).map_err(io("create", dir))?;
+    let mut copies = Vec::new();
+    for original in extensions {
+        let copy = dir.join(original.file_name().expect("a file"));
+        fs::copy(original, &copy).map_err(io("copy", original))?;
+        copies.push((original.clone(), copy));
+    }
     // Debug information is half the size of pyenv's extension modules; the
     // copies are ours to strip. Without binutils they stay as they are.
-    let _ = Command::new("strip")
-        .arg("--strip-debug")
-        .args(&copies)
-        .stderr(Stdio::null())
-        .status();
+    if has_strip() {
+        let _ = Command::new("strip")
+            .arg("--strip-debug")
+            .args(copies.iter().map(|(_, copy)| copy))
+            .stderr(Stdio::null())
+            .status();
+    }
     Ok(copies)
+}
+
+fn has_strip() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("strip").is_file()))
 }
 
 /// The shared libraries beyond glibc that the extension modules need.
@@ -269,8 +419,23 @@ struct Libraries {
     needed_by: BTreeMap<PathBuf, Vec<String>>,
 }
 
-/// Asks the dynamic linker (`ldd`) what each extension module loads.
+/// Asks the dynamic linker (`ldd`) what each extension module loads, for
+/// the modules that name a library beyond glibc (ldd takes 5 ms a file).
 fn needed_libraries(extensions: &[PathBuf]) -> Result<Libraries> {
+    let mut linking = Vec::new();
+    for extension in extensions {
+        let image = fs::read(extension).map_err(io("read", extension))?;
+        let needed = elf::Image::parse(&image)
+            .map(|parsed| parsed.dynamic(&image).needed)
+            .unwrap_or_default();
+        if needed.iter().any(|name| !is_glibc(name)) {
+            linking.push(extension.clone());
+        }
+    }
+    let extensions = linking.as_slice();
+    if extensions.is_empty() {
+        return Ok(Libraries::default());
+    }
     let output = Command::new("ldd")
         .args(extensions)
         .stderr(Stdio::null())

@@ -58,6 +58,13 @@ fn packing_is_reproducible() {
         fs::read(&a).expect("read") == fs::read(&b).expect("read"),
         "outputs differ"
     );
+    // Again, where the standalone standard library now comes from the pack
+    // cache: the same bytes.
+    let again = first.pack("again", &["--name", "app", "src"]);
+    assert!(
+        fs::read(&again).expect("read") == fs::read(&a).expect("read"),
+        "a cached standard library changed the output"
+    );
 
     let dated = first
         .command(pyferry())
