@@ -1,7 +1,7 @@
 //! The cache under concurrency, crashes, hostile directories, odd homes,
 //! and across app versions.
 
-use crate::context::{TestContext, describe, pyferry, stderr, stdout, success};
+use crate::context::{TestContext, describe, pyferry, stderr, stdout, success, version_dirs};
 use crate::native::build_native_app;
 use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -38,18 +38,6 @@ fn debris(root: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn version_dirs(root: &Path) -> Vec<String> {
-    let mut dirs: Vec<String> = fs::read_dir(root)
-        .expect("list cache")
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with('.'))
-        .collect();
-    dirs.sort();
-    dirs
 }
 
 #[test]

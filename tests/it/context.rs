@@ -133,6 +133,12 @@ pub fn success(output: &Output) -> String {
     stdout(output)
 }
 
+/// The app versions extracted in a cache root (`<app>-<hash16>`
+/// directories), whatever else it holds (pack's cache, locks).
+pub fn version_dirs(root: &Path) -> Vec<String> {
+    pyferry::cache::version_keys(root, None).unwrap_or_default()
+}
+
 /// The crate's `target/` directory, for caches shared between test runs.
 pub fn target_dir() -> PathBuf {
     Path::new(pyferry())

@@ -1,23 +1,11 @@
 //! What distro packagers need: installing, pre-extraction into a read-only
 //! system directory, and `inspect` telling what the runtime links.
 
-use crate::context::{TestContext, describe, pyferry, stdout, success};
+use crate::context::{TestContext, describe, pyferry, stdout, success, version_dirs};
 use crate::native::build_native_app;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-
-fn version_dirs(root: &Path) -> Vec<PathBuf> {
-    fs::read_dir(root)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use std::path::PathBuf;
 
 #[test]
 fn a_system_copy_serves_every_user_without_a_user_cache() {
@@ -52,7 +40,7 @@ fn a_system_copy_serves_every_user_without_a_user_cache() {
     let output = cx.run(&exe, &["1"]);
     let out = success(&output);
     assert!(out.contains(dir.to_str().expect("utf-8")), "{out}");
-    assert_eq!(version_dirs(&cx.cache_dir()), Vec::<PathBuf>::new());
+    assert_eq!(version_dirs(&cx.cache_dir()), Vec::<String>::new());
 
     // A copy that others could have written is not trusted.
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o775)).expect("chmod");
