@@ -37,6 +37,7 @@ print("xml", ET.fromstring("<a><b>text</b></a>").find("b").text)
 print("unicodedata", unicodedata.name("\u00e9"))
 with multiprocessing.get_context("spawn").Pool(2) as pool:
     print("multiprocessing", sum(pool.map(abs, [-1, -2, -3])))
+print("library path set", any(k.startswith("LD_") for k in os.environ))
 print("python here", any(os.path.exists(p) for p in ("/usr/bin/python3", "/usr/lib/python3.11")))
 print("prefix", sys.prefix.startswith("/tmp/pyferry-") and sys.prefix.endswith("/.python"))
 "#;
@@ -54,6 +55,7 @@ asyncio 42
 xml text
 unicodedata LATIN SMALL LETTER E WITH ACUTE
 multiprocessing 6
+library path set False
 python here False
 prefix True
 ";
@@ -163,4 +165,37 @@ fn list_files(root: &Path) -> Vec<String> {
         }
     }
     files
+}
+
+#[test]
+fn left_out_parts_of_the_standard_library_can_be_kept() {
+    if FLAVOR != "standalone" {
+        return; // The system flavor uses the machine's standard library.
+    }
+    let cx = TestContext::new();
+    let probe = "import importlib.util\n\
+                 for name in ('pydoc_data', 'lib2to3', 'test', '_testcapi', 'json'):\n    \
+                 print(name, importlib.util.find_spec(name) is not None)\n";
+    let app = cx.write_tree("probe-app", &[("__main__.py", probe)]);
+    let app = app.to_str().expect("utf-8");
+    let default = cx.pack("default", &[app]);
+    assert_eq!(
+        success(&cx.run(&default, &[] as &[&str])),
+        "pydoc_data False\nlib2to3 False\ntest False\n_testcapi False\njson True\n"
+    );
+    let kept = cx.pack(
+        "kept",
+        &["--keep-stdlib", "pydoc_data", "--keep-stdlib", "test", app],
+    );
+    assert_eq!(
+        success(&cx.run(&kept, &[] as &[&str])),
+        "pydoc_data True\nlib2to3 False\ntest True\n_testcapi True\njson True\n"
+    );
+    let output = cx.pack_output("bogus", &["--keep-stdlib", "json", app]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--keep-stdlib json: only these parts"),
+        "{}",
+        describe(&output)
+    );
 }
