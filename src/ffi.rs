@@ -21,6 +21,14 @@ pub fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Sets an environment variable of this process (and of its children).
+/// Called before the interpreter starts, while no other thread runs.
+pub fn set_environment(name: &str, value: &str) {
+    // SAFETY: only the main thread exists here (extraction threads are
+    // joined), so nothing reads the environment concurrently.
+    unsafe { std::env::set_var(name, value) }
+}
+
 /// Everything the interpreter is started with.
 pub struct Launch<'a> {
     /// `sys.argv`, byte for byte (argv[0] is the path as invoked).

@@ -81,6 +81,9 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     let home = match (FLAVOR, &version) {
         ("standalone", Some(version)) => {
             search_paths.extend(standalone::search_paths(&version.dir));
+            if let Some(bundle) = standalone::certificate_bundle() {
+                ffi::set_environment("SSL_CERT_FILE", bundle);
+            }
             standalone::home(&version.dir)
         }
         _ => {

@@ -49,3 +49,29 @@ pub fn search_paths(extraction: &Path) -> [PathBuf; 2] {
     let home = home(extraction);
     [home.join(stdlib_dir()), home.join(dynload_dir())]
 }
+
+/// Where distributions keep their CA certificates, as one file.
+const CERTIFICATE_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Arch, Gentoo
+    "/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
+    "/etc/ssl/ca-bundle.pem",             // openSUSE
+    "/etc/ssl/cert.pem",                  // Alpine
+];
+
+/// The bundled OpenSSL looks for CA certificates where the build machine's
+/// distribution keeps them (Debian: `/usr/lib/ssl`); elsewhere HTTPS would
+/// fail to verify. Unless the user chose (`SSL_CERT_FILE`/`SSL_CERT_DIR`),
+/// the runtime points `SSL_CERT_FILE` at this machine's bundle: one `stat`
+/// on Debian, where it is the default anyway.
+pub fn certificate_bundle() -> Option<&'static str> {
+    if ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some())
+    {
+        return None;
+    }
+    CERTIFICATE_BUNDLES
+        .iter()
+        .copied()
+        .find(|path| Path::new(path).is_file())
+}

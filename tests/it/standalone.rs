@@ -14,6 +14,9 @@ import xml.etree.ElementTree as ET
 
 context = ssl.create_default_context()
 assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+# The certificates are where Fedora keeps them, not where the build
+# machine's OpenSSL looks: found anyway.
+assert context.cert_store_stats()["x509_ca"] > 0, context.cert_store_stats()
 print("ssl", ssl.OPENSSL_VERSION.split()[0])
 print("sqlite3", sqlite3.connect(":memory:").execute("select 6 * 7").fetchone()[0])
 print("ctypes", ctypes.CDLL(None).strlen(b"four"))
@@ -125,6 +128,10 @@ fn runs_in_a_chroot_that_holds_only_glibc() {
         files.iter().all(|f| f == "app" || is_glibc(f)),
         "the root holds more than glibc and the app: {files:?}"
     );
+    // Data, not code: CA certificates, at Fedora's path.
+    let bundle = root.join("etc/pki/tls/certs/ca-bundle.crt");
+    fs::create_dir_all(bundle.parent().expect("parent")).expect("mkdir");
+    fs::copy("/etc/ssl/certs/ca-certificates.crt", &bundle).expect("copy certificates");
 
     let script = "mount -t proc proc \"$0/proc\" && mount -t tmpfs tmpfs \"$0/dev/shm\" \
                   && exec chroot \"$0\" /app";
