@@ -22,6 +22,12 @@
 //! or console-script semantics. `desktop` covers the double-clicked case: a
 //! log and a notice when nobody reads stderr.
 //!
+//! Two flavors (`build.rs`): `standalone` links libpython statically, and
+//! `pack` adds the build interpreter's standard library, extension modules
+//! and their shared libraries to every app as the `.python` native unit
+//! (`pack::stdlib`; extracted layout in `standalone`); `system` links the
+//! distro's shared libpython and uses its standard library.
+//!
 //! All `unsafe` lives in `ffi`.
 
 #[expect(
