@@ -24,6 +24,7 @@ use crate::extract::{self, remove_tree};
 use crate::ffi;
 use crate::manifest::Manifest;
 use crate::payload::Payload;
+use crate::standalone;
 use std::env;
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, IsTerminal};
@@ -277,13 +278,37 @@ fn extract_version(
         .map_err(|e| Attempt::Unusable(format!("cannot write in it: {e}")))?;
 
     let started = Instant::now();
-    let mut progress = extract::Progress::new(&payload.manifest.name, io::stderr().is_terminal());
+    let manifest = &payload.manifest;
+    let linked = manifest.stdlib.as_deref().and_then(|hash| {
+        let donors: Vec<PathBuf> = version_keys(root, None)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|other| other != key)
+            .map(|other| root.join(other))
+            .filter(|other| other.join(MARKER).exists())
+            .collect();
+        standalone::link_from(&donors, hash, &temp, audience.dir_mode())
+    });
+    if let Some(donor) = &linked {
+        crate::debug::note(&format!(
+            "linked the standard library from {} in {:.1} ms",
+            donor.display(),
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+    }
+    let units: Vec<String> = manifest
+        .native
+        .iter()
+        .filter(|unit| linked.is_none() || *unit != standalone::UNIT)
+        .cloned()
+        .collect();
+    let mut progress = extract::Progress::new(&manifest.name, io::stderr().is_terminal());
     let result = extract::open_native(&payload.file, payload.entries)
         .and_then(|native| match native {
             Some((archive, entries)) => extract::extract_units(
                 archive,
                 entries,
-                &payload.manifest.native,
+                &units,
                 &temp,
                 audience.dir_mode(),
                 &mut progress,
@@ -295,6 +320,10 @@ fn extract_version(
             source,
         })
         .and_then(|extracted| {
+            if let Some(hash) = &manifest.stdlib {
+                standalone::record_identity(&temp, hash)
+                    .map_err(crate::error::io("write in", &temp))?;
+            }
             let marker = temp.join(MARKER);
             fs::write(&marker, format!("{}\n", payload.manifest.hash))
                 .map_err(crate::error::io("write", &marker))?;

@@ -25,6 +25,10 @@ pub struct Manifest {
     /// it holds this version and only root can have written it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_cache: Option<String>,
+    /// SHA-256 of the standalone standard library's zip (the `.python`
+    /// unit): apps that carry the same one share its extracted files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdlib: Option<String>,
     /// SHA-256 of the archive entries and of this manifest (with `hash` empty).
     pub hash: String,
     /// Version of pyferry that packed it.
@@ -96,8 +100,12 @@ impl Manifest {
         if !self.entry.is_valid() {
             return Err(format!("bad entry point `{}`", self.entry));
         }
-        if self.hash.len() != 64 || !self.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let is_hash = |hash: &str| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_hash(&self.hash) {
             return Err(format!("bad archive hash `{}`", self.hash));
+        }
+        if let Some(stdlib) = self.stdlib.as_deref().filter(|hash| !is_hash(hash)) {
+            return Err(format!("bad standard library hash `{stdlib}`"));
         }
         if let Some(dir) = &self.system_cache
             && (!dir.starts_with('/') || dir.contains('\0'))

@@ -133,6 +133,7 @@ mod tests {
             flavor: "system".to_owned(),
             native: vec!["numpy".to_owned(), "numpy.libs".to_owned()],
             system_cache: Some("/usr/lib/demo/pyferry".to_owned()),
+            stdlib: Some("cd".repeat(32)),
             hash: "ab".repeat(32),
             pyferry: "0.1.0".to_owned(),
         }

@@ -340,6 +340,19 @@ fn hash_header(hasher: &mut Sha256, name: &str, mode: u32, len: u64) {
     hasher.update(len.to_le_bytes());
 }
 
+/// SHA-256 of a file, hex.
+pub fn file_hash(path: &Path) -> Result<String> {
+    let mut file = fs::File::open(path).map_err(io("read", path))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        match file.read(&mut buffer).map_err(io("read", path))? {
+            0 => return Ok(hex(&hasher.finalize())),
+            read => hasher.update(&buffer[..read]),
+        }
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -129,6 +129,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
             .system_cache
             .as_ref()
             .map(|dir| dir.to_string_lossy().into_owned()),
+        stdlib: stdlib.as_deref().map(archive::file_hash).transpose()?,
         hash: String::new(),
         pyferry: env!("CARGO_PKG_VERSION").to_owned(),
     };

@@ -206,3 +206,58 @@ fn left_out_parts_of_the_standard_library_can_be_kept() {
         describe(&output)
     );
 }
+
+#[test]
+fn apps_share_one_extracted_standard_library() {
+    use crate::context::{pyferry, version_dirs};
+    use std::os::unix::fs::MetadataExt;
+    if FLAVOR != "standalone" {
+        return;
+    }
+    let cx = TestContext::new();
+    let pack = |name: &str| {
+        let source = format!("import json\nprint(json.dumps({name:?}))\n");
+        let app = cx.write_tree(&format!("{name}-src"), &[("__main__.py", source.as_str())]);
+        cx.pack(name, &[app.to_str().expect("utf-8")])
+    };
+    let (first, second) = (pack("first"), pack("second"));
+    let run = |exe: &Path| {
+        let output = cx
+            .command(exe)
+            .env("PYFERRY_DEBUG", "1")
+            .output()
+            .expect("run");
+        success(&output);
+        stderr(&output)
+    };
+    assert!(!run(&first).contains("linked the standard library"));
+    assert!(run(&second).contains("linked the standard library"));
+    let os_pyc = |key: &String| {
+        cx.cache_dir()
+            .join(key)
+            .join(".python/lib")
+            .join(format!("python{}", pyferry::build_python::PYTHON_VERSION))
+            .join("os.pyc")
+    };
+    let keys = version_dirs(&cx.cache_dir());
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let inodes: Vec<u64> = keys
+        .iter()
+        .map(|key| fs::metadata(os_pyc(key)).expect("os.pyc").ino())
+        .collect();
+    assert_eq!(inodes[0], inodes[1], "one copy on disk");
+
+    // Either can go: the other keeps the files.
+    let prune = cx
+        .command(pyferry())
+        .args(["cache", "prune"])
+        .output()
+        .expect("prune");
+    success(&prune);
+    assert_eq!(version_dirs(&cx.cache_dir()), Vec::<String>::new());
+    assert!(!run(&second).contains("linked the standard library"));
+    assert!(run(&first).contains("linked the standard library"));
+    for exe in [&first, &second] {
+        assert!(success(&cx.run(exe, &[] as &[&str])).ends_with("\"\n"));
+    }
+}
