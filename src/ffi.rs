@@ -1,4 +1,5 @@
-//! Every call into C: CPython's initialization API, and `geteuid`.
+//! Every call into C: CPython's initialization API, `geteuid`, `statvfs`,
+//! and setting an environment variable (unsafe since Rust 2024).
 //!
 //! This is the only module allowed `unsafe`. The interpreter is configured
 //! through `PyPreConfig`/`PyConfig` (not pyo3's convenience initializer,

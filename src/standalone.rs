@@ -13,8 +13,11 @@
 //! ```
 //!
 //! Extension modules find those libraries through their RPATH
-//! (`$ORIGIN/../..`), written at pack time: nothing in the environment
-//! changes, so the app's child processes see the machine as it is.
+//! (`$ORIGIN/../..`), written at pack time: no `LD_LIBRARY_PATH`, so the
+//! app's child processes load the machine's own libraries. (The one
+//! variable the runtime may set is `SSL_CERT_FILE`: `certificate_bundle`.)
+//! Apps carrying the same standard library share its extracted files
+//! (`link_from`).
 
 use crate::build_python::PYTHON_VERSION;
 use std::fs::{self, DirBuilder};
