@@ -2,9 +2,9 @@
 //! ELF section (see `elf`), manifest in the zip comment, ELF header and
 //! stamp patched last; through a temp file and one rename.
 //!
-//! Native units go into an inner zip (`with_native_archive`); bytecode and
-//! that inner zip are stored uncompressed (see `compression_for`), the rest
-//! deflated.
+//! Native units go into an inner zip (`with_native_archive`), its entries
+//! deflated; in the outer zip, bytecode and that inner zip are stored
+//! uncompressed (see `compression_for`), the rest deflated.
 //! Determinism: entries in sorted order, one fixed timestamp
 //! (`SOURCE_DATE_EPOCH`, else 1980-01-01), modes normalized to 0644/0755.
 //! The hash covers every entry (name, mode, bytes) and the manifest.
@@ -189,22 +189,7 @@ fn with_native_archive(
         return Ok(outer);
     }
     let path = work_dir.join("native.zip");
-    let file = fs::File::create(&path).map_err(io("create", &path))?;
-    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
-    if let Some(prebuilt) = prebuilt {
-        let source = fs::File::open(prebuilt).map_err(io("read", prebuilt))?;
-        let source = zip::ZipArchive::new(source).map_err(|e| Error::Io {
-            op: "read",
-            path: prebuilt.to_owned(),
-            source: std::io::Error::other(e),
-        })?;
-        zip.merge_archive(source).map_err(zip_error(&path))?;
-    }
-    write_deflated(&mut zip, &inner, timestamp, &path)?;
-    zip.finish()
-        .map_err(zip_error(&path))?
-        .flush()
-        .map_err(io("write", &path))?;
+    write_zip(&path, prebuilt, &inner, timestamp)?;
     let dir = NATIVE_ARCHIVE.rsplit_once('/').map_or("", |(dir, _)| dir);
     outer.insert(format!("{dir}/"), Entry::Dir);
     outer.insert(
@@ -217,31 +202,32 @@ fn with_native_archive(
     Ok(outer)
 }
 
-/// Writes a zip of `entries`, all deflated (extracted once, never read in
-/// place), to `path`.
+/// Writes a zip to `path`: the entries of the zip `prebuilt` copied as they
+/// are, then `entries`, all deflated (extracted once, never read in place).
 pub fn write_zip(
     path: &Path,
+    prebuilt: Option<&Path>,
     entries: &BTreeMap<String, Entry>,
     timestamp: DateTime,
 ) -> Result<()> {
     let file = fs::File::create(path).map_err(io("create", path))?;
     let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
-    write_deflated(&mut zip, entries, timestamp, path)?;
+    if let Some(prebuilt) = prebuilt {
+        let source = fs::File::open(prebuilt).map_err(io("read", prebuilt))?;
+        let source = zip::ZipArchive::new(source).map_err(|e| Error::Io {
+            op: "read",
+            path: prebuilt.to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+        zip.merge_archive(source).map_err(zip_error(path))?;
+    }
+    write_entries(&mut zip, entries, timestamp, None, path, |_| {
+        CompressionMethod::Deflated
+    })?;
     zip.finish()
         .map_err(zip_error(path))?
         .flush()
         .map_err(io("write", path))
-}
-
-fn write_deflated<W: Write + Seek>(
-    zip: &mut ZipWriter<W>,
-    entries: &BTreeMap<String, Entry>,
-    timestamp: DateTime,
-    path: &Path,
-) -> Result<()> {
-    write_entries(zip, entries, timestamp, None, path, |_| {
-        CompressionMethod::Deflated
-    })
 }
 
 /// Writes `entries` in order, streaming each file, and feeds `hasher` with

@@ -12,14 +12,13 @@
 
 use super::archive::{self, Entry};
 use super::python::{BuildPython, CompileJob};
-use super::tree::SourceFile;
-use crate::archive_path;
+use super::tree::{SourceFile, Tree};
 use crate::elf;
 use crate::error::{Error, Reason, Result, io};
 use crate::ffi::effective_uid;
 use crate::standalone;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder};
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -59,7 +58,8 @@ struct Plan {
     /// Module sources (relative to the stdlib dir) and the interpreter's
     /// valid pyc for each, if it has one.
     modules: Vec<(String, Option<PathBuf>)>,
-    data: Vec<String>,
+    /// Every other file, by name relative to the stdlib dir.
+    data: BTreeMap<String, SourceFile>,
     extensions: Vec<PathBuf>,
     libraries: Libraries,
 }
@@ -111,7 +111,7 @@ pub fn prepare(
         .into_iter()
         .map(|(name, source)| (name, Entry::File(source)))
         .collect();
-    archive::write_zip(&built, &entries, timestamp)?;
+    archive::write_zip(&built, None, &entries, timestamp)?;
     let Some(cache_dir) = cache_dir else {
         return Ok(built);
     };
@@ -181,11 +181,7 @@ fn cache_key(
         files.push(python.stdlib_dir.join(relative));
         files.extend(pyc.clone());
     }
-    files.extend(
-        plan.data
-            .iter()
-            .map(|relative| python.stdlib_dir.join(relative)),
-    );
+    files.extend(plan.data.values().map(|source| source.path.clone()));
     files.extend(plan.extensions.iter().cloned());
     for (name, path) in &plan.libraries.paths {
         text(name);
@@ -247,19 +243,13 @@ fn materialize(
         crate::debug::note(&format!("left out `{}`: it does not compile", failure.file));
     }
     files.retain(|_, source| source.path.is_file());
-    for relative in &plan.data {
-        let path = python.stdlib_dir.join(relative);
-        let mode = fs::metadata(&path).map_err(io("inspect", &path))?.mode();
-        let executable = mode & 0o111 != 0;
-        files.insert(
-            format!("{stdlib}/{relative}"),
-            SourceFile { path, executable },
-        );
+    for (relative, source) in &plan.data {
+        files.insert(format!("{stdlib}/{relative}"), source.clone());
     }
 
     let dynload = format!("{unit}/{}", standalone::dynload_dir());
     for (original, copy) in copy_extensions(&plan.extensions, &work_dir.join("lib-dynload"))? {
-        if plan.libraries.needed_by.contains_key(&original) {
+        if plan.libraries.linking.contains(&original) {
             set_search_path(&copy, standalone::EXTENSION_RPATH, true)?;
         }
         let file_name = copy.file_name().expect("a file").to_string_lossy();
@@ -300,36 +290,35 @@ fn stdlib_error(reason: String) -> Error {
 /// The standard library's modules (`.py`) and data files, relative to its
 /// directory, without `site-packages`, `lib-dynload`, the build's
 /// `config-*` directory, bytecode caches and excluded parts.
-fn walk_stdlib(root: &Path, excluded: &dyn Fn(&str) -> bool) -> Result<(Vec<String>, Vec<String>)> {
-    let (mut modules, mut data) = (Vec::new(), Vec::new());
-    let mut pending = vec![root.to_owned()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).map_err(io("list", &dir))? {
-            let entry = entry.map_err(io("list", &dir))?;
-            let path = entry.path();
-            let relative = path.strip_prefix(root).expect("below root");
-            let Some(name) = archive_path::from_relative_path(relative) else {
-                continue;
-            };
-            let file_type = entry.file_type().map_err(io("inspect", &path))?;
-            let leaf = name.rsplit('/').next().unwrap_or(&name);
-            if file_type.is_dir() {
-                let top = !name.contains('/');
-                let skip = leaf == "__pycache__"
-                    || top
-                        && (["site-packages", "lib-dynload"].contains(&leaf)
-                            || leaf.starts_with("config-")
-                            || excluded(leaf))
-                    || !top && NESTED_TEST_DIRS.contains(&leaf) && excluded("test");
-                if !skip {
-                    pending.push(path);
-                }
-            } else if file_type.is_file() {
-                if name.ends_with(".py") {
-                    modules.push(name);
-                } else if !name.ends_with(".pyc") {
-                    data.push(name);
-                }
+fn walk_stdlib(
+    root: &Path,
+    excluded: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<String>, BTreeMap<String, SourceFile>)> {
+    let mut tree = Tree::default();
+    tree.add_dir(root, |top| {
+        ["site-packages", "lib-dynload"].contains(&top)
+            || top.starts_with("config-")
+            || excluded(top)
+    })?;
+    // Test suites inside other packages (`ctypes/test/...`): any directory
+    // below the top level.
+    let in_nested_tests = |name: &str| {
+        excluded("test")
+            && name.rsplit_once('/').is_some_and(|(dirs, _)| {
+                dirs.split('/')
+                    .skip(1)
+                    .any(|dir| NESTED_TEST_DIRS.contains(&dir))
+            })
+    };
+    let (mut modules, mut data) = (Vec::new(), BTreeMap::new());
+    for (name, source) in tree.files {
+        if in_nested_tests(&name) {
+            continue;
+        }
+        match name.ends_with(".py") {
+            true => modules.push(name),
+            false => {
+                data.insert(name, source);
             }
         }
     }
@@ -415,8 +404,8 @@ fn has_strip() -> bool {
 struct Libraries {
     /// By the name the modules ask for (`libssl.so.3`): where it was found.
     paths: BTreeMap<String, PathBuf>,
-    /// By extension module: the names it needs, directly or not.
-    needed_by: BTreeMap<PathBuf, Vec<String>>,
+    /// The extension modules that need one of them, directly or not.
+    linking: BTreeSet<PathBuf>,
 }
 
 /// Asks the dynamic linker (`ldd`) what each extension module loads, for
@@ -470,11 +459,7 @@ fn needed_libraries(extensions: &[PathBuf]) -> Result<Libraries> {
         }
         let path = fs::canonicalize(found).map_err(io("find", Path::new(found)))?;
         libraries.paths.insert(name.to_owned(), path);
-        libraries
-            .needed_by
-            .entry(module)
-            .or_default()
-            .push(name.to_owned());
+        libraries.linking.insert(module);
     }
     Ok(libraries)
 }
