@@ -11,6 +11,7 @@ use crate::desktop;
 use crate::error::{Error, Result};
 use crate::ffi::{self, Launch, Mode};
 use crate::invocation::{self, INTERPRETER_VARIABLE, Invocation};
+use crate::manifest::Manifest;
 use crate::payload::Payload;
 use crate::standalone;
 use std::ffi::OsString;
@@ -19,28 +20,10 @@ use std::path::{Path, PathBuf};
 /// Runs the app and returns its exit status.
 pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<i32> {
     let manifest = &payload.manifest;
-    if manifest.python != PYTHON_VERSION {
+    if let Some(reason) = runtime_mismatch(manifest) {
         return Err(Error::PayloadCorrupt {
             exe: payload.path.clone(),
-            reason: format!(
-                "its archive was built for Python {}, but its runtime embeds Python {PYTHON_VERSION}",
-                manifest.python
-            ),
-        });
-    }
-    if manifest.flavor != FLAVOR {
-        return Err(Error::PayloadCorrupt {
-            exe: payload.path.clone(),
-            reason: format!(
-                "its archive was built for a {} runtime, but its runtime is {FLAVOR}",
-                manifest.flavor
-            ),
-        });
-    }
-    if FLAVOR == "standalone" && !manifest.native.iter().any(|unit| unit == standalone::UNIT) {
-        return Err(Error::PayloadCorrupt {
-            exe: payload.path.clone(),
-            reason: "its archive carries no standard library".to_owned(),
+            reason,
         });
     }
     let interpreter_mode = std::env::var_os(INTERPRETER_VARIABLE).is_some_and(|v| v == "1");
@@ -119,6 +102,25 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         desktop::notify(&manifest.name, log);
     }
     Ok(status)
+}
+
+/// Why this runtime cannot run the archive of `manifest`, if it cannot.
+fn runtime_mismatch(manifest: &Manifest) -> Option<String> {
+    if manifest.python != PYTHON_VERSION {
+        return Some(format!(
+            "its archive was built for Python {}, but its runtime embeds Python {PYTHON_VERSION}",
+            manifest.python
+        ));
+    }
+    if manifest.flavor != FLAVOR {
+        return Some(format!(
+            "its archive was built for a {} runtime, but its runtime is {FLAVOR}",
+            manifest.flavor
+        ));
+    }
+    let has_stdlib = manifest.native.iter().any(|unit| unit == standalone::UNIT);
+    (FLAVOR == "standalone" && !has_stdlib)
+        .then(|| "its archive carries no standard library".to_owned())
 }
 
 /// The module, byte-compiled into every archive by `pack`, that starts the
