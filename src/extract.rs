@@ -11,7 +11,7 @@ use crate::error::Reason;
 use crate::trailer;
 use std::collections::HashSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
@@ -286,6 +286,7 @@ fn write_files<R: Read + Seek>(
     mut progress: Option<&mut Progress>,
 ) -> Result<Extracted, Reason> {
     let mut done = Extracted::default();
+    let mut buffer = vec![0; COPY_BLOCK];
     for file in files {
         if let Some(progress) = progress.as_deref_mut() {
             progress.tick();
@@ -304,11 +305,36 @@ fn write_files<R: Read + Seek>(
                 _ => format!("cannot create `{}`: {e}", file.target.display()),
             })?;
         // The zip reader checks the CRC as the copy ends.
-        done.bytes +=
-            io::copy(&mut entry, &mut out).map_err(|e| format!("cannot extract `{name}`: {e}"))?;
+        done.bytes += copy_in_large_blocks(&mut entry, &mut out, &mut buffer)
+            .map_err(|e| format!("cannot extract `{name}`: {e}"))?;
         done.files += 1;
     }
     Ok(done)
+}
+
+/// Bytes moved per read and write. Syscalls are costly in virtual
+/// machines: with `io::copy`'s 8 KiB, the numpy app's first run made 15,000
+/// writes; with this, 2,400.
+const COPY_BLOCK: usize = 256 << 10;
+
+fn copy_in_large_blocks(from: &mut impl Read, to: &mut File, buffer: &mut [u8]) -> io::Result<u64> {
+    let mut copied = 0;
+    loop {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match from.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(copied);
+        }
+        to.write_all(&buffer[..filled])?;
+        copied += filled as u64;
+    }
 }
 
 /// Removes a directory tree, treating "already gone" as success.
