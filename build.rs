@@ -35,6 +35,7 @@ print(v('SOABI'))
 print(v('LIBPL'))
 print(v('LIBRARY'))
 print(' '.join(f for f in f\"{v('LIBS')} {v('SYSLIBS')} {v('MODLIBS') or ''}\".split() if f.startswith('-l')))
+print(sysconfig.get_path('stdlib'))
 print(*[p for p in sys.path if p], sep='\\n')";
 
 /// The facts the probe prints, in order.
@@ -46,6 +47,7 @@ struct Facts<'a> {
     static_dir: &'a str,
     static_library: &'a str,
     system_libraries: &'a str,
+    stdlib_dir: &'a str,
     stdlib: Vec<&'a str>,
 }
 
@@ -81,6 +83,7 @@ fn main() {
         static_dir: next(),
         static_library: next(),
         system_libraries: next(),
+        stdlib_dir: next(),
         stdlib: lines.collect(),
     };
 
@@ -104,6 +107,8 @@ pub const BUILD_PYTHON: &str = {executable:?};
 pub const PYTHON_HOME: &str = {prefix:?};
 /// Its standard library directories, in `sys.path` order (system flavor).
 pub const STDLIB_PATHS: &[&str] = &{stdlib:?};
+/// The one of them that holds `os.py` (system flavor).
+pub const STDLIB_DIR: &str = {stdlib_dir:?};
 /// How the runtime gets its Python: `standalone` or `system`.
 pub const FLAVOR: &str = {flavor:?};
 ",
@@ -114,6 +119,7 @@ pub const FLAVOR: &str = {flavor:?};
         executable = facts.executable,
         prefix = facts.prefix,
         stdlib = facts.stdlib,
+        stdlib_dir = facts.stdlib_dir,
     );
     let out_dir = env::var("OUT_DIR").expect("OUT_DIR");
     fs::write(Path::new(&out_dir).join("build_python.rs"), out).expect("write build_python.rs");

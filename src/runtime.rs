@@ -4,7 +4,7 @@
 //! the first one is reserved (`--extract-only`) and hands all of them, as raw
 //! bytes, to `sys.argv`.
 
-use crate::build_python::{FLAVOR, PYTHON_HOME, PYTHON_VERSION, STDLIB_PATHS};
+use crate::build_python::{FLAVOR, PYTHON_HOME, PYTHON_VERSION, STDLIB_DIR, STDLIB_PATHS};
 use crate::cache;
 use crate::debug::Phases;
 use crate::desktop;
@@ -61,17 +61,19 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     }
     // zipimport reads the archive straight from the executable.
     search_paths.push(payload.path.clone());
-    let home = match (FLAVOR, &version) {
+    let (home, stdlib_dir) = match (FLAVOR, &version) {
         ("standalone", Some(version)) => {
             search_paths.extend(standalone::search_paths(&version.dir));
             if let Some(bundle) = standalone::certificate_bundle() {
                 ffi::set_environment("SSL_CERT_FILE", bundle);
             }
-            standalone::home(&version.dir)
+            let home = standalone::home(&version.dir);
+            let stdlib_dir = home.join(standalone::stdlib_dir());
+            (home, stdlib_dir)
         }
         _ => {
             search_paths.extend(STDLIB_PATHS.iter().map(PathBuf::from));
-            PathBuf::from(PYTHON_HOME)
+            (PathBuf::from(PYTHON_HOME), PathBuf::from(STDLIB_DIR))
         }
     };
 
@@ -81,7 +83,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         .then(|| desktop::prepare_log(&manifest.name))
         .flatten();
     let log_size = log.as_deref().map(desktop::log_size);
-    let command = bootstrap_command(&payload, log.as_deref());
+    let command = bootstrap_command(&payload, &stdlib_dir, log.as_deref());
     ffi::initialize(&Launch {
         argv: &argv,
         executable: &payload.path,
@@ -129,7 +131,7 @@ pub const BOOTSTRAP_MODULE: &str = "_pyferry_boot";
 
 /// The `-c` command: one call into the bootstrap, binding no name in
 /// `__main__`.
-fn bootstrap_command(payload: &Payload, log: Option<&Path>) -> String {
+fn bootstrap_command(payload: &Payload, stdlib_dir: &Path, log: Option<&Path>) -> String {
     let manifest = &payload.manifest;
     let function = manifest
         .entry
@@ -141,10 +143,11 @@ fn bootstrap_command(payload: &Payload, log: Option<&Path>) -> String {
         |path| python_string(&path.to_string_lossy()),
     );
     format!(
-        "__import__({}).main({}, {}, {function}, {log})\n",
+        "__import__({}).main({}, {}, {function}, {log}, {})\n",
         python_string(BOOTSTRAP_MODULE),
         python_string(&manifest.name),
         python_string(&manifest.entry.module),
+        python_string(&stdlib_dir.to_string_lossy()),
     )
 }
 

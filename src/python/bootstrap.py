@@ -8,11 +8,13 @@
 import sys
 
 
-def main(app, module, function, log):
+def main(app, module, function, log, stdlib_dir):
     if sys.version_info < (3, 11):
         # No PyConfig.safe_path before 3.11: CPython put the executable's
         # directory in front of sys.path. The app sees only its own paths.
         del sys.path[0]
+    else:
+        _locate_frozen_modules(stdlib_dir)
     own_frames = ("<string>", "<frozen runpy>", main.__code__.co_filename)
 
     def excepthook(exc_type, exc, tb):
@@ -77,6 +79,24 @@ def main(app, module, function, log):
                 f"  hint: pack it again with the right `-e MODULE[:FUNC]`"
             )
     sys.exit(target())
+
+
+def _locate_frozen_modules(stdlib_dir):
+    # getpath leaves sys._stdlib_dir unset when the embedder sets sys.path,
+    # and the standard modules frozen into CPython (os, codecs, io) then
+    # have no __file__, which python gives them. Set both as python does.
+    import _imp
+
+    sys._stdlib_dir = stdlib_dir
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if spec is None or spec.origin != "frozen" or hasattr(module, "__file__"):
+            continue
+        found = _imp.find_frozen(name)
+        if found is not None:
+            _, is_package, original_name = found
+            tail = "/__init__.py" if is_package else ".py"
+            module.__file__ = f"{stdlib_dir}/{original_name.replace('.', '/')}{tail}"
 
 
 def _run_as_main(app, name):

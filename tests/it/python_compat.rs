@@ -238,6 +238,29 @@ fn runtime_flags_from_the_environment_work() {
     );
 }
 
+/// Modules frozen into CPython (`os`, `codecs`) have a `__file__` in the
+/// standard library, as in python, whether imported before the app starts
+/// or by it (`runpy`), and `sys._stdlib_dir` is that directory.
+#[test]
+fn frozen_standard_modules_have_their_files() {
+    let cx = TestContext::new();
+    let script = "import os, sys, codecs, runpy, importlib.util\n\
+        stdlib = sys._stdlib_dir\n\
+        print(os.path.isdir(stdlib), os.path.dirname(os.__file__) == stdlib)\n\
+        for module in (os, codecs, runpy, importlib.util):\n    \
+        print(module.__name__, os.path.relpath(module.__file__, stdlib))\n";
+    let app = cx.write_tree("app", &[("__main__.py", script)]);
+    let exe = cx.pack("frozen", &[app.to_str().expect("utf-8")]);
+    let packed = success(&cx.run(&exe, &[] as &[&str]));
+    let python = cx
+        .command(BUILD_PYTHON)
+        .args(["-I", "-S", app.join("__main__.py").to_str().expect("utf-8")])
+        .output()
+        .expect("python");
+    assert_eq!(packed, success(&python));
+    assert!(packed.starts_with("True True\nos os.py\n"), "{packed}");
+}
+
 #[test]
 fn interpreter_mode_is_a_python_cli_over_the_app() {
     let cx = TestContext::new();
