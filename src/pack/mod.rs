@@ -65,56 +65,27 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     phases.done("pack: probe");
     let inputs = inputs::classify(&options.inputs, &python)?;
     let work = WorkDir::create()?;
-
-    let mut tree = Tree::default();
-    for dir in &inputs.plain_dirs {
-        tree.add_dir(dir, |_| false)?;
-    }
-    if !inputs.pip.is_empty() || !options.requirements.is_empty() {
-        let staging = work.path().join("site");
-        inputs::pip_install(
-            &python,
-            &staging,
-            &inputs,
-            &options.requirements,
-            &options.pip_args,
-            options.verbose,
-        )?;
-        // pip --target puts console-script wrappers in bin/: not importable.
-        tree.add_dir(&staging, |top| top == "bin")?;
-        drop_install_paths(&mut tree, &work.path().join("records"))?;
-    }
-
-    phases.done("pack: inputs");
-    let entry = entry::resolve(
-        options.entry.as_deref(),
-        options.console_script.as_deref(),
-        &tree,
-        &python,
-    )?;
-    let mut native = tree.native_units();
-    add_bootstrap(&mut tree, work.path())?;
-    let entries = plan_entries(
-        &tree,
-        &native,
-        &python,
-        &work.path().join("pyc"),
-        options.keep_sources,
-    )?;
-    phases.done("pack: byte-compile");
     let timestamp = timestamp_from_epoch(
         std::env::var("SOURCE_DATE_EPOCH")
             .ok()
             .and_then(|value| value.trim().parse().ok()),
     );
-    let mut stdlib = None;
-    if FLAVOR == "standalone" {
-        stdlib = Some(stdlib::prepare(
-            &python,
-            &options.keep_stdlib,
-            work.path(),
-            timestamp,
-        )?);
+
+    // The standalone standard library does not depend on the app: gather
+    // it while pip and the byte-compiler work on the app.
+    let (app, stdlib) = std::thread::scope(|scope| {
+        let stdlib = (FLAVOR == "standalone").then(|| {
+            scope.spawn(|| stdlib::prepare(&python, &options.keep_stdlib, work.path(), timestamp))
+        });
+        let app = gather_app(options, &python, &inputs, work.path(), &mut phases);
+        let stdlib = stdlib
+            .map(|handle| handle.join().expect("the standard library thread panicked"))
+            .transpose();
+        (app, stdlib)
+    });
+    let (entry, mut native, entries) = app?;
+    let stdlib = stdlib?;
+    if stdlib.is_some() {
         native.push(standalone::UNIT.to_owned());
         phases.done("pack: standard library");
     }
@@ -146,6 +117,53 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     )?;
     phases.done("pack: write");
     Ok(manifest)
+}
+
+/// Installs and byte-compiles the app: its entry point, native units and
+/// archive entries.
+fn gather_app(
+    options: &PackOptions,
+    python: &BuildPython,
+    inputs: &inputs::Inputs,
+    work_dir: &Path,
+    phases: &mut crate::debug::Phases,
+) -> Result<(manifest::EntryPoint, Vec<String>, BTreeMap<String, Entry>)> {
+    let mut tree = Tree::default();
+    for dir in &inputs.plain_dirs {
+        tree.add_dir(dir, |_| false)?;
+    }
+    if !inputs.pip.is_empty() || !options.requirements.is_empty() {
+        let staging = work_dir.join("site");
+        inputs::pip_install(
+            python,
+            &staging,
+            inputs,
+            &options.requirements,
+            &options.pip_args,
+            options.verbose,
+        )?;
+        // pip --target puts console-script wrappers in bin/: not importable.
+        tree.add_dir(&staging, |top| top == "bin")?;
+        drop_install_paths(&mut tree, &work_dir.join("records"))?;
+    }
+    phases.done("pack: inputs");
+    let entry = entry::resolve(
+        options.entry.as_deref(),
+        options.console_script.as_deref(),
+        &tree,
+        python,
+    )?;
+    let native = tree.native_units();
+    add_bootstrap(&mut tree, work_dir)?;
+    let entries = plan_entries(
+        &tree,
+        &native,
+        python,
+        &work_dir.join("pyc"),
+        options.keep_sources,
+    )?;
+    phases.done("pack: byte-compile");
+    Ok((entry, native, entries))
 }
 
 /// Adds the bootstrap module (`src/python/bootstrap.py`) to the app, to be
