@@ -148,6 +148,10 @@ pub fn pip_install(
             "--disable-pip-version-check",
             "--no-warn-script-location",
             "--root-user-action=ignore",
+            // pip would check the app's packages against the packages of
+            // the build interpreter's own environment, and report
+            // conflicts that do not exist in the app.
+            "--no-warn-conflicts",
         ]);
     if !verbose {
         command.arg("--quiet");

@@ -166,6 +166,35 @@ fn sources_can_be_left_out() {
     assert!(!text.contains("raise RuntimeError"), "{text}");
 }
 
+/// A module of the archive is read and unmarshalled once (zipimport alone
+/// does it twice: once to name its file), and keeps the file names and
+/// loader zipimport gives it.
+#[test]
+fn archive_modules_are_loaded_once() {
+    let cx = TestContext::new();
+    let main = "import sys, zipimport\n\
+        loads = []\n\
+        sys.addaudithook(lambda event, args: loads.append(event) if event == 'marshal.loads' else None)\n\
+        import pkg.mod\n\
+        print(len(loads), pkg.mod.VALUE)\n\
+        print(pkg.__file__ == sys.executable + '/pkg/__init__.pyc', pkg.mod.__file__ == sys.executable + '/pkg/mod.pyc')\n\
+        print(pkg.__path__ == [sys.executable + '/pkg'], pkg.mod.__spec__.origin == pkg.mod.__file__)\n\
+        print(isinstance(pkg.mod.__loader__, zipimport.zipimporter))\n";
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", main),
+            ("pkg/__init__.py", ""),
+            ("pkg/mod.py", "VALUE = 42\n"),
+        ],
+    );
+    let exe = cx.pack("once", &[app.to_str().expect("utf-8")]);
+    assert_eq!(
+        success(&cx.run(&exe, &[] as &[&str])),
+        "2 42\nTrue True\nTrue True\nTrue\n"
+    );
+}
+
 #[test]
 fn entry_point_forms() {
     let cx = TestContext::new();
