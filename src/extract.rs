@@ -9,7 +9,7 @@
 use crate::archive_path;
 use crate::error::Reason;
 use crate::trailer;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -180,28 +180,22 @@ pub fn extract_units(
     let files = plan(&mut zip, units, dest, dir_mode)?;
     progress.total = files.iter().map(|file| file.size).sum();
 
-    // Creating files is most of the time, and kernel work: spread it. A
-    // directory's files go to one thread (creating files in a directory
-    // takes its lock), largest directory first to the least loaded thread.
+    // Creating files is most of the time, and kernel work: spread it.
+    // Largest first, each to the least loaded thread, so that one large
+    // library does not leave a thread busy long after the others are done.
+    // (Keeping a directory's files on one thread, for its lock, measured
+    // no better.)
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let mut by_dir: BTreeMap<&Path, (u64, Vec<&FileJob>)> = BTreeMap::new();
-    for file in &files {
-        let dir = by_dir
-            .entry(file.target.parent().unwrap_or(dest))
-            .or_default();
-        dir.0 += file.size + FILE_COST;
-        dir.1.push(file);
-    }
-    let mut dirs: Vec<(u64, Vec<&FileJob>)> = by_dir.into_values().collect();
-    dirs.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost));
+    let mut by_size: Vec<&FileJob> = files.iter().collect();
+    by_size.sort_by_key(|file| std::cmp::Reverse(file.size));
     let mut shares: Vec<(u64, Vec<&FileJob>)> = vec![(0, Vec::new()); workers];
-    for (cost, dir_files) in dirs {
+    for file in by_size {
         let lightest = shares
             .iter_mut()
             .min_by_key(|(load, _)| *load)
             .expect("at least one worker");
-        lightest.0 += cost;
-        lightest.1.extend(dir_files);
+        lightest.0 += file.size + FILE_COST;
+        lightest.1.push(file);
     }
     let mut progress_slot = Some(&mut *progress);
     let results: Vec<Result<Extracted, Reason>> = std::thread::scope(|scope| {
