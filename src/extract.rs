@@ -7,6 +7,7 @@
 //! error instead of a silent overwrite.
 
 use crate::archive_path;
+use crate::balance;
 use crate::error::Reason;
 use crate::trailer;
 use std::collections::HashSet;
@@ -180,28 +181,16 @@ pub fn extract_units(
     let files = plan(&mut zip, units, dest, dir_mode)?;
     progress.total = files.iter().map(|file| file.size).sum();
 
-    // Creating files is most of the time, and kernel work: spread it.
-    // Largest first, each to the least loaded thread, so that one large
-    // library does not leave a thread busy long after the others are done.
-    // (Keeping a directory's files on one thread, for its lock, measured
-    // no better.)
+    // Creating files is most of the time, and kernel work: spread it, by
+    // bytes and files. (Keeping a directory's files on one thread, for its
+    // lock, measured no better.)
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let mut by_size: Vec<&FileJob> = files.iter().collect();
-    by_size.sort_by_key(|file| std::cmp::Reverse(file.size));
-    let mut shares: Vec<(u64, Vec<&FileJob>)> = vec![(0, Vec::new()); workers];
-    for file in by_size {
-        let lightest = shares
-            .iter_mut()
-            .min_by_key(|(load, _)| *load)
-            .expect("at least one worker");
-        lightest.0 += file.size + FILE_COST;
-        lightest.1.push(file);
-    }
+    let shares = balance::shares(&files, workers, |file| file.size + FILE_COST);
     let mut progress_slot = Some(&mut *progress);
     let results: Vec<Result<Extracted, Reason>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .into_iter()
-            .map(|(_, share)| {
+            .map(|share| {
                 let mut zip = zip.clone();
                 let progress = progress_slot.take();
                 scope.spawn(move || write_files(&mut zip, &share, progress))

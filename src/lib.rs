@@ -37,6 +37,7 @@
 pub mod ffi;
 
 pub mod archive_path;
+pub mod balance;
 pub mod cache;
 pub mod cli;
 pub mod console;

@@ -147,23 +147,12 @@ impl BuildPython {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // A process costs ~20 ms to start: not worth it for a few files.
         let workers = cores.min(jobs.len().div_ceil(MIN_COMPILE_SHARE)).max(1);
-        let mut sized: Vec<(u64, &CompileJob)> = jobs
-            .iter()
-            .map(|job| (fs::metadata(&job.source).map_or(0, |m| m.len()), job))
-            .collect();
-        sized.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
-        let mut shares: Vec<(u64, Vec<&CompileJob>)> = vec![(0, Vec::new()); workers];
-        for (size, job) in sized {
-            let lightest = shares
-                .iter_mut()
-                .min_by_key(|(load, _)| *load)
-                .expect("at least one worker");
-            lightest.0 += size;
-            lightest.1.push(job);
-        }
+        let shares = crate::balance::shares(jobs, workers, |job| {
+            fs::metadata(&job.source).map_or(0, |meta| meta.len())
+        });
         let children = shares
             .iter()
-            .map(|(_, share)| self.start_compiler(share))
+            .map(|share| self.start_compiler(share))
             .collect::<Result<Vec<_>>>()?;
         let mut failures = Vec::new();
         for child in children {

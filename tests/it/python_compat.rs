@@ -3,7 +3,7 @@
 //! both and compares.
 
 use crate::context::{BUILD_PYTHON, StdinBytes, TestContext, describe, stderr, stdout, success};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -140,7 +140,7 @@ fn exit_paths_match_python() {
         if mode == 'none': sys.exit(None)\n\
         if mode == 'obj': sys.exit([1, 2])\n\
         if mode == 'interrupt': raise KeyboardInterrupt\n\
-        if mode == 'pipe':\n    for i in range(100000): print('line', i)\n";
+        if mode == 'pipe':\n    sys.stdin.readline()\n    for i in range(100000): print('line', i)\n";
     let app = cx.write_tree("app", &[("__main__.py", script)]);
     let exe = cx.pack("paths", &[app.to_str().expect("utf-8")]);
     for mode in ["os_exit", "none", "obj", "interrupt"] {
@@ -161,11 +161,15 @@ fn exit_paths_match_python() {
         );
     }
 
-    // `app | head -1`: the same stderr and status as python.
+    // `app | head -1`: the same stderr and status as python. The reader is
+    // gone before the app writes on (it waits for a line on stdin): where
+    // the reader closes the pipe mid-write, python's own status varies
+    // between 1 and 120 from run to run.
     let pipe = |program: &Path, args: &[&str]| {
         let mut child = cx
             .command(program)
             .args(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -174,6 +178,9 @@ fn exit_paths_match_python() {
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
             .expect("read");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"go on\n").expect("write");
+        drop(stdin);
         child.wait_with_output().expect("wait")
     };
     let packed = pipe(&exe, &["pipe"]);
