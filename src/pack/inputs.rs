@@ -188,7 +188,6 @@ mod tests {
             stdlib_modules: vec![],
             platform: "linux-x86_64".to_owned(),
             soabi: "cpython-311-x86_64-linux-gnu".to_owned(),
-            magic: "a70d0d0a".to_owned(),
             stdlib_dir: PathBuf::from("/usr/lib/python3.11"),
             dynload_dir: PathBuf::from("/usr/lib/python3.11/lib-dynload"),
             has_pip: true,

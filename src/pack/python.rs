@@ -37,8 +37,6 @@ pub struct BuildPython {
     pub platform: String,
     /// `cpython-311-x86_64-linux-gnu`: the ABI its extension modules use.
     pub soabi: String,
-    /// `importlib.util.MAGIC_NUMBER`, hex: the pyc format it writes.
-    pub magic: String,
     pub stdlib_dir: PathBuf,
     /// `lib-dynload`: the standard library's extension modules.
     pub dynload_dir: PathBuf,

@@ -3,9 +3,11 @@
 //! pycs, its extension modules, and the shared libraries those need beyond
 //! glibc, as the dynamic linker itself resolves them (`ldd`).
 //!
-//! Pycs: the interpreter's own `__pycache__` files where they are valid for
-//! their source (Python's own check: magic, source mtime and size), else
-//! compiled here. Extension modules are stripped of debug information (when
+//! Pycs: compiled here, named by their path in the standard library
+//! (`json/decoder.py`), as the app's modules are: the interpreter's own
+//! `__pycache__` files would show the build machine's paths in tracebacks
+//! (and make two builds of the same app differ by where pyenv lives).
+//! Extension modules are stripped of debug information (when
 //! `strip` is on PATH; pyenv builds keep 8 MB of it) and their RUNPATH is
 //! rewritten to find the bundled libraries (`elf::Image::rewrite_search_path`).
 //! The result, a zip, is cached between packs (`prepare`).
@@ -20,7 +22,6 @@ use crate::standalone;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder};
-use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -55,9 +56,8 @@ const NESTED_TEST_DIRS: &[&str] = &["test", "tests", "idle_test"];
 
 /// What goes into the `.python` unit, before any copy or compilation.
 struct Plan {
-    /// Module sources (relative to the stdlib dir) and the interpreter's
-    /// valid pyc for each, if it has one.
-    modules: Vec<(String, Option<PathBuf>)>,
+    /// Module sources, relative to the stdlib dir.
+    modules: Vec<String>,
     /// Every other file, by name relative to the stdlib dir.
     data: BTreeMap<String, SourceFile>,
     extensions: Vec<PathBuf>,
@@ -144,12 +144,7 @@ fn pack_cache_dir() -> Option<PathBuf> {
 }
 
 fn plan(python: &BuildPython, excluded: &dyn Fn(&str) -> bool) -> Result<Plan> {
-    let (sources, data) = walk_stdlib(&python.stdlib_dir, excluded)?;
-    let mut modules = Vec::new();
-    for relative in sources {
-        let pyc = cached_pyc(python, &python.stdlib_dir.join(&relative))?;
-        modules.push((relative, pyc));
-    }
+    let (modules, data) = walk_stdlib(&python.stdlib_dir, excluded)?;
     let extensions = extension_modules(python, excluded)?;
     let libraries = needed_libraries(&extensions)?;
     Ok(Plan {
@@ -176,10 +171,11 @@ fn cache_key(
     text(&python.path.to_string_lossy());
     text(&python.full_version());
     text(&format!("{keep:?} {timestamp:?} strip={}", has_strip()));
+    // What older builds of the same version made differently.
+    text("pycs compiled by pyferry, named relative to the standard library");
     let mut files: Vec<PathBuf> = Vec::new();
-    for (relative, pyc) in &plan.modules {
+    for relative in &plan.modules {
         files.push(python.stdlib_dir.join(relative));
-        files.extend(pyc.clone());
     }
     files.extend(plan.data.values().map(|source| source.path.clone()));
     files.extend(plan.extensions.iter().cloned());
@@ -206,8 +202,8 @@ fn cache_key(
         .collect())
 }
 
-/// Compiles what has no valid pyc, copies and fixes up the native files;
-/// returns the entries by archive name.
+/// Compiles the modules, copies and fixes up the native files; returns the
+/// entries by archive name.
 fn materialize(
     python: &BuildPython,
     plan: &Plan,
@@ -217,22 +213,15 @@ fn materialize(
     let stdlib = format!("{unit}/{}", standalone::stdlib_dir());
     let mut files = BTreeMap::new();
     let mut jobs = Vec::new();
-    for (relative, pyc) in &plan.modules {
-        let path = match pyc {
-            Some(pyc) => pyc.clone(),
-            None => {
-                let source = python.stdlib_dir.join(relative);
-                let target = work_dir.join("stdlib-pyc").join(format!("{relative}c"));
-                jobs.push(CompileJob {
-                    display: source.to_string_lossy().into_owned(),
-                    source,
-                    target: target.clone(),
-                });
-                target
-            }
-        };
+    for relative in &plan.modules {
+        let target = work_dir.join("stdlib-pyc").join(format!("{relative}c"));
+        jobs.push(CompileJob {
+            source: python.stdlib_dir.join(relative),
+            target: target.clone(),
+            display: relative.clone(),
+        });
         let source = SourceFile {
-            path,
+            path: target,
             executable: false,
         };
         files.insert(format!("{stdlib}/{relative}c"), source);
@@ -323,34 +312,6 @@ fn walk_stdlib(
         }
     }
     Ok((modules, data))
-}
-
-/// The interpreter's own pyc of `source`, if it is valid for it.
-fn cached_pyc(python: &BuildPython, source: &Path) -> Result<Option<PathBuf>> {
-    let (Some(dir), Some(stem)) = (source.parent(), source.file_stem()) else {
-        return Ok(None);
-    };
-    let pyc = dir.join("__pycache__").join(format!(
-        "{}.{}.pyc",
-        stem.to_string_lossy(),
-        python.cache_tag
-    ));
-    let mut header = [0u8; 16];
-    match fs::File::open(&pyc).and_then(|mut file| file.read_exact(&mut header)) {
-        Ok(()) => {}
-        Err(_) => return Ok(None),
-    }
-    let magic: String = header[..4].iter().map(|b| format!("{b:02x}")).collect();
-    let word = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
-    let stat = fs::metadata(source).map_err(io("inspect", source))?;
-    let valid = magic == python.magic
-        && match word(4) {
-            // Timestamp pyc: valid while the source's mtime and size match.
-            0 => word(8) == stat.mtime() as u32 && word(12) == stat.size() as u32,
-            // Hash-based pyc: made for this source by its installer.
-            _ => true,
-        };
-    Ok(valid.then_some(pyc))
 }
 
 /// The kept extension modules of the interpreter.

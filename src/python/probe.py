@@ -14,7 +14,6 @@ json.dump(
         "stdlib_modules": sorted(getattr(sys, "stdlib_module_names", ())),
         "platform": sysconfig.get_platform(),
         "soabi": sysconfig.get_config_var("SOABI"),
-        "magic": importlib.util.MAGIC_NUMBER.hex(),
         "stdlib_dir": sysconfig.get_path("stdlib"),
         "dynload_dir": sysconfig.get_config_var("DESTSHARED"),
         "has_pip": importlib.util.find_spec("pip") is not None,

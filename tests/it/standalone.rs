@@ -207,6 +207,25 @@ fn left_out_parts_of_the_standard_library_can_be_kept() {
     );
 }
 
+/// A traceback through the carried standard library names its files as the
+/// app's own are named, relative: nothing of the build machine's paths.
+#[test]
+fn standard_library_frames_name_their_files_relatively() {
+    if FLAVOR != "standalone" {
+        return; // The system flavor runs the machine's standard library.
+    }
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", "import json\njson.loads('{')\n")]);
+    let exe = cx.pack("frames", &[app.to_str().expect("utf-8")]);
+    let output = cx.run(&exe, &[] as &[&str]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains("  File \"json/decoder.py\", line "), "{text}");
+    let build_prefix = pyferry::build_python::PYTHON_HOME;
+    assert!(!text.contains(build_prefix), "{text}");
+    assert!(text.ends_with("(char 1)\n"), "{text}");
+}
+
 #[test]
 fn apps_share_one_extracted_standard_library() {
     use crate::context::{pyferry, version_dirs};
