@@ -194,12 +194,7 @@ fn cache_key(
             meta.ino()
         ));
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(archive::hex(&hasher.finalize()[..16]))
 }
 
 /// Compiles the modules, copies and fixes up the native files; returns the
