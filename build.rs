@@ -6,12 +6,12 @@
 //!
 //! - `standalone` (the default): `libpython3.X.a` linked whole, its symbols
 //!   exported for the extension modules it will `dlopen`; the standard
-//!   library travels in every archive (see `pack::stdlib`).
+//!   library travels in every archive (see `builder::pack::stdlib`).
 //! - `system` (`PYFERRY_FLAVOR=system`): the interpreter's shared
 //!   `libpython3.X.so`, and its installed standard library.
 //!
-//! We ask the interpreter about itself, so the runtime can set `sys.path`
-//! itself instead of letting `PYTHONPATH`/`PYTHONHOME` leak in. The facts are
+//! The flavor becomes the `pyferry_flavor` cfg. We ask the interpreter
+//! about itself, so the runtime can set `sys.path` itself instead of letting `PYTHONPATH`/`PYTHONHOME` leak in. The facts are
 //! written to `$OUT_DIR/build_python.rs`.
 
 #![expect(
@@ -93,6 +93,12 @@ fn main() {
         "system" => link_shared(&python, config),
         _ => panic!("unknown PYFERRY_FLAVOR `{flavor}` (this build knows: standalone, system)"),
     }
+    // The flavor is a compile-time choice: code and tests of the other
+    // flavor are not compiled at all.
+    println!("cargo::rustc-check-cfg=cfg(pyferry_flavor, values(\"standalone\", \"system\"))");
+    println!("cargo:rustc-cfg=pyferry_flavor=\"{flavor}\"");
+    // A digest of the linked binary, which `pack` keys its cache with.
+    println!("cargo:rustc-link-arg=-Wl,--build-id=sha1");
 
     let out = format!(
         "/// `major.minor` of the CPython this runtime embeds.
@@ -109,9 +115,10 @@ pub const PYTHON_HOME: &str = {prefix:?};
 pub const STDLIB_PATHS: &[&str] = &{stdlib:?};
 /// The one of them that holds `os.py` (system flavor).
 pub const STDLIB_DIR: &str = {stdlib_dir:?};
-/// How the runtime gets its Python: `standalone` or `system`.
-pub const FLAVOR: &str = {flavor:?};
+/// What `pyferry --version` says after its name.
+pub const VERSION_TEXT: &str = \"{pyferry_version} ({flavor} flavor, CPython {full_version})\";
 ",
+        pyferry_version = env::var("CARGO_PKG_VERSION").expect("cargo sets CARGO_PKG_VERSION"),
         major = version.major,
         minor = version.minor,
         full_version = facts.full_version,

@@ -4,6 +4,7 @@
 //! `Caused by:` lines say why (the `#[source]` chain), and `hint()` says
 //! what to do about it.
 
+use crate::format::Damage;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,14 @@ pub enum Error {
     PayloadMissing { exe: PathBuf },
 
     #[error("the payload of `{}` is corrupt: {reason}", exe.display())]
-    PayloadCorrupt { exe: PathBuf, reason: String },
+    PayloadCorrupt { exe: PathBuf, reason: Damage },
+
+    #[error("cannot show what `{}` holds", path.display())]
+    Inspect {
+        path: PathBuf,
+        #[source]
+        reason: Reason,
+    },
 
     #[error("`{}` is not an executable packed by pyferry", path.display())]
     NotPacked { path: PathBuf },

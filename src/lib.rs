@@ -1,60 +1,42 @@
 //! pyferry ships a Python application as one executable file.
 //!
-//! One binary, two roles. Without a payload it is the builder: `pyferry pack`
-//! installs the app's inputs with pip into a staging directory, picks the
-//! entry point, byte-compiles every module with the build interpreter
-//! (unchecked-hash pycs), finds the top-level units that hold native code,
-//! and writes a copy of its own executable with a deterministic zip added as
-//! an ELF section that survives `strip` (`elf`); the zip's comment carries
-//! the manifest (`trailer`) and its hash is stamped into the runtime's
-//! read-only data (`stamp`).
+//! One binary, two roles, in three rooms:
 //!
-//! With a payload it is the runtime: `payload` finds the manifest at the end
-//! of the file (one `pread`); `invocation` decides from the first argument
-//! alone whether this is the app, `--extract-only`, or python itself (a
-//! `multiprocessing` helper, `PYFERRY_INTERPRETER=1`); `cache` picks a safe
-//! per-user root and, on the first run only, extracts the native units (kept
-//! in an inner zip) under a lock into a temporary sibling that one `rename`
-//! publishes (`extract`); `ffi` configures the embedded CPython through
-//! `PyConfig` with `sys.path` = [extraction dir, the executable itself
-//! (zipimport), the standard library] and runs the bootstrap
-//! (`src/python/bootstrap.py`), which starts the entry point with `python -m`
-//! or console-script semantics. `desktop` covers the double-clicked case: a
-//! log and a notice when nobody reads stderr.
+//! - [`format`]: what a packed executable holds, as bytes: the zip in an ELF
+//!   section that survives `strip`, the manifest in the zip's end record,
+//!   the stamp in the runtime's read-only data, and the contract both sides
+//!   keep (the inner archive of native units, the bootstrap module, the
+//!   standalone standard library's layout). Pure byte work.
+//! - [`runtime`]: with a payload, pyferry is the app. Locate the payload ->
+//!   classify the invocation -> pick a safe cache root -> ensure the native
+//!   units are extracted (lock, temporary sibling, rename) -> configure the
+//!   embedded CPython -> run the bootstrap, which runs the entry point. The
+//!   hot path; the only `unsafe` is its `interpreter` module.
+//! - [`builder`]: without one, pyferry is the CLI. `pack` classifies inputs
+//!   -> installs them with pip into a staging dir -> resolves the entry point
+//!   -> byte-compiles -> finds the native units -> writes a deterministic
+//!   zip and its hash -> a temp file -> one rename. `inspect` reads it back.
 //!
-//! Two flavors (`build.rs`): `standalone` links libpython statically, and
-//! `pack` adds the build interpreter's standard library, extension modules
-//! and their shared libraries to every app as the `.python` native unit
-//! (`pack::stdlib`; extracted layout in `standalone`); `system` links the
-//! distro's shared libpython and uses its standard library.
+//! The runtime never uses the builder, and the builder writes only the
+//! format (its `inspect` and `cache` commands read what the runtime wrote).
+//! Shared plumbing lives at the root: `error` (one error type and its
+//! renderer), `console`, `debug`, `balance`, and `build_python` (facts about
+//! the embedded CPython, from `build.rs`).
 //!
-//! All `unsafe` lives in `ffi`.
+//! Two flavors, chosen at compile time (`build.rs` sets the
+//! `pyferry_flavor` cfg): `standalone` links libpython statically and every
+//! app carries the standard library (gathered by `builder::pack::stdlib`,
+//! laid out as `format::stdlib_unit` says, shared by `runtime::stdlib`);
+//! `system` links the distro's shared libpython and uses its standard
+//! library, and carries none of the standalone code.
 
-#[expect(
-    unsafe_code,
-    reason = "CPython's C API and geteuid are only reachable through FFI"
-)]
-pub mod ffi;
-
-pub mod archive_path;
 pub mod balance;
-pub mod cache;
-pub mod cli;
+pub mod builder;
 pub mod console;
 pub mod debug;
-pub mod desktop;
-pub mod elf;
 pub mod error;
-pub mod extract;
-pub mod inspect;
-pub mod invocation;
-pub mod manifest;
-pub mod pack;
-pub mod payload;
+pub mod format;
 pub mod runtime;
-pub mod stamp;
-pub mod standalone;
-pub mod trailer;
 
 /// Facts about the CPython this binary embeds, found by `build.rs`.
 pub mod build_python {
@@ -62,7 +44,7 @@ pub mod build_python {
 }
 
 use error::{Error, Result};
-use stamp::Stamp;
+use format::stamp::Stamp;
 use std::ffi::OsString;
 use std::path::Path;
 
@@ -78,12 +60,12 @@ pub fn run(argv: Vec<OsString>, prog: &mut String) -> Result<i32> {
     if let (Stamp::Packed { .. }, Some(name)) = (&stamp, exe.file_name()) {
         *prog = name.to_string_lossy().into_owned();
     }
-    match payload::locate(&exe, Some(&stamp))? {
+    match runtime::payload::locate(&exe, Some(&stamp))? {
         Some(payload) => {
             prog.clone_from(&payload.manifest.name);
             phases.done("locate payload");
             runtime::run(payload, argv, phases)
         }
-        None => cli::run(argv),
+        None => builder::cli::run(argv),
     }
 }

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         Err(error) => {
             let text = error.render(&prog);
             eprint!("{text}");
-            pyferry::desktop::report_error(&prog, &text);
+            pyferry::runtime::unattended::report_error(&prog, &text);
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,7 @@
 //! The file itself: a valid zip, reproducible, and readable by `inspect`.
 
-use crate::context::{TestContext, describe, pyferry, stdout, success};
+use crate::context::{TestContext, describe, pyferry, stderr, stdout, success};
+use pyferry::format::Flavor;
 use std::fs;
 
 const APP: &[(&str, &str)] = &[
@@ -105,8 +106,8 @@ fn inspect_reads_back_the_manifest() {
     assert_eq!(report["python"], pyferry::build_python::PYTHON_VERSION);
     // A standalone app also carries its standard library, extracted too.
     let mut units = vec!["fastpkg", "fastpkg.libs"];
-    if pyferry::build_python::FLAVOR == "standalone" {
-        units.push(pyferry::standalone::UNIT);
+    if Flavor::CURRENT == Flavor::Standalone {
+        units.push(pyferry::format::stdlib_unit::UNIT);
     }
     assert_eq!(report["native_units"], serde_json::json!(units));
     let files: Vec<&str> = report["extracted_files"]
@@ -147,12 +148,15 @@ fn packed_apps_survive_every_strip_mode() {
     let app = crate::native::build_native_app(&cx);
     let exe = cx.pack("stripped", &[app.to_str().expect("utf-8")]);
     let expected = success(&cx.run(&exe, &["1"]));
-    for mode in [
+    for (i, mode) in [
         &[][..],
         &["--strip-all"],
         &["--strip-debug"],
         &["--strip-unneeded"],
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let copy = cx.path().join("copy");
         fs::copy(&exe, &copy).expect("copy");
         let status = cx
@@ -162,8 +166,30 @@ fn packed_apps_survive_every_strip_mode() {
             .status()
             .expect("strip");
         assert!(status.success());
-        // Imports from the archive and the extraction both still work.
-        assert_eq!(success(&cx.run(&copy, &["1"])), expected, "strip {mode:?}");
+        assert_ne!(
+            fs::read(&copy).expect("read"),
+            fs::read(&exe).expect("read")
+        );
+        // Imports from the archive and a first run's extraction from the
+        // stripped file (a fresh cache) both still work.
+        let cache = cx.path().join(format!("cache-{i}"));
+        let output = cx
+            .command(&copy)
+            .arg("1")
+            .env("PYFERRY_CACHE_DIR", &cache)
+            .env("PYFERRY_DEBUG", "1")
+            .output()
+            .expect("run");
+        let expected = expected.replace(
+            cx.cache_dir().to_str().expect("utf-8"),
+            cache.to_str().expect("utf-8"),
+        );
+        assert_eq!(success(&output), expected, "strip {mode:?}");
+        assert!(
+            stderr(&output).contains("pyferry[debug]: extracted"),
+            "strip {mode:?}: {}",
+            describe(&output)
+        );
     }
 }
 

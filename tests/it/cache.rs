@@ -4,6 +4,7 @@
 use crate::context::{TestContext, describe, pyferry, stderr, stdout, success, version_dirs};
 use crate::native::build_native_app;
 use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -79,23 +80,25 @@ fn a_waiting_process_says_why_it_waits() {
     let key = cache_key(&cx, &exe);
     fs::create_dir_all(cx.cache_dir()).expect("mkdir");
     fs::set_permissions(cx.cache_dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
-    // Another "extractor" holds the lock for two seconds.
+    // Another "extractor" holds the lock until the app says it waits.
     let lock = File::create(cx.cache_dir().join(format!("{key}.lock"))).expect("lock file");
     lock.lock().expect("lock");
-    let child = cx
+    let mut child = cx
         .command(&exe)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    sleep(Duration::from_secs(2));
+    let mut said = String::new();
+    BufReader::new(child.stderr.take().expect("stderr"))
+        .read_line(&mut said)
+        .expect("read stderr");
     lock.unlock().expect("unlock");
     let output = child.wait_with_output().expect("wait");
     assert!(output.status.success(), "{}", describe(&output));
     assert!(
-        stderr(&output).contains("waiter: waiting for another process to finish extracting"),
-        "{}",
-        describe(&output)
+        said.starts_with("waiter: waiting for another process to finish extracting"),
+        "{said:?}"
     );
 }
 

@@ -60,6 +60,7 @@ impl TestContext {
         command
             .env("HOME", self.path().join("home"))
             .env("PYFERRY_CACHE_DIR", self.cache_dir())
+            .env("PYFERRY_PACK_CACHE_DIR", pack_cache_dir())
             .current_dir(self.path());
         command
     }
@@ -87,10 +88,7 @@ impl TestContext {
 
     /// Runs a packed executable with `args`.
     pub fn run<S: AsRef<OsStr>>(&self, exe: &Path, args: &[S]) -> Output {
-        self.command(exe)
-            .args(args)
-            .output()
-            .expect("run the packed app")
+        output_of(self.command(exe).args(args))
     }
 
     /// Runs the build interpreter (the same CPython the runtime embeds).
@@ -102,8 +100,38 @@ impl TestContext {
     }
 }
 
+/// The pyferry binary under test: `$PYFERRY_TEST_BINARY` (`make test` sets
+/// it to the release build, the one users get), else the one cargo built
+/// for this test run.
 pub fn pyferry() -> &'static str {
-    env!("CARGO_BIN_EXE_pyferry")
+    static BINARY: OnceLock<String> = OnceLock::new();
+    BINARY.get_or_init(|| match std::env::var("PYFERRY_TEST_BINARY") {
+        Ok(path) if !path.is_empty() => {
+            assert!(
+                Path::new(&path).is_file(),
+                "PYFERRY_TEST_BINARY `{path}` does not exist"
+            );
+            path
+        }
+        _ => env!("CARGO_BIN_EXE_pyferry").to_owned(),
+    })
+}
+
+/// Runs `command` to completion. An executable this test just wrote may be
+/// held open for writing, for an instant, by a child another test thread
+/// forked meanwhile (until it execs): the kernel then refuses to run it
+/// (`ETXTBSY`), and we try again.
+pub fn output_of(command: &mut Command) -> Output {
+    let mut tries = 0;
+    loop {
+        match command.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result.expect("run"),
+        }
+    }
 }
 
 pub fn stdout(output: &Output) -> String {
@@ -136,7 +164,13 @@ pub fn success(output: &Output) -> String {
 /// The app versions extracted in a cache root (`<app>-<hash16>`
 /// directories), whatever else it holds (pack's cache, locks).
 pub fn version_dirs(root: &Path) -> Vec<String> {
-    pyferry::cache::version_keys(root, None).unwrap_or_default()
+    pyferry::runtime::cache::version_keys(root, None).unwrap_or_default()
+}
+
+/// pack's standard library cache, shared by every test and test run (it is
+/// keyed by the pyferry binary and the build interpreter's files).
+pub fn pack_cache_dir() -> PathBuf {
+    target_dir().join("test-pack-cache")
 }
 
 /// The crate's `target/` directory, for caches shared between test runs.

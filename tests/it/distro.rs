@@ -3,6 +3,7 @@
 
 use crate::context::{TestContext, describe, pyferry, stdout, success, version_dirs};
 use crate::native::build_native_app;
+use pyferry::format::Flavor;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
@@ -71,11 +72,13 @@ fn extract_only_rejects_unknown_options() {
 fn make_install_puts_pyferry_and_its_docs_under_destdir() {
     let cx = TestContext::new();
     let destdir = cx.path().join("stage");
+    // The binary under test, not whatever the default target dir holds.
     let output = cx
         .command("make")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["-o", "build", "install", "PREFIX=/usr"])
         .arg(format!("DESTDIR={}", destdir.display()))
+        .arg(format!("PYFERRY={}", pyferry()))
         .output()
         .expect("make install");
     assert!(output.status.success(), "{}", describe(&output));
@@ -83,6 +86,10 @@ fn make_install_puts_pyferry_and_its_docs_under_destdir() {
     assert_eq!(
         fs::metadata(&installed).expect("installed").mode() & 0o777,
         0o755
+    );
+    assert!(
+        fs::read(&installed).expect("read") == fs::read(pyferry()).expect("read"),
+        "make install installed another binary than the one under test"
     );
     assert!(destdir.join("usr/share/doc/pyferry/README.md").is_file());
     // The installed copy works as the builder.
@@ -115,9 +122,9 @@ fn inspect_shows_what_a_packager_needs() {
             .expect("inspect"),
     );
     // The system flavor links the distro's libpython; standalone, glibc only.
-    let links = match pyferry::build_python::FLAVOR {
-        "system" => "links:         libpython3.",
-        _ => "links:         libm.so.6, libc.so.6",
+    let links = match Flavor::CURRENT {
+        Flavor::System => "links:         libpython3.",
+        Flavor::Standalone => "links:         libm.so.6, libc.so.6",
     };
     assert!(text.contains(links), "{text}");
     assert!(
@@ -128,6 +135,6 @@ fn inspect_shows_what_a_packager_needs() {
         text.contains("fastpkg.libs/libvendored-1a2b3c4d.so"),
         "{text}"
     );
-    let flavor = format!("flavor:        {}", pyferry::build_python::FLAVOR);
+    let flavor = format!("flavor:        {}", Flavor::CURRENT);
     assert!(text.contains(&flavor), "{text}");
 }

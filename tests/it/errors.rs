@@ -214,7 +214,8 @@ fn the_bootstrap_module_name_is_reserved() {
 
 #[test]
 fn a_build_interpreter_unlike_the_runtime_is_refused() {
-    use pyferry::build_python::{FLAVOR, PYTHON_FULL_VERSION, PYTHON_VERSION};
+    use pyferry::build_python::{PYTHON_FULL_VERSION, PYTHON_VERSION};
+    use pyferry::format::Flavor;
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("__main__.py", "print('hello')\n")]);
     let pyenv = std::env::var_os("PYENV_ROOT")
@@ -242,7 +243,7 @@ fn a_build_interpreter_unlike_the_runtime_is_refused() {
         let same_minor = minor == PYTHON_VERSION;
         // The system flavor takes the machine's standard library: any
         // 3.X.Y of its minor version will do.
-        if version == PYTHON_FULL_VERSION || same_minor && FLAVOR == "system" {
+        if version == PYTHON_FULL_VERSION || same_minor && Flavor::CURRENT == Flavor::System {
             continue;
         }
         let output = cx.pack_output(

@@ -5,11 +5,13 @@ mod context;
 
 mod archive;
 mod basic;
+mod bootstrap;
 mod cache;
 mod desktop;
 mod distro;
 mod errors;
 mod native;
 mod python_compat;
+#[cfg(pyferry_flavor = "standalone")]
 mod standalone;
 mod wheels;

@@ -54,10 +54,22 @@ fn multiprocessing_works_unchanged() {
     assert!(packed.contains("forkserver [0, 1, 4, 9, 16]"), "{packed}");
 }
 
-/// Starts `argv`, waits for its first line on stdout, sends `signal`, and
-/// returns (status, stdout, stderr).
-fn interrupt(mut command: Command, signal: i32) -> (std::process::ExitStatus, String, String) {
-    let mut child = command
+/// Starts `program args...` with the signal dispositions a terminal's shell
+/// gives (a suite run as a background job or under `nohup` inherits
+/// SIGINT or SIGHUP ignored, which python and the app would both keep),
+/// waits for its first line on stdout, sends `signal`, and returns
+/// (status, stdout, stderr).
+fn interrupt(
+    cx: &TestContext,
+    program: &Path,
+    args: &[&Path],
+    signal: i32,
+) -> (std::process::ExitStatus, String, String) {
+    let mut child = cx
+        .command("env")
+        .arg("--default-signal=INT,HUP,TERM")
+        .arg(program)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -94,10 +106,9 @@ fn ctrl_c_raises_keyboard_interrupt_then_dies_by_sigint() {
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("__main__.py", SLEEPER)]);
     let exe = cx.pack("sleeper", &[app.to_str().expect("utf-8")]);
-    let (status, out, err) = interrupt(cx.command(&exe), libc_sigint());
-    let mut python = cx.command(BUILD_PYTHON);
-    python.arg(&app);
-    let (py_status, py_out, py_err) = interrupt(python, libc_sigint());
+    let (status, out, err) = interrupt(&cx, &exe, &[], libc_sigint());
+    let (py_status, py_out, py_err) =
+        interrupt(&cx, Path::new(BUILD_PYTHON), &[&app], libc_sigint());
     assert_eq!(
         status.signal(),
         Some(libc_sigint()),
@@ -117,12 +128,15 @@ fn sigterm_and_sighup_kill_the_one_process() {
     let exe = cx.pack("sleeper", &[app.to_str().expect("utf-8")]);
     // The pid we signal is the interpreter itself: no wrapper process.
     for signal in [15, 1] {
-        let (status, out, _) = interrupt(cx.command(&exe), signal);
+        let (status, out, _) = interrupt(&cx, &exe, &[], signal);
+        let (py_status, py_out, _) = interrupt(&cx, Path::new(BUILD_PYTHON), &[&app], signal);
         assert_eq!(status.signal(), Some(signal));
+        assert_eq!(status.signal(), py_status.signal());
         assert_eq!(
             out, "",
             "atexit does not run on SIGTERM or SIGHUP, as in python"
         );
+        assert_eq!(out, py_out);
     }
 }
 
@@ -248,16 +262,10 @@ fn runtime_flags_from_the_environment_work() {
 /// Modules frozen into CPython (`os`, `codecs`) have a `__file__` in the
 /// standard library, as in python, whether imported before the app starts
 /// or by it (`runpy`), and `sys._stdlib_dir` is that directory.
+/// (Python 3.10 freezes none of them, and has no `_stdlib_dir`.)
+#[cfg(Py_3_11)]
 #[test]
 fn frozen_standard_modules_have_their_files() {
-    let minor: u32 = pyferry::build_python::PYTHON_VERSION
-        .split('.')
-        .nth(1)
-        .and_then(|minor| minor.parse().ok())
-        .expect("3.X");
-    if minor < 11 {
-        return; // Python 3.10 freezes none of them, and has no _stdlib_dir.
-    }
     let cx = TestContext::new();
     let script = "import os, sys, codecs, runpy, importlib.util\n\
         stdlib = sys._stdlib_dir\n\

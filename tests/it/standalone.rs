@@ -1,7 +1,8 @@
 //! The standalone flavor: one file that runs where there is no Python.
+//! (Compiled for that flavor only: the system flavor needs the distro's
+//! Python by design.)
 
 use crate::context::{TestContext, describe, stderr, success};
-use pyferry::build_python::FLAVOR;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -95,9 +96,6 @@ fn ldd_files(exe: &Path) -> Vec<String> {
 
 #[test]
 fn runs_in_a_chroot_that_holds_only_glibc() {
-    if FLAVOR != "standalone" {
-        return; // The system flavor needs the distro's Python by design.
-    }
     let cx = TestContext::new();
     let app = cx.write_tree("batteries-app", &[("__main__.py", BATTERIES)]);
     let exe = cx.pack("batteries", &[app.to_str().expect("utf-8")]);
@@ -176,9 +174,6 @@ fn list_files(root: &Path) -> Vec<String> {
 
 #[test]
 fn left_out_parts_of_the_standard_library_can_be_kept() {
-    if FLAVOR != "standalone" {
-        return; // The system flavor uses the machine's standard library.
-    }
     let cx = TestContext::new();
     let probe = "import importlib.util\n\
                  for name in ('pydoc_data', 'lib2to3', 'test', '_testcapi', 'json'):\n    \
@@ -211,9 +206,6 @@ fn left_out_parts_of_the_standard_library_can_be_kept() {
 /// app's own are named, relative: nothing of the build machine's paths.
 #[test]
 fn standard_library_frames_name_their_files_relatively() {
-    if FLAVOR != "standalone" {
-        return; // The system flavor runs the machine's standard library.
-    }
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("__main__.py", "import json\njson.loads('{')\n")]);
     let exe = cx.pack("frames", &[app.to_str().expect("utf-8")]);
@@ -230,9 +222,6 @@ fn standard_library_frames_name_their_files_relatively() {
 fn apps_share_one_extracted_standard_library() {
     use crate::context::{pyferry, version_dirs};
     use std::os::unix::fs::MetadataExt;
-    if FLAVOR != "standalone" {
-        return;
-    }
     let cx = TestContext::new();
     let pack = |name: &str| {
         let source = format!("import json\nprint(json.dumps({name:?}))\n");

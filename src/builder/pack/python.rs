@@ -4,26 +4,19 @@
 //! runtime also takes its standard library, so there it must be the very
 //! same version.
 
-use crate::build_python::{FLAVOR, PYTHON_FULL_VERSION, PYTHON_SOABI, PYTHON_VERSION};
+use crate::build_python::{PYTHON_FULL_VERSION, PYTHON_SOABI, PYTHON_VERSION};
 use crate::error::{Error, Reason, Result, io};
-use include_dir::{Dir, include_dir};
+use crate::format::Flavor;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The Python that pack runs (probe, byte-compiler) and puts into every
-/// archive (the bootstrap).
-static PYTHON_SOURCES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/python");
-
-/// One of the embedded Python sources, by file name.
-pub fn helper_source(name: &str) -> &'static str {
-    PYTHON_SOURCES
-        .get_file(name)
-        .and_then(|file| file.contents_utf8())
-        .expect("the Python sources are embedded at build time")
-}
+/// What pack asks the build interpreter about itself (`probe.py`).
+const PROBE_SOURCE: &str = include_str!("probe.py");
+/// pack's byte-compiler, run by the build interpreter (`compile.py`).
+const COMPILE_SOURCE: &str = include_str!("compile.py");
 
 #[derive(Debug, Deserialize)]
 pub struct BuildPython {
@@ -37,8 +30,11 @@ pub struct BuildPython {
     pub platform: String,
     /// `cpython-311-x86_64-linux-gnu`: the ABI its extension modules use.
     pub soabi: String,
+    /// The standard library and its extension modules (`lib-dynload`),
+    /// which a standalone app carries.
+    #[cfg(pyferry_flavor = "standalone")]
     pub stdlib_dir: PathBuf,
-    /// `lib-dynload`: the standard library's extension modules.
+    #[cfg(pyferry_flavor = "standalone")]
     pub dynload_dir: PathBuf,
     pub has_pip: bool,
 }
@@ -68,7 +64,7 @@ impl BuildPython {
             reason: Reason(reason),
         };
         let output = Command::new(path)
-            .args(["-I", "-c", helper_source("probe.py")])
+            .args(["-I", "-c", PROBE_SOURCE])
             .stderr(Stdio::inherit())
             .output()
             .map_err(|e| fail(format!("it cannot be started: {e}")))?;
@@ -95,7 +91,7 @@ impl BuildPython {
                 python.soabi
             )));
         }
-        if FLAVOR == "standalone" && python.full_version() != PYTHON_FULL_VERSION {
+        if Flavor::CURRENT == Flavor::Standalone && python.full_version() != PYTHON_FULL_VERSION {
             return Err(fail(format!(
                 "it is CPython {}, but this standalone runtime embeds CPython \
                  {PYTHON_FULL_VERSION} and takes the standard library from the build \
@@ -163,7 +159,7 @@ impl BuildPython {
     fn start_compiler(&self, jobs: &[&CompileJob]) -> Result<std::process::Child> {
         let mut child = self
             .command()
-            .args(["-S", "-c", helper_source("compile.py")])
+            .args(["-S", "-c", COMPILE_SOURCE])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

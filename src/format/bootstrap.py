@@ -5,17 +5,25 @@
 # would find it. It shows tracebacks with source lines from the archive, and
 # runs the entry point: a module as `__main__`, or a function like a console
 # script.
+#
+# Its shortcuts lean on CPython's internals (zipimport's table of contents,
+# `_frozen_importlib._find_spec`, `_imp.find_frozen`). Each is checked before
+# use and falls back to stock behaviour (slower, still correct) when a
+# CPython changes them: the app must run either way.
 import sys
 
 
 def main(app, module, function, log, stdlib_dir):
+    import _imp
+    import zipimport
+
     if sys.version_info < (3, 11):
         # No PyConfig.safe_path before 3.11: CPython put the executable's
         # directory in front of sys.path. The app sees only its own paths.
         del sys.path[0]
     else:
-        _locate_frozen_modules(stdlib_dir)
-    _load_archive_modules_once(sys.executable)
+        _locate_frozen_modules(stdlib_dir, _imp)
+    _load_archive_modules_once(sys.executable, zipimport)
     own_frames = ("<string>", "<frozen runpy>", main.__code__.co_filename)
 
     def excepthook(exc_type, exc, tb):
@@ -56,7 +64,9 @@ def main(app, module, function, log, stdlib_dir):
     sys.excepthook = excepthook
 
     if function is None:
-        _run_as_main(app, module)
+        import _frozen_importlib
+
+        _run_as_main(app, module, _spec_finder(_frozen_importlib))
         return
 
     try:
@@ -82,69 +92,116 @@ def main(app, module, function, log, stdlib_dir):
     sys.exit(target())
 
 
-def _load_archive_modules_once(archive):
+def _load_archive_modules_once(archive, zipimport):
     # To name a module's file (for its spec), zipimport loads the module's
     # code, and then loads it again to run it: every module of the archive
     # was read and unmarshalled twice. In our archive a module's file is the
     # first of zipimport's candidates that exists (pycs are never stale), so
-    # naming it needs no load: a quarter off importing 300 modules.
-    import zipimport
+    # naming it needs no load: a quarter off importing 300 modules. Returns
+    # whether the shortcut was installed.
+    try:
+        stock = zipimport.zipimporter
+        module_path = zipimport._get_module_path
+        suffixes = [suffix for suffix, _, _ in zipimport._zip_searchorder]
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+    def table_of_contents(importer):
+        if hasattr(importer, "_get_files"):
+            return importer._get_files()
+        return importer._files
+
+    def archived_file(importer, fullname):
+        # The file of `fullname` as the table of contents names it: the
+        # first entry of each tuple (None if anything is not as expected).
+        files = table_of_contents(importer)
+        path = module_path(importer, fullname)
+        for suffix in suffixes:
+            entry = files.get(path + suffix)
+            if entry is not None:
+                name = entry[0]
+                return name if isinstance(name, str) else None
+        return None
 
     # Named like its base: code that looks at a loader's class name sees
     # what it would see under python.
-    class zipimporter(zipimport.zipimporter):
+    class zipimporter(stock):
         __module__ = "zipimport"
 
         def get_filename(self, fullname):
             if self.archive == archive:
-                files = self._get_files() if hasattr(self, "_get_files") else self._files
-                path = zipimport._get_module_path(self, fullname)
-                for suffix, _, _ in zipimport._zip_searchorder:
-                    entry = files.get(path + suffix)
-                    if entry is not None:
-                        return entry[0]
+                try:
+                    name = archived_file(self, fullname)
+                except Exception:
+                    name = None
+                if name is not None:
+                    return name
             return super().get_filename(fullname)
 
+    # This module came from the archive through stock zipimport: the
+    # shortcut must name its file as stock zipimport did, or it stays off.
+    try:
+        if archived_file(stock(archive), __name__) != __file__:
+            return False
+    except Exception:
+        return False
+
     hooks = sys.path_hooks
-    if zipimport.zipimporter in hooks:
-        hooks[hooks.index(zipimport.zipimporter)] = zipimporter
+    if stock in hooks:
+        hooks[hooks.index(stock)] = zipimporter
     for path, finder in list(sys.path_importer_cache.items()):
-        if type(finder) is zipimport.zipimporter:
+        if type(finder) is stock:
             sys.path_importer_cache[path] = zipimporter(path)
+    return True
 
 
-def _locate_frozen_modules(stdlib_dir):
+def _locate_frozen_modules(stdlib_dir, imp):
     # getpath leaves sys._stdlib_dir unset when the embedder sets sys.path,
     # and the standard modules frozen into CPython (os, codecs, io) then
     # have no __file__, which python gives them. Set both as python does.
-    import _imp
-
     sys._stdlib_dir = stdlib_dir
+    find_frozen = getattr(imp, "find_frozen", None)
+    if find_frozen is None:
+        return
     for name, module in list(sys.modules.items()):
         spec = getattr(module, "__spec__", None)
         if spec is None or spec.origin != "frozen" or hasattr(module, "__file__"):
             continue
-        found = _imp.find_frozen(name)
-        if found is not None:
-            _, is_package, original_name = found
+        try:
+            _, is_package, original_name = find_frozen(name)
             tail = "/__init__.py" if is_package else ".py"
-            module.__file__ = f"{stdlib_dir}/{original_name.replace('.', '/')}{tail}"
+            path = f"{stdlib_dir}/{original_name.replace('.', '/')}{tail}"
+        except Exception:
+            return  # Not the API we know: leave __file__ unset, as stock.
+        module.__file__ = path
 
 
-def _run_as_main(app, name):
+def _spec_finder(frozen_importlib):
+    # `python -m` finds a module with importlib's own `_find_spec(name,
+    # path)`, without importing importlib.util (a few milliseconds). If
+    # CPython changes it, the public `importlib.util.find_spec` will do.
+    find_spec = getattr(frozen_importlib, "_find_spec", None)
+    code = getattr(find_spec, "__code__", None)
+    if code is not None and code.co_varnames[:2] == ("name", "path"):
+
+        def find(name):
+            parent = name.rpartition(".")[0]
+            path = None
+            if parent:
+                __import__(parent)
+                path = getattr(sys.modules[parent], "__path__", None)
+            return find_spec(name, path)
+
+        return find
+    import importlib.util
+
+    return importlib.util.find_spec
+
+
+def _run_as_main(app, name, find):
     # What `python -m name` does (runpy._run_module_as_main), without
     # importing runpy: it pulls in importlib.util, contextlib and
     # collections, a few milliseconds on every start.
-    from _frozen_importlib import _find_spec
-
-    def find(name):
-        parent = name.rpartition(".")[0]
-        path = None
-        if parent:
-            __import__(parent)
-            path = getattr(sys.modules[parent], "__path__", None)
-        return _find_spec(name, path)
-
     try:
         spec = find(name)
         if spec is not None and spec.submodule_search_locations is not None:

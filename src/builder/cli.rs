@@ -1,18 +1,18 @@
 //! The builder CLI: what `pyferry` does when it carries no payload.
 
-use crate::cache;
+use super::desktop_entry::desktop_entry;
+use super::inspect;
+use super::pack::{self, PackOptions};
 use crate::console;
-use crate::desktop;
 use crate::error::{Error, Result, io};
-use crate::inspect;
-use crate::pack::{self, PackOptions};
+use crate::runtime::cache;
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// Ship a Python application as one executable file.
 #[derive(Debug, Parser)]
-#[command(name = "pyferry", version, about)]
+#[command(name = "pyferry", version = crate::build_python::VERSION_TEXT, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -177,7 +177,8 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
         Command::Inspect { path, json } => {
             let report = inspect::inspect(&path)?;
             if json {
-                let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Pack {
+                let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Inspect {
+                    path: path.clone(),
                     reason: e.to_string().into(),
                 })?;
                 console::print(&format!("{text}\n"));
@@ -196,7 +197,7 @@ fn write_desktop_entry(
     target: &Path,
 ) -> Result<()> {
     let exe = std::path::absolute(exe).map_err(io("resolve", exe))?;
-    let entry = desktop::desktop_entry(name, &exe, options.icon.as_deref(), options.terminal);
+    let entry = desktop_entry(name, &exe, options.icon.as_deref(), options.terminal);
     std::fs::write(target, entry).map_err(io("write", target))?;
     console::print(&format!("wrote `{}`\n", target.display()));
     Ok(())

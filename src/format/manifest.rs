@@ -1,10 +1,11 @@
 //! What a packed app says about itself: name, entry point, Python, the
 //! top-level units extracted to the cache, and the archive hash.
 //!
-//! The manifest travels as JSON in the zip comment (see `trailer`), and every
+//! The manifest travels as JSON in the zip comment (see `end_record`), and every
 //! field is validated on read: the runtime builds paths from `name`, `hash`
 //! and `native`, and Python source from `entry`.
 
+use super::{Damage, Flavor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -15,8 +16,8 @@ pub struct Manifest {
     pub entry: EntryPoint,
     /// `major.minor` of the CPython the archive was byte-compiled for.
     pub python: String,
-    /// Runtime flavor the executable was packed with (`system`).
-    pub flavor: String,
+    /// Runtime flavor the executable was packed with.
+    pub flavor: Flavor,
     /// Top-level packages, modules and `*.libs` dirs that hold native code:
     /// extracted whole to the cache and put ahead of the archive on `sys.path`.
     pub native: Vec<String>,
@@ -93,28 +94,34 @@ pub fn is_valid_app_name(name: &str) -> bool {
 
 impl Manifest {
     /// Checks every field the runtime trusts; the reason names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Damage> {
+        let bad = |field: &'static str, value: &str| {
+            Err(Damage::ManifestField {
+                field,
+                value: value.to_owned(),
+            })
+        };
         if !is_valid_app_name(&self.name) {
-            return Err(format!("bad app name `{}`", self.name));
+            return bad("app name", &self.name);
         }
         if !self.entry.is_valid() {
-            return Err(format!("bad entry point `{}`", self.entry));
+            return bad("entry point", &self.entry.to_string());
         }
         let is_hash = |hash: &str| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
         if !is_hash(&self.hash) {
-            return Err(format!("bad archive hash `{}`", self.hash));
+            return bad("archive hash", &self.hash);
         }
         if let Some(stdlib) = self.stdlib.as_deref().filter(|hash| !is_hash(hash)) {
-            return Err(format!("bad standard library hash `{stdlib}`"));
+            return bad("standard library hash", stdlib);
         }
         if let Some(dir) = &self.system_cache
             && (!dir.starts_with('/') || dir.contains('\0'))
         {
-            return Err(format!("bad system cache directory `{dir}`"));
+            return bad("system cache directory", dir);
         }
         for unit in &self.native {
             if unit.is_empty() || unit.contains(['/', '\\', '\0']) || unit == "." || unit == ".." {
-                return Err(format!("bad native unit `{unit}`"));
+                return bad("native unit", unit);
             }
         }
         Ok(())

@@ -1,8 +1,8 @@
 //! The files that go into the archive, by archive name, and which top-level
 //! units of them hold native code.
 
-use crate::archive_path;
 use crate::error::{Error, Reason, Result, io};
+use crate::format::archive_path;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -10,13 +10,10 @@
 //! The hash covers every entry (name, mode, bytes) and the manifest.
 
 use super::tree::SourceFile;
-use crate::archive_path;
-use crate::elf;
 use crate::error::{Error, Reason, Result, io};
-use crate::extract::NATIVE_ARCHIVE;
-use crate::manifest::Manifest;
-use crate::stamp::{self, Stamp};
-use crate::trailer;
+use crate::format::manifest::Manifest;
+use crate::format::stamp::{self, Stamp};
+use crate::format::{NATIVE_ARCHIVE, archive_path, elf, end_record};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -50,7 +47,8 @@ pub fn write_executable(
     let stamp_at = stamp::find_unpacked(runtime).ok_or_else(|| {
         pack_error("this pyferry binary has no unique runtime stamp; rebuild pyferry".into())
     })?;
-    let image = elf::Image::parse(runtime).map_err(pack_error)?;
+    let image = elf::Image::parse(runtime)
+        .map_err(|e| pack_error(format!("this pyferry binary cannot be a runtime: {e}")))?;
     if image.has_payload_section() {
         return Err(pack_error(
             "the runtime already carries a `.pyferry` section".into(),
@@ -88,7 +86,7 @@ pub fn write_executable(
     hasher.update(serde_json::to_vec(&manifest).expect("a manifest always serializes"));
     manifest.hash = hex(&hasher.finalize());
 
-    let comment = trailer::encode_comment(&manifest);
+    let comment = end_record::encode_comment(&manifest);
     let comment_len = comment.len() as u64;
     zip.set_raw_comment(comment.into_boxed_slice())
         .map_err(zip_error(&temp))?;
@@ -98,7 +96,7 @@ pub fn write_executable(
     // zipimport finds the end record only in the last 64 KiB, and takes the
     // last end-record signature there.
     let after_end_record = 22 + comment_len + tables.len() as u64;
-    if after_end_record > trailer::MAX_TRAILER_LEN as u64 {
+    if after_end_record > end_record::MAX_TAIL_LEN as u64 {
         return Err(pack_error(format!(
             "the manifest and section tables take {after_end_record} bytes after the zip's end \
              record, more than zipimport reads (65557)"
@@ -337,6 +335,16 @@ pub fn file_hash(path: &Path) -> Result<String> {
             read => hasher.update(&buffer[..read]),
         }
     }
+}
+
+/// What identifies this pyferry binary: its build id, or, failing that, the
+/// SHA-256 of its bytes.
+#[cfg(pyferry_flavor = "standalone")]
+pub fn runtime_id(runtime: &[u8]) -> String {
+    let build_id = elf::Image::parse(runtime)
+        .ok()
+        .and_then(|image| image.build_id(runtime).map(hex));
+    build_id.unwrap_or_else(|| hex(&Sha256::digest(runtime)))
 }
 
 /// Lower-case hex of `bytes`.

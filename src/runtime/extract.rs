@@ -6,22 +6,17 @@
 //! `create_new`, so a duplicate name or anything already in the way is an
 //! error instead of a silent overwrite.
 
-use crate::archive_path;
 use crate::balance;
 use crate::error::Reason;
-use crate::trailer;
+use crate::format::{NATIVE_ARCHIVE, archive_path, end_record};
 use std::collections::HashSet;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use zip::CompressionMethod;
-
-/// The inner zip, stored in the executable's zip, that holds the native
-/// units (kept out of the central directory that zipimport parses).
-pub const NATIVE_ARCHIVE: &str = ".pyferry/native.zip";
 
 /// A read-only view of `len` bytes of a file from `start`: the inner zip,
 /// read in place. It reads with `pread`, never moving the file's shared
@@ -97,7 +92,7 @@ pub fn open_native(
         Some(at) => {
             file.read_exact_at(&mut end_record, start + at)
                 .map_err(|e| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}"))?;
-            trailer::end_record_entries(&end_record)
+            end_record::end_record_entries(&end_record)
         }
         None => None,
     };
@@ -341,17 +336,10 @@ fn copy_in_large_blocks(from: &mut impl Read, to: &mut File, buffer: &mut [u8]) 
     }
 }
 
-/// Removes a directory tree, treating "already gone" as success.
-pub fn remove_tree(path: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::io::Write;
     use zip::write::SimpleFileOptions;
 

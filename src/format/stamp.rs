@@ -8,6 +8,8 @@
 //! ties the runtime to its own archive: a payload with another hash is not
 //! trusted.
 
+use super::Damage;
+
 pub const STAMP_LEN: usize = 128;
 const PREFIX: &[u8] = b"\0PYFERRY-STAMP-v1\0";
 
@@ -51,13 +53,13 @@ impl Stamp {
         bytes
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Stamp, String> {
+    pub fn decode(bytes: &[u8]) -> Result<Stamp, Damage> {
         let prefix = &own_stamp_bytes()[..PREFIX.len()];
         if bytes.len() != STAMP_LEN || &bytes[..PREFIX.len()] != prefix {
-            return Err("the runtime stamp is damaged".to_owned());
+            return Err(Damage::StampDamaged);
         }
         let body = std::str::from_utf8(&bytes[PREFIX.len()..])
-            .map_err(|_| "the runtime stamp is not text".to_owned())?
+            .map_err(|_| Damage::StampUnreadable)?
             .trim_end_matches(' ');
         if body.is_empty() {
             return Ok(Stamp::Unpacked);
@@ -68,12 +70,12 @@ impl Stamp {
                     hash: hash.to_owned(),
                 })
             }
-            _ => Err(format!("unreadable runtime stamp `{body}`")),
+            _ => Err(Damage::StampUnreadable),
         }
     }
 
     /// The stamp of the running executable.
-    pub fn own() -> Result<Stamp, String> {
+    pub fn own() -> Result<Stamp, Damage> {
         Stamp::decode(own_stamp_bytes())
     }
 }

@@ -8,21 +8,19 @@ mod archive;
 mod entry;
 mod inputs;
 mod python;
+#[cfg(pyferry_flavor = "standalone")]
 mod stdlib;
 mod tree;
-mod workdir;
 
-use crate::archive_path;
-use crate::build_python::{BUILD_PYTHON, FLAVOR};
+use crate::build_python::BUILD_PYTHON;
 use crate::error::{Error, Result, io};
-use crate::manifest::{self, Manifest};
-use crate::standalone;
+use crate::format::manifest::{self, Manifest};
+use crate::format::{BOOTSTRAP_MODULE, BOOTSTRAP_SOURCE, Flavor, archive_path, stdlib_unit};
 use archive::Entry;
 use python::{BuildPython, CompileJob};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tree::{SourceFile, Tree};
-use workdir::WorkDir;
 
 pub use archive::timestamp_from_epoch;
 
@@ -64,29 +62,55 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     let python = BuildPython::probe(options.python.as_deref().unwrap_or(Path::new(BUILD_PYTHON)))?;
     phases.done("pack: probe");
     let inputs = inputs::classify(&options.inputs, &python)?;
-    let work = WorkDir::create()?;
+    // Private (0700), and removed however pack ends.
+    let work = tempfile::Builder::new()
+        .prefix("pyferry-pack-")
+        .tempdir()
+        .map_err(io("create a work directory in", &std::env::temp_dir()))?;
     let timestamp = timestamp_from_epoch(
         std::env::var("SOURCE_DATE_EPOCH")
             .ok()
             .and_then(|value| value.trim().parse().ok()),
     );
 
+    // This very binary, unpacked, is the runtime of what we write.
+    let runtime_path = std::env::current_exe().map_err(io("find", Path::new("/proc/self/exe")))?;
+    let runtime = std::fs::read(&runtime_path).map_err(io("read", &runtime_path))?;
+
     // The standalone standard library does not depend on the app: gather
     // it while pip and the byte-compiler work on the app.
+    #[cfg(pyferry_flavor = "standalone")]
+    let pyferry_id = archive::runtime_id(&runtime);
+    #[cfg(pyferry_flavor = "standalone")]
     let (app, stdlib) = std::thread::scope(|scope| {
-        let stdlib = (FLAVOR == "standalone").then(|| {
-            scope.spawn(|| stdlib::prepare(&python, &options.keep_stdlib, work.path(), timestamp))
+        let stdlib = scope.spawn(|| {
+            let keep = &options.keep_stdlib;
+            stdlib::prepare(&python, keep, &pyferry_id, work.path(), timestamp)
         });
         let app = gather_app(options, &python, &inputs, work.path(), &mut phases);
-        let stdlib = stdlib
-            .map(|handle| handle.join().expect("the standard library thread panicked"))
-            .transpose();
-        (app, stdlib)
+        let stdlib = stdlib.join().unwrap_or_else(|_| {
+            Err(Error::Pack {
+                reason: "gathering the standard library failed".into(),
+            })
+        });
+        (app, stdlib.map(Some))
     });
+    #[cfg(pyferry_flavor = "system")]
+    let (app, stdlib): (Result<_>, Result<Option<PathBuf>>) = {
+        if !options.keep_stdlib.is_empty() {
+            return Err(Error::Usage {
+                usage: "--keep-stdlib is for the standalone flavor: a system-flavor app uses \
+                        the machine's whole standard library"
+                    .to_owned(),
+            });
+        }
+        let app = gather_app(options, &python, &inputs, work.path(), &mut phases);
+        (app, Ok(None))
+    };
     let (entry, mut native, entries) = app?;
     let stdlib = stdlib?;
     if stdlib.is_some() {
-        native.push(standalone::UNIT.to_owned());
+        native.push(stdlib_unit::UNIT.to_owned());
         phases.done("pack: standard library");
     }
 
@@ -94,7 +118,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         name,
         entry,
         python: python.minor_version(),
-        flavor: FLAVOR.to_owned(),
+        flavor: Flavor::CURRENT,
         native,
         system_cache: options
             .system_cache
@@ -104,8 +128,6 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         hash: String::new(),
         pyferry: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let runtime_path = std::env::current_exe().map_err(io("find", Path::new("/proc/self/exe")))?;
-    let runtime = std::fs::read(&runtime_path).map_err(io("read", &runtime_path))?;
     let manifest = archive::write_executable(
         &runtime,
         &entries,
@@ -166,25 +188,25 @@ fn gather_app(
     Ok((entry, native, entries))
 }
 
-/// Adds the bootstrap module (`src/python/bootstrap.py`) to the app, to be
+/// Adds the bootstrap module (`format::BOOTSTRAP_SOURCE`) to the app, to be
 /// byte-compiled with it like any of its modules: compiling it from source
 /// at every start cost 0.6 ms.
 fn add_bootstrap(tree: &mut Tree, work_dir: &Path) -> Result<()> {
     if let Some(name) = tree
         .files
         .keys()
-        .find(|name| archive_path::top_level(name) == standalone::UNIT)
+        .find(|name| archive_path::top_level(name) == stdlib_unit::UNIT)
     {
         return Err(Error::UnsafeName {
             name: name.clone(),
             reason: format!(
                 "the name `{}` is reserved for the standard library",
-                standalone::UNIT
+                stdlib_unit::UNIT
             )
             .into(),
         });
     }
-    let module = crate::runtime::BOOTSTRAP_MODULE;
+    let module = BOOTSTRAP_MODULE;
     if let Some(name) = tree.files.keys().find(|name| {
         let top = archive_path::top_level(name);
         top == module
@@ -198,7 +220,7 @@ fn add_bootstrap(tree: &mut Tree, work_dir: &Path) -> Result<()> {
         });
     }
     let source = work_dir.join(format!("{module}.py"));
-    std::fs::write(&source, python::helper_source("bootstrap.py")).map_err(io("write", &source))?;
+    std::fs::write(&source, BOOTSTRAP_SOURCE).map_err(io("write", &source))?;
     tree.files.insert(
         format!("{module}.py"),
         SourceFile {

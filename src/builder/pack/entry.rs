@@ -4,7 +4,7 @@
 use super::python::BuildPython;
 use super::tree::Tree;
 use crate::error::{Error, Result, io};
-use crate::manifest::EntryPoint;
+use crate::format::manifest::EntryPoint;
 use std::fs;
 
 pub fn resolve(

@@ -188,7 +188,9 @@ mod tests {
             stdlib_modules: vec![],
             platform: "linux-x86_64".to_owned(),
             soabi: "cpython-311-x86_64-linux-gnu".to_owned(),
+            #[cfg(pyferry_flavor = "standalone")]
             stdlib_dir: PathBuf::from("/usr/lib/python3.11"),
+            #[cfg(pyferry_flavor = "standalone")]
             dynload_dir: PathBuf::from("/usr/lib/python3.11/lib-dynload"),
             has_pip: true,
         }

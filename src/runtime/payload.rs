@@ -6,9 +6,9 @@
 //! the builder. The answer costs one `open`, one `fstat` and one `pread`.
 
 use crate::error::{Error, Result, io};
-use crate::manifest::Manifest;
-use crate::stamp::Stamp;
-use crate::trailer;
+use crate::format::manifest::Manifest;
+use crate::format::stamp::Stamp;
+use crate::format::{Damage, end_record};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -29,33 +29,31 @@ pub struct Payload {
 pub fn locate(path: &Path, stamp: Option<&Stamp>) -> Result<Option<Payload>> {
     let file = File::open(path).map_err(io("open", path))?;
     let len = file.metadata().map_err(io("read the size of", path))?.len();
-    let tail_len = len.min(trailer::MAX_TRAILER_LEN as u64);
+    let tail_len = len.min(end_record::MAX_TAIL_LEN as u64);
     let mut tail = vec![0; tail_len as usize];
     file.read_exact_at(&mut tail, len - tail_len)
         .map_err(io("read", path))?;
 
-    let corrupt = |reason: String| Error::PayloadCorrupt {
+    let corrupt = |reason: Damage| Error::PayloadCorrupt {
         exe: path.to_owned(),
         reason,
     };
-    let trailer = trailer::parse(&tail, len).map_err(corrupt)?;
-    match (trailer, stamp) {
+    let end_record = end_record::parse(&tail, len).map_err(corrupt)?;
+    match (end_record, stamp) {
         (None, Some(Stamp::Packed { .. })) => Err(Error::PayloadMissing {
             exe: path.to_owned(),
         }),
         (None, _) => Ok(None),
-        (Some(_), Some(Stamp::Unpacked)) => Err(corrupt(
-            "an archive was appended to it by hand, not by `pyferry pack`".to_owned(),
-        )),
-        (Some(trailer), Some(Stamp::Packed { hash, .. })) if *hash != trailer.manifest.hash => Err(
-            corrupt("its archive belongs to another build (the hashes differ)".to_owned()),
-        ),
-        (Some(trailer), _) => Ok(Some(Payload {
+        (Some(_), Some(Stamp::Unpacked)) => Err(corrupt(Damage::AppendedByHand)),
+        (Some(found), Some(Stamp::Packed { hash, .. })) if *hash != found.manifest.hash => {
+            Err(corrupt(Damage::OtherBuild))
+        }
+        (Some(found), _) => Ok(Some(Payload {
             path: path.to_owned(),
             file,
             len,
-            manifest: trailer.manifest,
-            entries: trailer.entries,
+            manifest: found.manifest,
+            entries: found.entries,
         })),
     }
 }

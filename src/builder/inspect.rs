@@ -2,8 +2,8 @@
 //! the very types the runtime uses.
 
 use crate::error::{Error, Result};
-use crate::extract;
-use crate::payload;
+use crate::format::{Damage, Flavor, elf};
+use crate::runtime::{extract, payload};
 use serde::Serialize;
 use std::path::Path;
 
@@ -12,7 +12,7 @@ pub struct Report {
     pub name: String,
     pub entry_point: String,
     pub python: String,
-    pub flavor: String,
+    pub flavor: Flavor,
     pub pyferry: String,
     pub archive_hash: String,
     pub file_size: u64,
@@ -43,11 +43,11 @@ pub fn inspect(path: &Path) -> Result<Report> {
     })?;
     let corrupt = |e: zip::result::ZipError| Error::PayloadCorrupt {
         exe: path.to_owned(),
-        reason: format!("its archive is unreadable: {e}"),
+        reason: Damage::Unreadable(e.to_string()),
     };
     let mut zip = zip::ZipArchive::new(&payload.file).map_err(corrupt)?;
     let image = std::fs::read(path).map_err(crate::error::io("read", path))?;
-    let dynamic = crate::elf::Image::parse(&image)
+    let dynamic = elf::Image::parse(&image)
         .map(|elf| elf.dynamic(&image))
         .unwrap_or_default();
     let manifest = &payload.manifest;
@@ -60,7 +60,7 @@ pub fn inspect(path: &Path) -> Result<Report> {
     let native =
         extract::open_native(&payload.file, None).map_err(|reason| Error::PayloadCorrupt {
             exe: path.to_owned(),
-            reason: reason.0,
+            reason: Damage::NativeArchive(reason.0),
         })?;
     if let Some((archive, _)) = native {
         let mut native = zip::ZipArchive::new(archive).map_err(corrupt)?;
@@ -78,7 +78,7 @@ pub fn inspect(path: &Path) -> Result<Report> {
         name: manifest.name.clone(),
         entry_point: manifest.entry.to_string(),
         python: manifest.python.clone(),
-        flavor: manifest.flavor.clone(),
+        flavor: manifest.flavor,
         pyferry: manifest.pyferry.clone(),
         archive_hash: manifest.hash.clone(),
         file_size: payload.len,

@@ -1,4 +1,5 @@
-//! The payload trailer: how a packed executable finds its archive.
+//! The zip's end record: how a packed executable finds its archive and
+//! manifest from the end of the file, in one read.
 //!
 //! The archive is a zip inside the executable (see `elf`). Its end record
 //! (EOCD) lies within the last 64 KiB of the file, where zipimport, `unzip`
@@ -15,18 +16,20 @@
 //! module only parses bytes: every truncation or corruption is an `Err` or
 //! "no payload", never a panic.
 
-use crate::manifest::Manifest;
+use super::Damage;
+use super::manifest::Manifest;
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8] = b"pyferry-payload 1\n";
 const EOCD_SIGNATURE: &[u8] = b"PK\x05\x06";
 const EOCD_LEN: usize = 22;
-/// The most bytes from the end of the file that can hold a trailer.
-pub const MAX_TRAILER_LEN: usize = EOCD_LEN + u16::MAX as usize;
+/// The most bytes from the end of the file that can hold the end record and
+/// its comment: zipimport looks no further.
+pub const MAX_TAIL_LEN: usize = EOCD_LEN + u16::MAX as usize;
 
 /// What the end of a packed file says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trailer {
+pub struct EndRecord {
     pub manifest: Manifest,
     /// Entries in the central directory as the end record counts them
     /// (`None` for zip64 archives): the zip reader keeps one entry per name,
@@ -49,10 +52,10 @@ fn checksum(json: &[u8]) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Parses the last bytes of a file (`tail`, at most `MAX_TRAILER_LEN`) of a
+/// Parses the last bytes of a file (`tail`, at most `MAX_TAIL_LEN`) of a
 /// file `file_len` long. `Ok(None)`: no pyferry payload; `Err`: there is one,
 /// but it is broken.
-pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Trailer>, String> {
+pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<EndRecord>, Damage> {
     let Some(eocd_at) = find_eocd(tail) else {
         return Ok(None);
     };
@@ -60,37 +63,36 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<Trailer>, String> {
     let comment_len = usize::from(u16_at(eocd, 20));
     let comment = &tail[eocd_at + EOCD_LEN..eocd_at + EOCD_LEN + comment_len];
     let body = &comment[MAGIC.len()..];
-    let (sum, json) = body
-        .split_at_checked(17)
-        .ok_or("its manifest is cut short")?;
+    let (sum, json) = body.split_at_checked(17).ok_or(Damage::ManifestCutShort)?;
     if sum[..16] != *checksum(json).as_bytes() || sum[16] != b'\n' {
-        return Err("its manifest does not match its checksum".to_owned());
+        return Err(Damage::ManifestChecksum);
     }
     let manifest: Manifest =
-        serde_json::from_slice(json).map_err(|e| format!("its manifest is unreadable ({e})"))?;
+        serde_json::from_slice(json).map_err(|e| Damage::ManifestUnreadable(e.to_string()))?;
     manifest.validate()?;
 
     let eocd_offset = file_len
         .checked_sub((tail.len() - eocd_at) as u64)
-        .ok_or("the trailer is longer than the file")?;
+        .ok_or(Damage::EndRecordBeforeStart)?;
     let entries = end_record_entries(eocd);
     let cd_size = u64::from(u32_at(eocd, 12));
     let cd_offset = u64::from(u32_at(eocd, 16));
     if entries.is_none() || cd_size == u64::from(u32::MAX) || cd_offset == u64::from(u32::MAX) {
         // zip64: the real values are in a record we do not need to read here.
-        return Ok(Some(Trailer {
+        return Ok(Some(EndRecord {
             manifest,
             entries: None,
         }));
     }
     // `strip` may move the archive, never shrink the room before it.
     if cd_offset + cd_size > eocd_offset {
-        return Err(format!(
-            "its central directory ({cd_size} bytes at offset {cd_offset}) does not fit before \
-             its end record (at {eocd_offset})"
-        ));
+        return Err(Damage::CentralDirectoryMisplaced {
+            size: cd_size,
+            offset: cd_offset,
+            end_record: eocd_offset,
+        });
     }
-    Ok(Some(Trailer { manifest, entries }))
+    Ok(Some(EndRecord { manifest, entries }))
 }
 
 /// The entry count of a zip end record (22 bytes); `None` if `record` is not
@@ -123,14 +125,15 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::EntryPoint;
+    use crate::format::Flavor;
+    use crate::format::manifest::EntryPoint;
 
     fn manifest() -> Manifest {
         Manifest {
             name: "demo".to_owned(),
             entry: EntryPoint::parse("demo.cli:main").expect("valid"),
             python: "3.11".to_owned(),
-            flavor: "system".to_owned(),
+            flavor: Flavor::System,
             native: vec!["numpy".to_owned(), "numpy.libs".to_owned()],
             system_cache: Some("/usr/lib/demo/pyferry".to_owned()),
             stdlib: Some("cd".repeat(32)),
@@ -152,9 +155,9 @@ mod tests {
         file
     }
 
-    fn parse_file(file: &[u8]) -> Result<Option<Manifest>, String> {
-        let tail = &file[file.len().saturating_sub(MAX_TRAILER_LEN)..];
-        parse(tail, file.len() as u64).map(|found| found.map(|trailer| trailer.manifest))
+    fn parse_file(file: &[u8]) -> Result<Option<Manifest>, Damage> {
+        let tail = &file[file.len().saturating_sub(MAX_TAIL_LEN)..];
+        parse(tail, file.len() as u64).map(|found| found.map(|end| end.manifest))
     }
 
     #[test]
@@ -183,9 +186,9 @@ mod tests {
     fn every_truncation_is_handled() {
         let file = file_with(&encode_comment(&manifest()));
         for len in 0..file.len() {
-            // Never a panic; a cut trailer is no trailer at all (the stamp
-            // check then reports the truncation).
-            let _ = parse_file(&file[..len]);
+            // Never a panic; a cut end record or comment is no payload at
+            // all (the stamp check then reports the truncation).
+            assert_eq!(parse_file(&file[..len]), Ok(None), "cut to {len} bytes");
         }
     }
 

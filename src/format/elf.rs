@@ -17,6 +17,21 @@
 //! ELF64 little-endian only.
 
 pub const SECTION_NAME: &[u8] = b".pyferry";
+
+/// What makes an image unusable, or a search path impossible to rewrite.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElfError {
+    #[error("it is not a 64-bit little-endian ELF file")]
+    NotElf64,
+    #[error("its section headers are unreadable")]
+    SectionHeaders,
+    #[error("its search path points outside its string table")]
+    SearchPathOutside,
+    #[error("its search path is not terminated")]
+    SearchPathUnterminated,
+    #[error("its search path is {old_len} bytes, too short to hold `{path}`")]
+    SearchPathTooShort { old_len: usize, path: String },
+}
 const SECTION_HEADER_LEN: usize = 64;
 const SHT_PROGBITS: u32 = 1;
 
@@ -42,11 +57,11 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 
 impl Image {
     /// Reads the section headers and section names of an ELF64 LE image.
-    pub fn parse(image: &[u8]) -> Result<Image, String> {
+    pub fn parse(image: &[u8]) -> Result<Image, ElfError> {
         if image.get(..6) != Some(b"\x7fELF\x02\x01") {
-            return Err("the runtime is not a 64-bit little-endian ELF executable".to_owned());
+            return Err(ElfError::NotElf64);
         }
-        let bad = || "the runtime's section headers are unreadable".to_owned();
+        let bad = || ElfError::SectionHeaders;
         let offset = usize::try_from(u64_at(image, 0x28).ok_or_else(bad)?).map_err(|_| bad())?;
         let entry_len = usize::from(u16_at(image, 0x3a).ok_or_else(bad)?);
         let count = usize::from(u16_at(image, 0x3c).ok_or_else(bad)?);
@@ -118,15 +133,35 @@ impl Image {
         (tail, headers_offset, count)
     }
 
-    /// Whether the image already has a `.pyferry` section (a packed runtime).
-    pub fn has_payload_section(&self) -> bool {
-        self.section_headers.iter().any(|header| {
-            let Some(at) = u32_at(header, 0) else {
+    /// The header of the section called `name`, if there is one.
+    fn section_named(&self, name: &[u8]) -> Option<&[u8; SECTION_HEADER_LEN]> {
+        self.section_headers.iter().find(|header| {
+            let Some(at) = u32_at(*header, 0) else {
                 return false;
             };
-            let name = self.names.get(at as usize..).unwrap_or_default();
-            name.split(|b| *b == 0).next() == Some(SECTION_NAME)
+            let found = self.names.get(at as usize..).unwrap_or_default();
+            found.split(|b| *b == 0).next() == Some(name)
         })
+    }
+
+    /// Whether the image already has a `.pyferry` section (a packed runtime).
+    pub fn has_payload_section(&self) -> bool {
+        self.section_named(SECTION_NAME).is_some()
+    }
+
+    /// The linker's build id (`.note.gnu.build-id`): a digest of the linked
+    /// image, so it changes whenever the binary does.
+    pub fn build_id<'i>(&self, image: &'i [u8]) -> Option<&'i [u8]> {
+        let header = self.section_named(b".note.gnu.build-id")?;
+        let offset = usize::try_from(u64_at(header, 24)?).ok()?;
+        let len = usize::try_from(u64_at(header, 32)?).ok()?;
+        let note = image.get(offset..offset.checked_add(len)?)?;
+        // namesz, descsz, type, then the name ("GNU\0") padded to 4 bytes.
+        let name_len = usize::try_from(u32_at(note, 0)?).ok()?;
+        let id_len = usize::try_from(u32_at(note, 4)?).ok()?;
+        let id_at = 12usize.checked_add(name_len.checked_next_multiple_of(4)?)?;
+        note.get(id_at..id_at.checked_add(id_len)?)
+            .filter(|id| !id.is_empty())
     }
 }
 
@@ -200,7 +235,7 @@ impl Image {
     /// (libssl's libcrypto), and before `LD_LIBRARY_PATH` and the system's
     /// directories. The string table cannot grow, so `path` must fit in the
     /// old string. Returns false when the object has no search path to reuse.
-    pub fn rewrite_search_path(&self, image: &mut [u8], path: &str) -> Result<bool, String> {
+    pub fn rewrite_search_path(&self, image: &mut [u8], path: &str) -> Result<bool, ElfError> {
         let Some(section) = self.dynamic_section(image.len()) else {
             return Ok(false);
         };
@@ -218,15 +253,16 @@ impl Image {
                 .ok()
                 .and_then(|value| section.strings.start.checked_add(value))
                 .filter(|start| *start < section.strings.end)
-                .ok_or("its search path points outside its string table")?;
+                .ok_or(ElfError::SearchPathOutside)?;
             let old_len = image[start..section.strings.end]
                 .iter()
                 .position(|b| *b == 0)
-                .ok_or("its search path is not terminated")?;
+                .ok_or(ElfError::SearchPathUnterminated)?;
             if path.len() > old_len {
-                return Err(format!(
-                    "its search path is {old_len} bytes, too short to hold `{path}`"
-                ));
+                return Err(ElfError::SearchPathTooShort {
+                    old_len,
+                    path: path.to_owned(),
+                });
             }
             image[start..start + old_len].fill(0);
             image[start..start + path.len()].copy_from_slice(path.as_bytes());
@@ -284,6 +320,21 @@ mod tests {
         let section = packed.section_headers[2];
         let offset = u64_at(&section, 24).expect("offset") as usize;
         assert_eq!(&image[offset..offset + 7], b"ZIPDATA");
+    }
+
+    #[test]
+    fn reads_the_build_id_of_a_real_binary() {
+        // build.rs links every binary of the crate with `--build-id=sha1`.
+        let exe = std::env::current_exe().expect("own path");
+        let image = std::fs::read(exe).expect("read");
+        let parsed = Image::parse(&image).expect("an ELF");
+        assert_eq!(parsed.build_id(&image).map(<[u8]>::len), Some(20));
+        assert_eq!(
+            Image::parse(&tiny_elf())
+                .expect("parses")
+                .build_id(&tiny_elf()),
+            None
+        );
     }
 
     #[test]

@@ -19,12 +19,11 @@
 //! code; otherwise another user could plant code that we would `dlopen`, or
 //! `dlopen` would fail.
 
+use super::extract;
+use super::payload::Payload;
 use crate::error::{Error, Result};
-use crate::extract::{self, remove_tree};
-use crate::ffi;
-use crate::manifest::Manifest;
-use crate::payload::Payload;
-use crate::standalone;
+use crate::format::manifest::Manifest;
+use rustix::fs::StatVfsMountFlags;
 use std::env;
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, IsTerminal};
@@ -90,7 +89,7 @@ pub fn candidate_roots() -> Vec<PathBuf> {
     if let Some(runtime) = env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
         roots.push(PathBuf::from(runtime).join("pyferry"));
     }
-    roots.push(env::temp_dir().join(format!("pyferry-{}", ffi::effective_uid())));
+    roots.push(env::temp_dir().join(format!("pyferry-{}", effective_uid())));
     roots
 }
 
@@ -188,7 +187,7 @@ fn prepare_root(dir: &Path, audience: Audience) -> Result<(), String> {
             fs::symlink_metadata(dir).map_err(|e| format!("it cannot be read: {e}"))?
         }
     };
-    let uid = ffi::effective_uid();
+    let uid = effective_uid();
     if meta.file_type().is_symlink() {
         return Err("it is a symbolic link; pyferry follows none for its cache".to_owned());
     }
@@ -232,7 +231,7 @@ fn open_version(root: &Path, payload: &Payload, audience: Audience) -> Result<Ve
         // Pruned while we waited for the lock: extract it again.
     }
 
-    match ffi::is_noexec(root) {
+    match is_noexec(root) {
         Ok(true) => {
             return Err(Attempt::Unusable(
                 "it is on a filesystem mounted `noexec`, where extension modules cannot be loaded"
@@ -279,27 +278,14 @@ fn extract_version(
 
     let started = Instant::now();
     let manifest = &payload.manifest;
-    let linked = manifest.stdlib.as_deref().and_then(|hash| {
-        let donors: Vec<PathBuf> = version_keys(root, None)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|other| other != key)
-            .map(|other| root.join(other))
-            .filter(|other| other.join(MARKER).exists())
-            .collect();
-        standalone::link_from(&donors, hash, &temp, audience.dir_mode())
-    });
-    if let Some(donor) = &linked {
-        crate::debug::note(&format!(
-            "linked the standard library from {} in {:.1} ms",
-            donor.display(),
-            started.elapsed().as_secs_f64() * 1000.0
-        ));
-    }
+    #[cfg(pyferry_flavor = "standalone")]
+    let linked = link_shared_stdlib(root, key, manifest, &temp, audience);
+    #[cfg(pyferry_flavor = "system")]
+    let linked = false;
     let units: Vec<String> = manifest
         .native
         .iter()
-        .filter(|unit| linked.is_none() || *unit != standalone::UNIT)
+        .filter(|unit| !linked || *unit != crate::format::stdlib_unit::UNIT)
         .cloned()
         .collect();
     let mut progress = extract::Progress::new(&manifest.name, io::stderr().is_terminal());
@@ -320,8 +306,9 @@ fn extract_version(
             source,
         })
         .and_then(|extracted| {
+            #[cfg(pyferry_flavor = "standalone")]
             if let Some(hash) = &manifest.stdlib {
-                standalone::record_identity(&temp, hash)
+                super::stdlib::record_identity(&temp, hash)
                     .map_err(crate::error::io("write in", &temp))?;
             }
             let marker = temp.join(MARKER);
@@ -347,6 +334,38 @@ fn extract_version(
             Err(Attempt::Fatal(error))
         }
     }
+}
+
+/// Hard-links the standard library of another complete version that holds
+/// the same one into `temp`; whether it did.
+#[cfg(pyferry_flavor = "standalone")]
+fn link_shared_stdlib(
+    root: &Path,
+    key: &str,
+    manifest: &Manifest,
+    temp: &Path,
+    audience: Audience,
+) -> bool {
+    let Some(hash) = manifest.stdlib.as_deref() else {
+        return false;
+    };
+    let started = Instant::now();
+    let donors: Vec<PathBuf> = version_keys(root, None)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|other| other != key)
+        .map(|other| root.join(other))
+        .filter(|other| other.join(MARKER).exists())
+        .collect();
+    let Some(donor) = super::stdlib::link_from(&donors, hash, temp, audience.dir_mode()) else {
+        return false;
+    };
+    crate::debug::note(&format!(
+        "linked the standard library from {} in {:.1} ms",
+        donor.display(),
+        started.elapsed().as_secs_f64() * 1000.0
+    ));
+    true
 }
 
 fn open_lock(path: &Path) -> io::Result<File> {
@@ -474,4 +493,24 @@ pub fn is_in_use(root: &Path, key: &str) -> bool {
         return false;
     };
     matches!(lock.try_lock(), Err(TryLockError::WouldBlock))
+}
+
+/// Removes a directory tree, treating "already gone" as success.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// The user id the kernel checks our file accesses against.
+pub fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Whether the filesystem holding `path` is mounted `noexec`, where
+/// `dlopen` fails with "failed to map segment from shared object".
+fn is_noexec(path: &Path) -> io::Result<bool> {
+    let stats = rustix::fs::statvfs(path)?;
+    Ok(stats.f_flag.contains(StatVfsMountFlags::NOEXEC))
 }

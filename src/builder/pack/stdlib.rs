@@ -1,5 +1,5 @@
 //! The standalone flavor's Python, gathered from the build interpreter into
-//! the `.python` unit (layout in `standalone`): the standard library as
+//! the `.python` unit (layout in `format::stdlib_unit`): the standard library as
 //! pycs, its extension modules, and the shared libraries those need beyond
 //! glibc, as the dynamic linker itself resolves them (`ldd`).
 //!
@@ -15,10 +15,9 @@
 use super::archive::{self, Entry};
 use super::python::{BuildPython, CompileJob};
 use super::tree::{SourceFile, Tree};
-use crate::elf;
 use crate::error::{Error, Reason, Result, io};
-use crate::ffi::effective_uid;
-use crate::standalone;
+use crate::format::elf;
+use crate::format::stdlib_unit;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder};
@@ -67,13 +66,14 @@ struct Plan {
 /// Returns a zip of the `.python` unit's entries (deflated, `timestamp`ed).
 ///
 /// Gathering and compressing it takes most of a small app's pack, and its
-/// inputs rarely change: the zip is kept in the per-user cache
-/// (`<cache root>/pack/`, private like the rest) under a key that covers
-/// every input file's identity (path, size, mtime, inode), the pyferry
-/// version, the options and the timestamp, and reused while they match.
+/// inputs rarely change: the zip is kept in pack's own cache (`cache_dir`)
+/// under a key that covers every input file's identity (path, size, mtime,
+/// inode), pyferry itself (`pyferry_id`: its binary's build id), the
+/// options and the timestamp, and reused while they match.
 pub fn prepare(
     python: &BuildPython,
     keep: &[String],
+    pyferry_id: &str,
     work_dir: &Path,
     timestamp: DateTime,
 ) -> Result<PathBuf> {
@@ -92,8 +92,8 @@ pub fn prepare(
     let excluded =
         |part: &str| EXCLUDED_BY_DEFAULT.contains(&part) && !keep.iter().any(|k| k == part);
     let plan = plan(python, &excluded)?;
-    let key = cache_key(python, keep, timestamp, &plan)?;
-    let cache_dir = pack_cache_dir();
+    let key = cache_key(python, keep, pyferry_id, timestamp, &plan)?;
+    let cache_dir = cache_dir();
     let built = work_dir.join("stdlib.zip");
     // A link or a copy, not the path: a concurrent pack may replace the
     // cached zip (and the work dir may be on another filesystem).
@@ -133,13 +133,25 @@ pub fn prepare(
     Ok(built)
 }
 
-/// `<cache root>/pack`, if the cache root is usable and the directory is
-/// ours alone (what it holds goes into executables).
-fn pack_cache_dir() -> Option<PathBuf> {
-    let dir = crate::cache::root().ok()?.join("pack");
-    let _ = DirBuilder::new().mode(0o700).create(&dir);
+/// Pack's cache, apart from the runtime's: `$PYFERRY_PACK_CACHE_DIR`, else
+/// `pyferry-pack` in the user's cache directory; used only while it is a
+/// directory of ours that no one else can read or write (what it holds goes
+/// into executables).
+fn cache_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("PYFERRY_PACK_CACHE_DIR").filter(|dir| !dir.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => dirs::cache_dir()?.join("pyferry-pack"),
+    };
+    let _ = DirBuilder::new().recursive(true).mode(0o700).create(&dir);
     let meta = fs::symlink_metadata(&dir).ok()?;
-    let private = meta.is_dir() && meta.uid() == effective_uid() && meta.mode() & 0o077 == 0;
+    let uid = rustix::process::geteuid().as_raw();
+    let private = meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0;
+    if !private {
+        crate::debug::note(&format!(
+            "not caching the standard library in {}: not a private directory of ours",
+            dir.display()
+        ));
+    }
     private.then_some(dir)
 }
 
@@ -159,6 +171,7 @@ fn plan(python: &BuildPython, excluded: &dyn Fn(&str) -> bool) -> Result<Plan> {
 fn cache_key(
     python: &BuildPython,
     keep: &[String],
+    pyferry_id: &str,
     timestamp: DateTime,
     plan: &Plan,
 ) -> Result<String> {
@@ -167,12 +180,11 @@ fn cache_key(
         hasher.update((text.len() as u64).to_le_bytes());
         hasher.update(text.as_bytes());
     };
-    text(env!("CARGO_PKG_VERSION"));
+    // A changed pyferry may gather differently: never reuse another's zip.
+    text(pyferry_id);
     text(&python.path.to_string_lossy());
     text(&python.full_version());
     text(&format!("{keep:?} {timestamp:?} strip={}", has_strip()));
-    // What older builds of the same version made differently.
-    text("pycs compiled by pyferry, named relative to the standard library");
     let mut files: Vec<PathBuf> = Vec::new();
     for relative in &plan.modules {
         files.push(python.stdlib_dir.join(relative));
@@ -204,8 +216,8 @@ fn materialize(
     plan: &Plan,
     work_dir: &Path,
 ) -> Result<BTreeMap<String, SourceFile>> {
-    let unit = standalone::UNIT;
-    let stdlib = format!("{unit}/{}", standalone::stdlib_dir());
+    let unit = stdlib_unit::UNIT;
+    let stdlib = format!("{unit}/{}", stdlib_unit::stdlib_dir());
     let mut files = BTreeMap::new();
     let mut jobs = Vec::new();
     for relative in &plan.modules {
@@ -231,10 +243,10 @@ fn materialize(
         files.insert(format!("{stdlib}/{relative}"), source.clone());
     }
 
-    let dynload = format!("{unit}/{}", standalone::dynload_dir());
+    let dynload = format!("{unit}/{}", stdlib_unit::dynload_dir());
     for (original, copy) in copy_extensions(&plan.extensions, &work_dir.join("lib-dynload"))? {
         if plan.libraries.linking.contains(&original) {
-            set_search_path(&copy, standalone::EXTENSION_RPATH, true)?;
+            set_search_path(&copy, stdlib_unit::EXTENSION_RPATH, true)?;
         }
         let file_name = copy.file_name().expect("a file").to_string_lossy();
         let source = SourceFile {
@@ -256,7 +268,7 @@ fn materialize(
             executable: true,
         };
         files.insert(
-            format!("{unit}/{}/{soname}", standalone::LIBRARY_DIR),
+            format!("{unit}/{}/{soname}", stdlib_unit::LIBRARY_DIR),
             source,
         );
     }
@@ -453,10 +465,10 @@ fn set_search_path(path: &Path, search_path: &str, required: bool) -> Result<()>
             path.display()
         ))
     };
-    let parsed = elf::Image::parse(&image).map_err(fail)?;
+    let parsed = elf::Image::parse(&image).map_err(|e| fail(e.to_string()))?;
     let rewritten = parsed
         .rewrite_search_path(&mut image, search_path)
-        .map_err(fail)?;
+        .map_err(|e| fail(e.to_string()))?;
     if !rewritten && required {
         return Err(fail(
             "it has no RUNPATH to rewrite (build the interpreter with an rpath, as pyenv does)"

@@ -1,0 +1,146 @@
+//! The format: what a packed executable holds, as bytes, and the contract
+//! that both sides keep. The builder writes it, the runtime reads it, and
+//! neither knows the other; they meet here.
+//!
+//! ```text
+//! [runtime ELF][zip: app modules, BOOTSTRAP_MODULE, NATIVE_ARCHIVE][end record + manifest][ELF tables]
+//! ```
+//!
+//! - `elf`: the zip lives in a `.pyferry` section that `strip` keeps.
+//! - `end_record`: the zip's end record, whose comment carries the `manifest`.
+//! - `stamp`: 128 bytes in the runtime's read-only data naming the archive hash.
+//! - `archive_path`: which entry names are safe to write to disk.
+//!
+//! Pure byte work: nothing here does I/O beyond `Read + Seek`, and every
+//! malformed input is a `Damage`, never a panic.
+
+pub mod archive_path;
+pub mod elf;
+pub mod end_record;
+pub mod manifest;
+pub mod stamp;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The inner zip, stored in the executable's zip, that holds the units the
+/// runtime extracts (kept out of the central directory that zipimport
+/// parses on every start).
+pub const NATIVE_ARCHIVE: &str = ".pyferry/native.zip";
+
+/// The module, byte-compiled into every archive by `pack`, that starts the
+/// app: the runtime's command calls its `main`.
+pub const BOOTSTRAP_MODULE: &str = "_pyferry_boot";
+
+/// Its source (`bootstrap.py`); the signature of `main` is the contract
+/// between it and the runtime's command.
+pub const BOOTSTRAP_SOURCE: &str = include_str!("bootstrap.py");
+
+/// How the runtime gets its Python, chosen when pyferry is compiled
+/// (`build.rs` sets the `pyferry_flavor` cfg).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    /// libpython linked in; every archive carries the standard library
+    /// (the `stdlib` unit).
+    Standalone,
+    /// The distro's shared libpython and its standard library.
+    System,
+}
+
+impl Flavor {
+    /// The flavor of this build.
+    #[cfg(pyferry_flavor = "standalone")]
+    pub const CURRENT: Flavor = Flavor::Standalone;
+    #[cfg(pyferry_flavor = "system")]
+    pub const CURRENT: Flavor = Flavor::System;
+}
+
+impl fmt::Display for Flavor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Flavor::Standalone => "standalone",
+            Flavor::System => "system",
+        })
+    }
+}
+
+/// The standalone flavor's standard library: a native unit named `.python`
+/// (no import can name it), laid out like an installed prefix:
+///
+/// ```text
+/// <extraction dir>/.python/            sys.prefix
+///     lib/python3.X/                   the standard library, pycs only
+///     lib/python3.X/lib-dynload/       its extension modules
+///     lib/                             shared libraries they need
+/// ```
+///
+/// Extension modules find those libraries through their RPATH
+/// (`$ORIGIN/../..`), written at pack time: no `LD_LIBRARY_PATH`, so the
+/// app's child processes load the machine's own libraries.
+pub mod stdlib_unit {
+    use crate::build_python::PYTHON_VERSION;
+
+    /// The native unit that holds the standard library.
+    pub const UNIT: &str = ".python";
+
+    /// The standard library's directory, relative to the unit.
+    pub fn stdlib_dir() -> String {
+        format!("lib/python{PYTHON_VERSION}")
+    }
+
+    /// Its extension modules' directory, relative to the unit.
+    pub fn dynload_dir() -> String {
+        format!("{}/lib-dynload", stdlib_dir())
+    }
+
+    /// The shared libraries' directory, relative to the unit.
+    pub const LIBRARY_DIR: &str = "lib";
+
+    /// The RPATH of an extension module in `dynload_dir` that finds
+    /// `LIBRARY_DIR`.
+    pub const EXTENSION_RPATH: &str = "$ORIGIN/../..";
+}
+
+/// What is wrong with the bytes of a packed executable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    #[error("its manifest is cut short")]
+    ManifestCutShort,
+    #[error("its manifest does not match its checksum")]
+    ManifestChecksum,
+    #[error("its manifest is unreadable ({0})")]
+    ManifestUnreadable(String),
+    #[error("its manifest has a bad {field} `{value}`")]
+    ManifestField { field: &'static str, value: String },
+    #[error("its end record claims to start before the file does")]
+    EndRecordBeforeStart,
+    #[error(
+        "its central directory ({size} bytes at offset {offset}) does not fit before its end \
+         record (at {end_record})"
+    )]
+    CentralDirectoryMisplaced {
+        size: u64,
+        offset: u64,
+        end_record: u64,
+    },
+    #[error("the runtime stamp is damaged")]
+    StampDamaged,
+    #[error("the runtime stamp is unreadable")]
+    StampUnreadable,
+    #[error("an archive was appended to it by hand, not by `pyferry pack`")]
+    AppendedByHand,
+    #[error("its archive belongs to another build (the hashes differ)")]
+    OtherBuild,
+    #[error("its archive was built for Python {archive}, but its runtime embeds Python {runtime}")]
+    OtherPython { archive: String, runtime: String },
+    #[error("its archive was built for a {archive} runtime, but its runtime is {runtime}")]
+    OtherFlavor { archive: Flavor, runtime: Flavor },
+    #[error("its archive carries no standard library")]
+    NoStandardLibrary,
+    #[error("its archive is unreadable: {0}")]
+    Unreadable(String),
+    /// What the runtime's reader of the native archive found.
+    #[error("{0}")]
+    NativeArchive(String),
+}

@@ -1,0 +1,311 @@
+//! The embedded CPython: the one module of the crate with `unsafe`.
+//!
+//! The interpreter is configured through `PyPreConfig`/`PyConfig` (not
+//! pyo3's convenience initializer, which disables Python's signal handlers
+//! and so breaks Ctrl-C), every `PyStatus` becomes an error naming the
+//! phase, and `Py_RunMain` runs the bootstrap command with `python -c`
+//! semantics: exit status from `SystemExit`, traceback and status 1 on an
+//! uncaught exception, death by SIGINT after an unhandled
+//! `KeyboardInterrupt`, `atexit`, flushed output.
+//!
+//! The contract is in the types: `Interpreter::start` is the only way to an
+//! `Interpreter`, it succeeds once per process, and `run_main` consumes it.
+
+use crate::error::{Error, Reason, Result};
+use pyo3_ffi as py;
+use std::ffi::{CStr, CString, OsString, c_char};
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Everything the interpreter is started with.
+pub struct Launch<'a> {
+    /// `sys.argv`, byte for byte (argv[0] is the path as invoked).
+    pub argv: &'a [OsString],
+    /// `sys.executable`.
+    pub executable: &'a Path,
+    /// `PYTHONHOME`: where the standard library's prefix is.
+    pub home: &'a Path,
+    /// `sys.path`, complete: nothing from the environment is added.
+    pub search_paths: &'a [PathBuf],
+    /// What to run: the bootstrap, or python's own command line.
+    pub mode: Mode<'a>,
+    /// Variables to set in the process environment first (inherited by the
+    /// app's children).
+    pub environment: &'a [(&'a str, &'a str)],
+}
+
+pub enum Mode<'a> {
+    /// Python source run as `-c` would run it (ASCII only); `argv` is left
+    /// to the app, unparsed.
+    Command(&'a str),
+    /// `argv` is a python command line (`-c`, `-m`, a script, the REPL),
+    /// parsed by CPython itself.
+    CommandLine,
+}
+
+/// An initialized `PyConfig` that is cleared however we leave.
+struct Config(py::PyConfig);
+
+impl Drop for Config {
+    fn drop(&mut self) {
+        // SAFETY: the config was initialized by PyConfig_InitPythonConfig and
+        // is cleared exactly once, here.
+        unsafe { py::PyConfig_Clear(&mut self.0) }
+    }
+}
+
+/// An initialized interpreter, ready to run its command. Tied to the thread
+/// that started it (CPython's main thread).
+pub struct Interpreter {
+    _main_thread_only: PhantomData<*const ()>,
+}
+
+/// What initialization ended in.
+pub enum Started {
+    Ready(Interpreter),
+    /// CPython asked to exit with this status before running anything (a
+    /// python command line such as `--version`, or a bad option).
+    Exited(i32),
+}
+
+/// Set by the first `Interpreter::start`: CPython is initialized once.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+impl Interpreter {
+    /// Sets the environment and starts the interpreter as `launch` says.
+    pub fn start(launch: &Launch) -> Result<Started> {
+        if STARTED.swap(true, Ordering::SeqCst) {
+            return Err(interpreter_error(
+                "initialization",
+                "the interpreter was already started in this process",
+            ));
+        }
+        for (name, value) in launch.environment {
+            set_environment(name, value);
+        }
+        let parse_argv = matches!(launch.mode, Mode::CommandLine);
+        let argv = c_strings(launch.argv)?;
+        if let Some(exit) = pre_initialize(parse_argv.then_some(argv.as_slice()))? {
+            return Ok(Started::Exited(exit));
+        }
+        let mut config = {
+            let mut raw = MaybeUninit::<py::PyConfig>::uninit();
+            // SAFETY: PyConfig_InitPythonConfig fully initializes the struct.
+            unsafe {
+                py::PyConfig_InitPythonConfig(raw.as_mut_ptr());
+                Config(raw.assume_init())
+            }
+        };
+        let c = &mut config.0;
+        // The app's arguments are the app's: never parsed as interpreter options.
+        c.parse_argv = i32::from(parse_argv);
+        // Ctrl-C must raise KeyboardInterrupt, as in python.
+        c.install_signal_handlers = 1;
+        // No `site`: no user site-packages, no .pth files, a faster start.
+        c.site_import = 0;
+        c.user_site_directory = 0;
+        c.pathconfig_warnings = 0;
+        #[cfg(Py_3_11)]
+        if !parse_argv {
+            // Do not put the executable's directory in front of sys.path.
+            c.safe_path = 1;
+        }
+
+        set_string(c, Field::Home, launch.home.as_os_str().as_bytes())?;
+        set_string(
+            c,
+            Field::Executable,
+            launch.executable.as_os_str().as_bytes(),
+        )?;
+        set_string(
+            c,
+            Field::ProgramName,
+            launch.executable.as_os_str().as_bytes(),
+        )?;
+        if let Mode::Command(command) = launch.mode {
+            set_string(c, Field::RunCommand, command.as_bytes())?;
+        }
+        set_argv(c, &argv)?;
+        c.module_search_paths_set = 1;
+        for path in launch.search_paths {
+            append_path(c, path)?;
+        }
+
+        // SAFETY: the config is initialized and all its strings were set
+        // through the API; CPython copies what it keeps.
+        let status = unsafe { py::Py_InitializeFromConfig(&config.0) };
+        Ok(match check(status, "interpreter initialization")? {
+            Some(exit) => Started::Exited(exit),
+            None => Started::Ready(Interpreter {
+                _main_thread_only: PhantomData,
+            }),
+        })
+    }
+
+    /// Runs the configured command and finalizes; returns the exit status.
+    pub fn run_main(self) -> i32 {
+        // SAFETY: `self` exists only after a successful initialization, and
+        // is consumed here: Py_RunMain runs once, on the starting thread
+        // (`Interpreter` is neither Send nor Sync).
+        unsafe { py::Py_RunMain() }
+    }
+}
+
+/// Sets a variable of this process's environment (and of its children's),
+/// which is only sound while no other thread may read the environment:
+/// the kernel's count of our threads is checked first. If it cannot be
+/// checked, or other threads run, the variable is not set.
+fn set_environment(name: &str, value: &str) {
+    let single_threaded = std::fs::metadata("/proc/self/task")
+        .is_ok_and(|task| std::os::unix::fs::MetadataExt::nlink(&task) == 3);
+    if !single_threaded {
+        crate::debug::note(&format!(
+            "not setting {name}: this process may have other threads"
+        ));
+        return;
+    }
+    // SAFETY: this process has one thread (procfs links one entry per thread
+    // below `task`, besides `.` and `..`), so nothing reads the environment
+    // concurrently.
+    unsafe { std::env::set_var(name, value) }
+}
+
+/// With `argv`, python's own command line is parsed for `-E`, `-I`,
+/// `-X utf8` and the like, as `python` does before anything else.
+fn pre_initialize(argv: Option<&[CString]>) -> Result<Option<i32>> {
+    let mut pre = MaybeUninit::<py::PyPreConfig>::uninit();
+    // SAFETY: PyPreConfig_InitPythonConfig fully initializes the struct; the
+    // python (not isolated) preconfig honours PYTHONUTF8 and the locale, so
+    // arguments, filenames and stdio decode as `python` would decode them.
+    // The argument pointers are valid C strings that outlive the call and
+    // are only read.
+    let status = unsafe {
+        py::PyPreConfig_InitPythonConfig(pre.as_mut_ptr());
+        let mut pre = pre.assume_init();
+        pre.parse_argv = i32::from(argv.is_some());
+        match argv {
+            Some(argv) => {
+                let mut pointers: Vec<*mut c_char> =
+                    argv.iter().map(|arg| arg.as_ptr().cast_mut()).collect();
+                py::Py_PreInitializeFromBytesArgs(
+                    &pre,
+                    pointers.len() as py::Py_ssize_t,
+                    pointers.as_mut_ptr(),
+                )
+            }
+            None => py::Py_PreInitialize(&pre),
+        }
+    };
+    check(status, "pre-initialization")
+}
+
+#[derive(Clone, Copy)]
+enum Field {
+    Home,
+    Executable,
+    ProgramName,
+    RunCommand,
+}
+
+fn set_string(config: &mut py::PyConfig, field: Field, value: &[u8]) -> Result<()> {
+    let value = c_string(value, "a configuration string")?;
+    let target: *mut *mut libc::wchar_t = match field {
+        Field::Home => &mut config.home,
+        Field::Executable => &mut config.executable,
+        Field::ProgramName => &mut config.program_name,
+        Field::RunCommand => &mut config.run_command,
+    };
+    // SAFETY: `target` points into `config`, which is initialized; the
+    // value is a NUL-terminated string that CPython decodes and copies.
+    let status = unsafe { py::PyConfig_SetBytesString(config, target, value.as_ptr()) };
+    check(status, "configuration").and_then(no_exit)
+}
+
+fn c_strings(argv: &[OsString]) -> Result<Vec<CString>> {
+    argv.iter()
+        .map(|arg| c_string(arg.as_bytes(), "an argument"))
+        .collect()
+}
+
+fn set_argv(config: &mut py::PyConfig, argv: &[CString]) -> Result<()> {
+    let mut pointers: Vec<*const c_char> = argv.iter().map(|arg| arg.as_ptr()).collect();
+    // SAFETY: `pointers` holds argc valid C strings that outlive the call;
+    // CPython decodes them (surrogateescape) and copies them; it does not
+    // write through the pointers.
+    let status = unsafe {
+        py::PyConfig_SetBytesArgv(
+            config,
+            pointers.len() as py::Py_ssize_t,
+            pointers.as_mut_ptr(),
+        )
+    };
+    check(status, "setting sys.argv").and_then(no_exit)
+}
+
+fn append_path(config: &mut py::PyConfig, path: &Path) -> Result<()> {
+    let path = c_string(path.as_os_str().as_bytes(), "a search path")?;
+    // SAFETY: pre-initialization is done, so Py_DecodeLocale decodes like
+    // every other filename; the wide copy is freed with PyMem_RawFree, as its
+    // documentation requires, after PyWideStringList_Append copied it.
+    let status = unsafe {
+        let wide = py::Py_DecodeLocale(path.as_ptr(), std::ptr::null_mut());
+        if wide.is_null() {
+            return Err(interpreter_error(
+                "configuration",
+                "cannot decode a search path",
+            ));
+        }
+        let status = py::PyWideStringList_Append(&mut config.module_search_paths, wide);
+        py::PyMem_RawFree(wide.cast());
+        status
+    };
+    check(status, "setting sys.path").and_then(no_exit)
+}
+
+fn c_string(bytes: &[u8], what: &str) -> Result<CString> {
+    CString::new(bytes)
+        .map_err(|_| interpreter_error("configuration", &format!("{what} contains a NUL byte")))
+}
+
+/// `Ok(None)`: success; `Ok(Some(status))`: CPython asks to exit.
+fn check(status: py::PyStatus, phase: &'static str) -> Result<Option<i32>> {
+    // SAFETY: a PyStatus returned by CPython; its strings are static or NULL.
+    unsafe {
+        if py::PyStatus_Exception(status) == 0 {
+            return Ok(None);
+        }
+        if py::PyStatus_IsExit(status) != 0 {
+            return Ok(Some(status.exitcode));
+        }
+        let text = |ptr: *const c_char| {
+            (!ptr.is_null()).then(|| CStr::from_ptr(ptr).to_string_lossy().into_owned())
+        };
+        let message = match (text(status.func), text(status.err_msg)) {
+            (Some(func), Some(msg)) => format!("{func}: {msg}"),
+            (None, Some(msg)) => msg,
+            _ => "unknown error".to_owned(),
+        };
+        Err(interpreter_error(phase, &message))
+    }
+}
+
+fn interpreter_error(phase: &'static str, message: &str) -> Error {
+    Error::Interpreter {
+        phase,
+        reason: Reason(message.to_owned()),
+    }
+}
+
+/// Setting a configuration value never asks to exit; if it did, say so.
+fn no_exit(exit: Option<i32>) -> Result<()> {
+    match exit {
+        None => Ok(()),
+        Some(status) => Err(interpreter_error(
+            "configuration",
+            &format!("CPython asked to exit with status {status}"),
+        )),
+    }
+}

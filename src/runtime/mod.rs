@@ -1,0 +1,247 @@
+//! The runtime: what a packed executable does when it runs.
+//!
+//! `payload` finds the archive and its manifest at the end of the file (one
+//! `pread`); `invocation` decides from the first argument alone whether this
+//! is the app, `--extract-only`, or python itself; `cache` picks a safe
+//! per-user root and, on a first run only, has `extract` write the native
+//! units under a lock into a temporary sibling that one `rename` publishes
+//! (`stdlib` shares a standalone app's standard library between apps);
+//! `interpreter` starts the embedded CPython with `sys.path` = [extraction
+//! dir, the executable itself (zipimport), the standard library] and runs
+//! the bootstrap (`format::BOOTSTRAP_SOURCE`), which starts the entry
+//! point. `unattended` covers the double-clicked case: a log and a notice
+//! when nobody reads stderr.
+//!
+//! The runtime never parses the app's arguments: it looks only at whether
+//! the first one is reserved (`--extract-only`) and hands all of them, as
+//! raw bytes, to `sys.argv`. It never uses the builder.
+
+pub mod cache;
+#[cfg(pyferry_flavor = "standalone")]
+mod certificates;
+pub mod extract;
+#[expect(
+    unsafe_code,
+    reason = "CPython's C API is only reachable through FFI; this is the one module that uses it"
+)]
+pub mod interpreter;
+pub mod invocation;
+pub mod payload;
+#[cfg(pyferry_flavor = "standalone")]
+pub mod stdlib;
+pub mod unattended;
+
+use crate::build_python::PYTHON_VERSION;
+use crate::debug::Phases;
+use crate::error::{Error, Result};
+use crate::format::manifest::Manifest;
+use crate::format::{BOOTSTRAP_MODULE, Damage, Flavor};
+use interpreter::{Interpreter, Launch, Mode, Started};
+use invocation::{INTERPRETER_VARIABLE, Invocation};
+use payload::Payload;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Runs the app and returns its exit status.
+pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<i32> {
+    let manifest = &payload.manifest;
+    if let Some(reason) = runtime_mismatch(manifest) {
+        return Err(Error::PayloadCorrupt {
+            exe: payload.path.clone(),
+            reason,
+        });
+    }
+    let interpreter_mode = std::env::var_os(INTERPRETER_VARIABLE).is_some_and(|v| v == "1");
+    let invocation = invocation::classify(argv.get(1..).unwrap_or_default(), interpreter_mode);
+    if invocation == Invocation::ExtractOnly {
+        let version = match argv.get(2..).unwrap_or_default() {
+            [] => cache::ensure_extracted(&payload)?,
+            [flag, target] if flag == "--target" => {
+                cache::extract_for_system(Path::new(target), &payload)?
+            }
+            _ => {
+                return Err(Error::Usage {
+                    usage: format!("{} --extract-only [--target DIR]", manifest.name),
+                });
+            }
+        };
+        crate::console::print(&format!("{}\n", version.dir.display()));
+        return Ok(0);
+    }
+
+    // Lives (and holds its shared lock) until the process exits: a version
+    // in use is never pruned.
+    let version = match manifest.native.is_empty() {
+        true => None,
+        false => Some(cache::ensure_extracted(&payload)?),
+    };
+    if version.is_some() {
+        phases.done("cache");
+    }
+    let python = python_location(&payload, version.as_ref().map(|v| v.dir.as_path()))?;
+
+    // Nobody reads stderr (double-clicked): an uncaught exception also
+    // goes to the app's log, and a notice says where.
+    let log = unattended::stderr_is_unattended()
+        .then(|| unattended::prepare_log(&manifest.name))
+        .flatten();
+    let log_size = log.as_deref().map(unattended::log_size);
+    let command = bootstrap_command(&payload, &python.stdlib_dir, log.as_deref());
+    let environment: Vec<(&str, &str)> = python
+        .certificate_bundle
+        .map(|bundle| ("SSL_CERT_FILE", bundle))
+        .into_iter()
+        .collect();
+    let started = Interpreter::start(&Launch {
+        argv: &argv,
+        executable: &payload.path,
+        home: &python.home,
+        search_paths: &python.search_paths,
+        mode: match invocation {
+            Invocation::Python => Mode::CommandLine,
+            _ => Mode::Command(&command),
+        },
+        environment: &environment,
+    })?;
+    let interpreter = match started {
+        Started::Ready(interpreter) => interpreter,
+        Started::Exited(status) => return Ok(status),
+    };
+    phases.done("interpreter init");
+    let status = interpreter.run_main();
+    phases.done("app");
+    if let (Some(log), Some(before)) = (&log, log_size)
+        && status != 0
+        && unattended::log_size(log) > before
+    {
+        unattended::notify(&manifest.name, log);
+    }
+    Ok(status)
+}
+
+/// Where the app's Python is: `sys.prefix`, the standard library, and the
+/// complete `sys.path`.
+struct PythonLocation {
+    home: PathBuf,
+    stdlib_dir: PathBuf,
+    search_paths: Vec<PathBuf>,
+    /// `SSL_CERT_FILE` for the bundled OpenSSL (standalone only).
+    certificate_bundle: Option<&'static str>,
+}
+
+/// `extracted`: the app version's directory, if the app has native units.
+fn python_location(payload: &Payload, extracted: Option<&Path>) -> Result<PythonLocation> {
+    let mut search_paths = Vec::with_capacity(5);
+    if let Some(dir) = extracted {
+        // The app's own native units, if it has any besides the standard
+        // library (each entry costs a lookup on every import).
+        let stdlib_unit = crate::format::stdlib_unit::UNIT;
+        if payload
+            .manifest
+            .native
+            .iter()
+            .any(|unit| unit != stdlib_unit)
+        {
+            search_paths.push(dir.to_owned());
+        }
+    }
+    // zipimport reads the archive straight from the executable.
+    search_paths.push(payload.path.clone());
+    #[cfg(pyferry_flavor = "standalone")]
+    {
+        // A standalone archive carries its standard library as a native
+        // unit (`runtime_mismatch`), so it was extracted.
+        let dir = extracted.ok_or_else(|| Error::PayloadCorrupt {
+            exe: payload.path.clone(),
+            reason: Damage::NoStandardLibrary,
+        })?;
+        search_paths.extend(stdlib::search_paths(dir));
+        let home = stdlib::home(dir);
+        Ok(PythonLocation {
+            stdlib_dir: home.join(crate::format::stdlib_unit::stdlib_dir()),
+            home,
+            search_paths,
+            certificate_bundle: certificates::bundle_to_use(),
+        })
+    }
+    #[cfg(pyferry_flavor = "system")]
+    {
+        use crate::build_python::{PYTHON_HOME, STDLIB_DIR, STDLIB_PATHS};
+        search_paths.extend(STDLIB_PATHS.iter().map(PathBuf::from));
+        Ok(PythonLocation {
+            home: PathBuf::from(PYTHON_HOME),
+            stdlib_dir: PathBuf::from(STDLIB_DIR),
+            search_paths,
+            certificate_bundle: None,
+        })
+    }
+}
+
+/// Why this runtime cannot run the archive of `manifest`, if it cannot.
+fn runtime_mismatch(manifest: &Manifest) -> Option<Damage> {
+    if manifest.python != PYTHON_VERSION {
+        return Some(Damage::OtherPython {
+            archive: manifest.python.clone(),
+            runtime: PYTHON_VERSION.to_owned(),
+        });
+    }
+    if manifest.flavor != Flavor::CURRENT {
+        return Some(Damage::OtherFlavor {
+            archive: manifest.flavor,
+            runtime: Flavor::CURRENT,
+        });
+    }
+    let has_stdlib = manifest
+        .native
+        .iter()
+        .any(|unit| unit == crate::format::stdlib_unit::UNIT);
+    (Flavor::CURRENT == Flavor::Standalone && !has_stdlib).then_some(Damage::NoStandardLibrary)
+}
+
+/// The `-c` command: one call into the bootstrap, binding no name in
+/// `__main__`.
+fn bootstrap_command(payload: &Payload, stdlib_dir: &Path, log: Option<&Path>) -> String {
+    let manifest = &payload.manifest;
+    let function = manifest
+        .entry
+        .function
+        .as_deref()
+        .map_or_else(|| "None".to_owned(), python_string);
+    let log = log.map_or_else(
+        || "None".to_owned(),
+        |path| python_string(&path.to_string_lossy()),
+    );
+    format!(
+        "__import__({}).main({}, {}, {function}, {log}, {})\n",
+        python_string(BOOTSTRAP_MODULE),
+        python_string(&manifest.name),
+        python_string(&manifest.entry.module),
+        python_string(&stdlib_dir.to_string_lossy()),
+    )
+}
+
+/// A Python string literal in pure ASCII (the command is decoded with the
+/// locale's encoding, which may not be UTF-8).
+pub fn python_string(text: &str) -> String {
+    let mut literal = String::from("\"");
+    for c in text.chars() {
+        match c {
+            ' '..='~' if c != '"' && c != '\\' => literal.push(c),
+            _ => literal.push_str(&format!("\\U{:08x}", u32::from(c))),
+        }
+    }
+    literal.push('"');
+    literal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_strings_are_ascii_and_escaped() {
+        assert_eq!(python_string("a.b"), "\"a.b\"");
+        assert_eq!(python_string("q\"\\"), "\"q\\U00000022\\U0000005c\"");
+        assert_eq!(python_string("é"), "\"\\U000000e9\"");
+    }
+}

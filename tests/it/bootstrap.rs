@@ -1,0 +1,114 @@
+//! The bootstrap leans on CPython's internals for speed (zipimport's table
+//! of contents, `_frozen_importlib._find_spec`, `_imp.find_frozen`). A
+//! CPython that changes them must get stock behaviour, not a broken app:
+//! each change is simulated by handing the bootstrap a copy of the module
+//! without the internal (or with another layout), in a real packed app's
+//! interpreter, and the result is compared with stock zipimport's.
+
+use crate::context::{TestContext, describe, stdout};
+
+/// Run in the packed app's interpreter mode with a case name: installs the
+/// bootstrap's shortcuts against simulated internals, then imports from the
+/// archive and prints what stock machinery says about the results.
+const SIMULATION: &str = r#"
+import os, sys, types, zipimport, _imp, _frozen_importlib
+import _pyferry_boot as boot
+
+def without(module, name):
+    fake = types.ModuleType(module.__name__)
+    fake.__dict__.update(vars(module))
+    del fake.__dict__[name]
+    return fake
+
+def other_layout():
+    # The table of contents with the file name no longer first.
+    class changed(zipimport.zipimporter):
+        def _get_files(self):
+            base = zipimport.zipimporter
+            files = base._get_files(self) if hasattr(base, "_get_files") else self._files
+            return {key: (len(entry),) + tuple(entry) for key, entry in files.items()}
+    fake = types.ModuleType("zipimport")
+    fake.__dict__.update(vars(zipimport))
+    fake.zipimporter = changed
+    return fake
+
+case = sys.argv[1]
+zipimports = {
+    "stock": zipimport,
+    "no _get_module_path": without(zipimport, "_get_module_path"),
+    "no _zip_searchorder": without(zipimport, "_zip_searchorder"),
+    "other table layout": other_layout(),
+}
+frozen_imps = {
+    "stock": _imp,
+    "no find_frozen": without(_imp, "find_frozen"),
+    "other find_frozen": types.SimpleNamespace(find_frozen=lambda name: ("changed",)),
+}
+spec_modules = {
+    "stock": _frozen_importlib,
+    "no _find_spec": without(_frozen_importlib, "_find_spec"),
+}
+print("installed:", boot._load_archive_modules_once(sys.executable, zipimports.get(case, zipimport)))
+import helper, pkg.sub
+for module in (helper, pkg, pkg.sub):
+    parent = module.__name__.rpartition(".")[0]
+    stock = zipimport.zipimporter(sys.modules[parent].__path__[0] if parent else sys.executable)
+    same = module.__file__ == stock.get_filename(module.__name__) == module.__spec__.origin
+    print(module.__name__, os.path.relpath(module.__file__, sys.executable), same)
+boot._locate_frozen_modules(os.path.dirname(os.__file__) if hasattr(os, "__file__") else "/stdlib",
+                            frozen_imps.get(case, _imp))
+print("stdlib dir set:", sys._stdlib_dir is not None)
+boot._run_as_main("app", "helper", boot._spec_finder(spec_modules.get(case, _frozen_importlib)))
+"#;
+
+#[test]
+fn bootstrap_shortcuts_fall_back_when_cpython_internals_change() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", "print('the app')\n"),
+            (
+                "helper.py",
+                "if __name__ == '__main__':\n    print('helper runs as', __name__, __spec__.name)\n",
+            ),
+            ("pkg/__init__.py", ""),
+            ("pkg/sub.py", ""),
+        ],
+    );
+    let exe = cx.pack("internals", &[app.to_str().expect("utf-8")]);
+    let simulate = |case: &str| {
+        let output = cx
+            .command(&exe)
+            .env("PYFERRY_INTERPRETER", "1")
+            .args(["-c", SIMULATION, case])
+            .output()
+            .expect("run");
+        assert!(output.status.success(), "{case}: {}", describe(&output));
+        let text = stdout(&output);
+        let (installed, rest) = text.split_once('\n').expect("lines");
+        (installed.to_owned(), rest.to_owned())
+    };
+    let (installed, stock) = simulate("stock");
+    assert_eq!(installed, "installed: True");
+    assert!(stock.contains("helper runs as __main__ helper"), "{stock}");
+    assert!(!stock.contains("False"), "{stock}");
+    for case in [
+        "no _get_module_path",
+        "no _zip_searchorder",
+        "other table layout",
+    ] {
+        assert_eq!(
+            simulate(case),
+            ("installed: False".to_owned(), stock.clone()),
+            "{case}"
+        );
+    }
+    for case in ["no find_frozen", "other find_frozen", "no _find_spec"] {
+        assert_eq!(
+            simulate(case),
+            ("installed: True".to_owned(), stock.clone()),
+            "{case}"
+        );
+    }
+}
