@@ -129,6 +129,12 @@ pub enum Error {
 
     #[error("the app name `{name}` is not usable")]
     BadName { name: String },
+
+    #[error(
+        "`{app}` was started by itself {depth} times over, each run starting the next: \
+         refusing to start it again"
+    )]
+    SelfStartLoop { app: String, depth: u32 },
 }
 
 /// A plain-text cause, for failures whose reason is ours rather than an
@@ -213,6 +219,12 @@ impl Error {
             Error::SystemCachePath { .. } => {
                 "pass the directory where the installed package keeps the extracted files, \
                  e.g. `--system-cache /usr/lib/APP/pyferry`"
+                    .to_owned()
+            }
+            Error::SelfStartLoop { .. } => {
+                "a run of the app starts its own executable (`sys.executable`) with arguments \
+                 that are the app's, not python's (`-c`, `-m`, a script); see the README's \
+                 section on `sys.executable`"
                     .to_owned()
             }
             Error::BadName { .. } => {

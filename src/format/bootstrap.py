@@ -24,6 +24,7 @@ def main(app, module, function, log, stdlib_dir):
     else:
         _locate_frozen_modules(stdlib_dir, _imp)
     _load_archive_modules_once(sys.executable, zipimport)
+    _add_site_builtins()
     own_frames = ("<string>", "<frozen runpy>", main.__code__.co_filename)
 
     def excepthook(exc_type, exc, tb):
@@ -92,6 +93,62 @@ def main(app, module, function, log, stdlib_dir):
     sys.exit(target())
 
 
+def python(stdlib_dir, site):
+    # Python mode (`PYFERRY_INTERPRETER=1`, the app's `sys.executable`
+    # children): what python has set up before its command line runs.
+    # `site`: python was not given `-S`.
+    import _imp
+    import zipimport
+
+    if sys.version_info >= (3, 11):
+        _locate_frozen_modules(stdlib_dir, _imp)
+    _load_archive_modules_once(sys.executable, zipimport)
+    if site:
+        _add_site_builtins()
+
+
+def _add_site_builtins():
+    # What `site` gives every python program (`exit`, `quit`, `help`,
+    # `copyright`, `credits`, `license`), without running `site` itself: it
+    # would also add site-packages, .pth files and the user's site
+    # directory, which the app must not see. Each is made by `site`'s own
+    # function when first used, so that no start pays for importing it.
+    import builtins
+
+    for setter, names in _SITE_BUILTINS:
+        for name in names:
+            setattr(builtins, name, _FromSite(name, setter))
+
+
+_SITE_BUILTINS = (
+    ("setquit", ("exit", "quit")),
+    ("sethelper", ("help",)),
+    ("setcopyright", ("copyright", "credits", "license")),
+)
+
+
+class _FromSite:
+    # Importing `site` does not run it when python starts without it
+    # (`sys.flags.no_site`): only the function that makes the builtin runs,
+    # and replaces this stand-in in `builtins`.
+    def __init__(self, name, setter):
+        self._name = name
+        self._setter = setter
+
+    def _made_by_site(self):
+        import builtins
+        import site
+
+        getattr(site, self._setter)()
+        return getattr(builtins, self._name)
+
+    def __repr__(self):
+        return repr(self._made_by_site())
+
+    def __call__(self, *args, **kwargs):
+        return self._made_by_site()(*args, **kwargs)
+
+
 def _load_archive_modules_once(archive, zipimport):
     # To name a module's file (for its spec), zipimport loads the module's
     # code, and then loads it again to run it: every module of the archive
@@ -141,7 +198,10 @@ def _load_archive_modules_once(archive, zipimport):
     # This module came from the archive through stock zipimport: the
     # shortcut must name its file as stock zipimport did, or it stays off.
     try:
-        if archived_file(stock(archive), __name__) != __file__:
+        importer = sys.path_importer_cache.get(archive)
+        if type(importer) is not stock:
+            importer = stock(archive)
+        if archived_file(importer, __name__) != __file__:
             return False
     except Exception:
         return False

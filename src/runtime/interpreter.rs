@@ -34,7 +34,7 @@ pub struct Launch<'a> {
     pub mode: Mode<'a>,
     /// Variables to set in the process environment first (inherited by the
     /// app's children).
-    pub environment: &'a [(&'a str, &'a str)],
+    pub environment: &'a [(&'a str, String)],
 }
 
 pub enum Mode<'a> {
@@ -42,8 +42,9 @@ pub enum Mode<'a> {
     /// to the app, unparsed.
     Command(&'a str),
     /// `argv` is a python command line (`-c`, `-m`, a script, the REPL),
-    /// parsed by CPython itself.
-    CommandLine,
+    /// parsed by CPython itself; `prelude` (ASCII Python source) runs in
+    /// `__main__` first, binding no name there.
+    CommandLine { prelude: &'a str },
 }
 
 /// An initialized `PyConfig` that is cleared however we leave.
@@ -86,7 +87,7 @@ impl Interpreter {
         for (name, value) in launch.environment {
             set_environment(name, value);
         }
-        let parse_argv = matches!(launch.mode, Mode::CommandLine);
+        let parse_argv = matches!(launch.mode, Mode::CommandLine { .. });
         let argv = c_strings(launch.argv)?;
         if let Some(exit) = pre_initialize(parse_argv.then_some(argv.as_slice()))? {
             return Ok(Started::Exited(exit));
@@ -137,12 +138,20 @@ impl Interpreter {
         // SAFETY: the config is initialized and all its strings were set
         // through the API; CPython copies what it keeps.
         let status = unsafe { py::Py_InitializeFromConfig(&config.0) };
-        Ok(match check(status, "interpreter initialization")? {
-            Some(exit) => Started::Exited(exit),
-            None => Started::Ready(Interpreter {
-                _main_thread_only: PhantomData,
-            }),
-        })
+        if let Some(exit) = check(status, "interpreter initialization")? {
+            return Ok(Started::Exited(exit));
+        }
+        if let Mode::CommandLine { prelude } = launch.mode {
+            let prelude = c_string(prelude.as_bytes(), "the prelude")?;
+            // SAFETY: the interpreter is initialized and this thread holds
+            // the GIL (initialization leaves it so); the source is a valid C
+            // string. A failing prelude prints its traceback and returns -1:
+            // python's command line still runs, as it would without it.
+            unsafe { py::PyRun_SimpleString(prelude.as_ptr()) };
+        }
+        Ok(Started::Ready(Interpreter {
+            _main_thread_only: PhantomData,
+        }))
     }
 
     /// Runs the configured command and finalizes; returns the exit status.

@@ -1,6 +1,18 @@
 //! What the runtime was started for, decided from the raw arguments without
 //! parsing the app's: the app itself, `--extract-only`, or Python itself
-//! (interpreter mode, or a helper process that `multiprocessing` started).
+//! (interpreter mode, a helper process that `multiprocessing` started, or a
+//! python command line from the app's own descendants).
+//!
+//! `sys.executable` is the packed executable, and code that runs python as
+//! `sys.executable -c ...` (pip, test runners, build backends) would start
+//! the app again, which would start it again. So every app run records
+//! itself in the environment its descendants inherit (`LINEAGE_VARIABLE`:
+//! which app, how many app runs deep, which process); a process of this
+//! same app that finds the record and a python command line (`-c`, `-m`,
+//! `-`, interpreter options, a script) behaves as python. A person who runs
+//! the app from a shell has no record: every argument is the app's. And app
+//! runs started by app runs are counted: past `MAX_APP_DEPTH` the runtime
+//! refuses, so an app that keeps starting itself cannot flood the machine.
 //!
 //! `multiprocessing` starts its helpers as `sys.executable`, i.e. us:
 //! `EXE [interpreter flags] -c 'from multiprocessing.spawn import spawn_main;
@@ -26,6 +38,57 @@ pub enum Invocation {
 pub const EXTRACT_ONLY: &str = "--extract-only";
 /// The variable that turns a packed app into a python-compatible CLI.
 pub const INTERPRETER_VARIABLE: &str = "PYFERRY_INTERPRETER";
+/// The record an app run leaves for its descendants: `HASH16:DEPTH:PID`.
+pub const LINEAGE_VARIABLE: &str = "PYFERRY_APP_LINEAGE";
+/// How many runs of one app may be nested, each started by the one before.
+pub const MAX_APP_DEPTH: u32 = 8;
+
+/// What the environment says about the app runs above this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lineage {
+    /// Nested runs of this app above us (0: none; we were not started by it).
+    pub depth: u32,
+    /// The process that recorded it (ours, if we were `exec`ed by it).
+    pub pid: u32,
+}
+
+impl Lineage {
+    /// Reads the record (`LINEAGE_VARIABLE`'s value), if it is this app's
+    /// (`app`: the first 16 digits of its archive hash).
+    pub fn read(record: Option<&std::ffi::OsStr>, app: &str) -> Lineage {
+        let parsed = record.and_then(|record| {
+            let mut parts = record.to_str()?.split(':');
+            let (hash, depth, pid) = (parts.next()?, parts.next()?, parts.next()?);
+            (hash == app && parts.next().is_none())
+                .then(|| Some((depth.parse().ok()?, pid.parse().ok()?)))
+                .flatten()
+        });
+        match parsed {
+            Some((depth, pid)) => Lineage { depth, pid },
+            None => Lineage { depth: 0, pid: 0 },
+        }
+    }
+
+    /// Whether a run of this app started us (or a process it started).
+    pub fn is_descendant(&self) -> bool {
+        self.depth > 0
+    }
+
+    /// The depth of an app run in process `pid`: one more than the record's,
+    /// unless the recorded run `exec`ed us (same process, same depth).
+    pub fn app_depth(&self, pid: u32) -> u32 {
+        match self.depth {
+            0 => 1,
+            depth if self.pid == pid => depth,
+            depth => depth + 1,
+        }
+    }
+
+    /// The record for an app run at `depth` in process `pid`.
+    pub fn record(app: &str, depth: u32, pid: u32) -> String {
+        format!("{app}:{depth}:{pid}")
+    }
+}
 
 const HELPERS: &[(&str, &[&str])] = &[
     (
@@ -39,9 +102,12 @@ const HELPERS: &[(&str, &[&str])] = &[
     ("from multiprocessing.forkserver import main; main(", &[]),
 ];
 
-/// `args` excludes argv[0].
-pub fn classify(args: &[OsString], interpreter_mode: bool) -> Invocation {
-    if interpreter_mode || is_multiprocessing_helper(args) {
+/// `args` excludes argv[0]; `descendant`: a run of this app started us.
+pub fn classify(args: &[OsString], interpreter_mode: bool, descendant: bool) -> Invocation {
+    let python = interpreter_mode
+        || is_multiprocessing_helper(args)
+        || descendant && is_python_command_line(args);
+    if python {
         Invocation::Python
     } else if args.first().is_some_and(|arg| arg == EXTRACT_ONLY) {
         Invocation::ExtractOnly
@@ -70,6 +136,81 @@ fn is_multiprocessing_helper(args: &[OsString]) -> bool {
                     .map(|a| a.to_str())
                     .eq(trailing.iter().map(|t| Some(*t)))
         })
+}
+
+/// Whether `args` is what one passes python: options first (`-c CODE`,
+/// `-m MODULE`, `-` for stdin, `-I`, `-Wd`, `--version`, ...), or a script:
+/// a `.py`, `.pyw`, `.pyc` or `.pyz` file, a file that starts with `#!`
+/// (run through its shebang), or a directory holding `__main__.py`. No
+/// arguments at all are the app's (an app restarting itself).
+fn is_python_command_line(args: &[OsString]) -> bool {
+    let Some(first) = args.first() else {
+        return false;
+    };
+    match first.to_str() {
+        Some("-") => true,
+        Some(long) if long.starts_with("--") => PYTHON_LONG_OPTIONS.contains(&long),
+        Some(short) if short.starts_with('-') => is_python_short_options(&short[1..]),
+        _ => is_script(std::path::Path::new(first)),
+    }
+}
+
+const PYTHON_LONG_OPTIONS: &[&str] = &[
+    "--version",
+    "--help",
+    "--help-env",
+    "--help-xoptions",
+    "--help-all",
+    "--check-hash-based-pycs",
+];
+
+/// `-Esc`, `-u`, `-Wdefault`, `-mpip`: python's single-letter options, as
+/// its getopt reads them (`c`, `m`, `W`, `X` take the rest as their value).
+fn is_python_short_options(options: &str) -> bool {
+    let mut any = false;
+    for letter in options.chars() {
+        match letter {
+            'c' | 'm' | 'W' | 'X' => return true,
+            _ if "bBdEhiIOPqRsSuvVx?".contains(letter) => any = true,
+            _ => return false,
+        }
+    }
+    any
+}
+
+fn is_script(path: &std::path::Path) -> bool {
+    let suffix = path.extension().and_then(|suffix| suffix.to_str());
+    if path.is_dir() {
+        return path.join("__main__.py").is_file() || path.join("__main__.pyc").is_file();
+    }
+    if matches!(suffix, Some("py" | "pyw" | "pyc" | "pyz")) {
+        return path.is_file();
+    }
+    let mut start = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut start))
+        .is_ok_and(|()| start == *b"#!")
+}
+
+/// Whether python's own single-letter option `letter` (`E`, `I`, `S`) is
+/// among the options that start a python command line `args`.
+pub fn has_python_option(args: &[OsString], letter: char) -> bool {
+    for arg in args {
+        let Some(options) = arg.to_str().and_then(|arg| arg.strip_prefix('-')) else {
+            return false;
+        };
+        if options.starts_with('-') || options.is_empty() {
+            return false;
+        }
+        for found in options.chars() {
+            match found {
+                'c' | 'm' | 'W' | 'X' => return found == letter,
+                _ if found == letter => return true,
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 /// One token of `subprocess._args_from_interpreter_flags()`: `-B`, `-S`,
@@ -130,7 +271,11 @@ mod tests {
                 "from multiprocessing.forkserver import main; main(8, 9, ['__main__'], **{'sys_path': []})",
             ]),
         ] {
-            assert_eq!(classify(&helper, false), Invocation::Python, "{helper:?}");
+            assert_eq!(
+                classify(&helper, false, false),
+                Invocation::Python,
+                "{helper:?}"
+            );
         }
     }
 
@@ -150,17 +295,115 @@ mod tests {
             args(&["x", EXTRACT_ONLY]),
             args(&[]),
         ] {
-            assert_eq!(classify(&app, false), Invocation::App, "{app:?}");
+            assert_eq!(classify(&app, false, false), Invocation::App, "{app:?}");
         }
     }
 
     #[test]
     fn reserved_and_interpreter_modes() {
         assert_eq!(
-            classify(&args(&[EXTRACT_ONLY, "x"]), false),
+            classify(&args(&[EXTRACT_ONLY, "x"]), false, false),
             Invocation::ExtractOnly
         );
-        assert_eq!(classify(&args(&[EXTRACT_ONLY]), true), Invocation::Python);
-        assert_eq!(classify(&args(&[]), true), Invocation::Python);
+        assert_eq!(
+            classify(&args(&[EXTRACT_ONLY]), true, false),
+            Invocation::Python
+        );
+        assert_eq!(classify(&args(&[]), true, false), Invocation::Python);
+    }
+
+    #[test]
+    fn descendants_get_python_for_python_command_lines_only() {
+        for python in [
+            &["-c", "print(1)"][..],
+            &["-m", "pip", "install", "x"],
+            &["-"],
+            &["-I", "-c", "x"],
+            &["-Esc", "x"],
+            &["-mpip"],
+            &["-Wdefault", "-u"],
+            &["--version"],
+            &["-cz"],
+        ] {
+            assert_eq!(
+                classify(&args(python), false, true),
+                Invocation::Python,
+                "{python:?}"
+            );
+            // The same arguments from a shell are the app's.
+            assert_eq!(
+                classify(&args(python), false, false),
+                Invocation::App,
+                "{python:?}"
+            );
+        }
+        for app in [
+            &[][..],
+            &["--verbose"],
+            &["-z"],
+            &["install", "x"],
+            &["/nonexistent/script.py"],
+        ] {
+            assert_eq!(
+                classify(&args(app), false, true),
+                Invocation::App,
+                "{app:?}"
+            );
+        }
+        assert_eq!(
+            classify(&args(&[EXTRACT_ONLY]), false, true),
+            Invocation::ExtractOnly
+        );
+    }
+
+    #[test]
+    fn scripts_are_recognized_by_name_or_shebang() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            path.into_os_string()
+        };
+        let python = [
+            write("tool.py", "print(1)"),
+            write("pip", "#!/usr/bin/app\nimport pip\n"),
+        ];
+        let data = [write("notes.txt", "hello"), write("input", "x")];
+        for script in python {
+            assert_eq!(classify(&[script], false, true), Invocation::Python);
+        }
+        for file in data {
+            assert_eq!(classify(&[file], false, true), Invocation::App);
+        }
+        std::fs::write(dir.path().join("__main__.py"), "").expect("write");
+        let dir_arg = dir.path().as_os_str().to_owned();
+        assert_eq!(classify(&[dir_arg], false, true), Invocation::Python);
+    }
+
+    #[test]
+    fn lineage_records_count_nested_app_runs() {
+        let app = "0123456789abcdef";
+        let none = Lineage::read(None, app);
+        assert!(!none.is_descendant());
+        assert_eq!(none.app_depth(100), 1);
+        let record = Lineage::record(app, 1, 100);
+        let child = Lineage::read(Some(record.as_ref()), app);
+        assert!(child.is_descendant());
+        assert_eq!(child.app_depth(200), 2, "started by the app");
+        assert_eq!(child.app_depth(100), 1, "exec'd by the app");
+        for other in [
+            "fedcba9876543210:1:100",
+            "garbage",
+            "0123456789abcdef:x:1",
+            "",
+        ] {
+            let read = Lineage::read(Some(std::ffi::OsStr::new(other)), app);
+            assert!(!read.is_descendant(), "{other}");
+        }
+        assert!(has_python_option(&args(&["-I", "-c", "x"]), 'I'));
+        assert!(has_python_option(&args(&["-sE", "script.py"]), 'E'));
+        assert!(!has_python_option(&args(&["-c", "-E"]), 'E'));
+        assert!(!has_python_option(&args(&["-cE"]), 'E'));
+        assert!(!has_python_option(&args(&["script.py", "-E"]), 'E'));
     }
 }

@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
 use crate::format::{BOOTSTRAP_MODULE, Damage, Flavor};
 use interpreter::{Interpreter, Launch, Mode, Started};
-use invocation::{INTERPRETER_VARIABLE, Invocation};
+use invocation::{INTERPRETER_VARIABLE, Invocation, LINEAGE_VARIABLE, Lineage, MAX_APP_DEPTH};
 use payload::Payload;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,10 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         });
     }
     let interpreter_mode = std::env::var_os(INTERPRETER_VARIABLE).is_some_and(|v| v == "1");
-    let invocation = invocation::classify(argv.get(1..).unwrap_or_default(), interpreter_mode);
+    let app_key = &manifest.hash[..16];
+    let lineage = Lineage::read(std::env::var_os(LINEAGE_VARIABLE).as_deref(), app_key);
+    let args = argv.get(1..).unwrap_or_default();
+    let invocation = invocation::classify(args, interpreter_mode, lineage.is_descendant());
     if invocation == Invocation::ExtractOnly {
         let version = match argv.get(2..).unwrap_or_default() {
             [] => cache::ensure_extracted(&payload)?,
@@ -69,6 +72,21 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         return Ok(0);
     }
 
+    // Every app run tells its descendants that it is their app (so that its
+    // `sys.executable` is python to them), and how deep it runs.
+    let mut environment: Vec<(&str, String)> = Vec::new();
+    if invocation == Invocation::App {
+        let pid = std::process::id();
+        let depth = lineage.app_depth(pid);
+        if depth > MAX_APP_DEPTH {
+            return Err(Error::SelfStartLoop {
+                app: manifest.name.clone(),
+                depth: MAX_APP_DEPTH,
+            });
+        }
+        environment.push((LINEAGE_VARIABLE, Lineage::record(app_key, depth, pid)));
+    }
+
     // Lives (and holds its shared lock) until the process exits: a version
     // in use is never pruned.
     let version = match manifest.native.is_empty() {
@@ -78,7 +96,17 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     if version.is_some() {
         phases.done("cache");
     }
-    let python = python_location(&payload, version.as_ref().map(|v| v.dir.as_path()))?;
+    let mut python = python_location(&payload, version.as_ref().map(|v| v.dir.as_path()))?;
+    let python_option = |letter| invocation::has_python_option(args, letter);
+    if invocation == Invocation::Python && !python_option('E') && !python_option('I') {
+        // As in python: PYTHONPATH's directories come before the rest.
+        if let Some(extra) = std::env::var_os("PYTHONPATH") {
+            let extra: Vec<PathBuf> = std::env::split_paths(&extra)
+                .filter(|path| !path.as_os_str().is_empty())
+                .collect();
+            python.search_paths.splice(0..0, extra);
+        }
+    }
 
     // Nobody reads stderr (double-clicked): an uncaught exception also
     // goes to the app's log, and a notice says where.
@@ -87,18 +115,24 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         .flatten();
     let log_size = log.as_deref().map(unattended::log_size);
     let command = bootstrap_command(&payload, &python.stdlib_dir, log.as_deref());
-    let environment: Vec<(&str, &str)> = python
-        .certificate_bundle
-        .map(|bundle| ("SSL_CERT_FILE", bundle))
-        .into_iter()
-        .collect();
+    // Python mode gets what python has before its command line runs (the
+    // builtins of `site` unless `-S`), from the bootstrap too.
+    let prelude = format!(
+        "__import__({}).python({}, {})\n",
+        python_string(BOOTSTRAP_MODULE),
+        python_string(&python.stdlib_dir.to_string_lossy()),
+        if python_option('S') { "False" } else { "True" },
+    );
+    if let Some(bundle) = python.certificate_bundle {
+        environment.push(("SSL_CERT_FILE", bundle.to_owned()));
+    }
     let started = Interpreter::start(&Launch {
         argv: &argv,
         executable: &payload.path,
         home: &python.home,
         search_paths: &python.search_paths,
         mode: match invocation {
-            Invocation::Python => Mode::CommandLine,
+            Invocation::Python => Mode::CommandLine { prelude: &prelude },
             _ => Mode::Command(&command),
         },
         environment: &environment,

@@ -100,21 +100,8 @@ impl TestContext {
     }
 }
 
-/// The pyferry binary under test: `$PYFERRY_TEST_BINARY` (`make test` sets
-/// it to the release build, the one users get), else the one cargo built
-/// for this test run.
 pub fn pyferry() -> &'static str {
-    static BINARY: OnceLock<String> = OnceLock::new();
-    BINARY.get_or_init(|| match std::env::var("PYFERRY_TEST_BINARY") {
-        Ok(path) if !path.is_empty() => {
-            assert!(
-                Path::new(&path).is_file(),
-                "PYFERRY_TEST_BINARY `{path}` does not exist"
-            );
-            path
-        }
-        _ => env!("CARGO_BIN_EXE_pyferry").to_owned(),
-    })
+    env!("CARGO_BIN_EXE_pyferry")
 }
 
 /// Runs `command` to completion. An executable this test just wrote may be

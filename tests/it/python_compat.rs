@@ -331,3 +331,107 @@ fn interpreter_mode_is_a_python_cli_over_the_app() {
         .stdin_bytes(b"import helper\nprint(helper.hi())\n");
     assert_eq!(stdout(&output), "hi from the archive\n");
 }
+
+/// What the app's children get from `sys.executable`: python, over the
+/// app's environment (its archive, its standard library), as a venv's
+/// `sys.executable` is python over the venv.
+const CHILDREN: &str = r#"
+import os, subprocess, sys, tempfile
+
+def child(*args, **options):
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, **options)
+    print(os.path.basename(args[0]), done.returncode, repr(done.stdout), done.stderr.splitlines()[-1:])
+
+child("-c", "import sys, helper; print(helper.hi(), sys.argv)", "a", "b")
+child("-m", "helper", "x")
+child("-I", "-c", "import sys; print(sys.flags.isolated, sys.flags.no_user_site)")
+child("-S", "-c", "print('exit' in dir(__builtins__))")
+child("-c", "exit(3)")
+child("-", input="import helper\nprint('stdin', helper.hi())\n")
+child("-c", "import subprocess, sys; subprocess.run([sys.executable, '-c', 'print(42)'])")
+with tempfile.TemporaryDirectory() as scratch:
+    script = os.path.join(scratch, "script.py")
+    with open(script, "w") as file:
+        file.write("import sys\nprint('script', sys.argv[1:])\n")
+    # (python puts the script's directory first on sys.path, not the cwd.)
+    child(script, "y")
+    with open(os.path.join(scratch, "extra.py"), "w") as file:
+        file.write("print('extra from PYTHONPATH')\n")
+    child("-c", "import extra", env=dict(os.environ, PYTHONPATH=scratch))
+    child("-E", "-c", "import extra", env=dict(os.environ, PYTHONPATH=scratch))
+"#;
+
+const HELPER: &str = "def hi():\n    return 'hi'\n\nif __name__ == '__main__':\n    \
+                      import sys\n    print('helper as main', sys.argv[1:])\n";
+
+#[test]
+fn sys_executable_is_python_for_the_apps_children() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", CHILDREN), ("helper.py", HELPER)]);
+    let exe = cx.pack("parent", &[app.to_str().expect("utf-8")]);
+    let packed = success(&cx.run(&exe, &[] as &[&str]));
+    // python, in the app's directory, finds `helper` as the archive does.
+    let python = cx
+        .command(BUILD_PYTHON)
+        .current_dir(&app)
+        .arg("__main__.py")
+        .output()
+        .expect("python");
+    assert_eq!(packed, success(&python));
+    assert!(
+        packed.contains("-c 0 \"hi ['-c', 'a', 'b']\\n\""),
+        "{packed}"
+    );
+
+    // A person who types the same arguments gets the app.
+    let output = cx.run(&exe, &["-c", "print('not python')"]);
+    assert_eq!(success(&output), packed);
+}
+
+#[test]
+fn an_app_that_keeps_starting_itself_is_stopped() {
+    let cx = TestContext::new();
+    // Each run starts the app again with the app's own arguments.
+    let source = "import subprocess, sys\n\
+                  print('run', flush=True)\n\
+                  sys.exit(subprocess.run([sys.executable, 'again']).returncode)\n";
+    let app = cx.write_tree("app", &[("__main__.py", source)]);
+    let exe = cx.pack("looper", &[app.to_str().expect("utf-8")]);
+    let output = cx.run(&exe, &[] as &[&str]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let runs = stdout(&output).lines().count();
+    assert_eq!(runs, 8, "{}", describe(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("looper: error: `looper` was started by itself 8 times over"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn site_builtins_are_there_without_site() {
+    let cx = TestContext::new();
+    let source = "print(repr(exit), repr(quit), repr(help), repr(license))\n\
+                  print(repr(copyright) == __import__('sys').copyright, repr(credits))\n\
+                  import sys; print('---', sys.flags.no_site, [p for p in sys.path if 'site-packages' in p])\n\
+                  exit(3)\n";
+    let app = cx.write_tree("app", &[("__main__.py", source)]);
+    let exe = cx.pack("builtins", &[app.to_str().expect("utf-8")]);
+    let packed = cx.run(&exe, &[] as &[&str]);
+    // python -I -S has no site-packages, and no site builtins: compare the
+    // builtins with python -I, and the rest with what isolation means.
+    let python = cx
+        .command(BUILD_PYTHON)
+        .args(["-I", app.join("__main__.py").to_str().expect("utf-8")])
+        .output()
+        .expect("python");
+    assert_eq!(packed.status.code(), Some(3));
+    assert_eq!(packed.status.code(), python.status.code());
+    let (packed_out, python_out) = (stdout(&packed), stdout(&python));
+    let builtins = |text: &str| text.split("---").next().unwrap_or_default().to_owned();
+    assert_eq!(builtins(&packed_out), builtins(&python_out));
+    assert!(packed_out.contains("Use exit() or Ctrl-D"), "{packed_out}");
+    // Without site's side effects: no site-packages on sys.path.
+    assert!(packed_out.ends_with("--- 1 []\n"), "{packed_out}");
+}
