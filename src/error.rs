@@ -68,6 +68,16 @@ pub enum Error {
     #[error("`{value}` is not a valid entry point")]
     EntryPointSyntax { value: String },
 
+    #[error("the entry point `{entry}` does not exist: its module defines no such function")]
+    EntryFunctionMissing { entry: String },
+
+    #[error("cannot write the executable to `{}`", path.display())]
+    OutputUnusable {
+        path: PathBuf,
+        #[source]
+        reason: Reason,
+    },
+
     #[error("no installed distribution declares the console script `{name}`")]
     ConsoleScriptMissing {
         name: String,
@@ -191,6 +201,14 @@ impl Error {
             Error::EntryModuleMissing { .. } => {
                 "check the spelling, and that the package providing it is among the inputs"
                     .to_owned()
+            }
+            Error::EntryFunctionMissing { .. } => {
+                "check the spelling after the `:`, or pass the module alone (`-e MODULE`) to \
+                 run it as `python -m` would"
+                    .to_owned()
+            }
+            Error::OutputUnusable { .. } => {
+                "pass `-o` a file path in an existing directory that you can write".to_owned()
             }
             Error::EntryPointSyntax { .. } => {
                 "write it as `package.module` or `package.module:function`".to_owned()

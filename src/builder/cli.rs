@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Pack an app (directories, wheels, requirements) into one executable.
-    Pack(PackArgs),
+    Pack(Box<PackArgs>),
     /// Show what is inside a packed executable.
     Inspect {
         /// The packed executable.
@@ -105,6 +105,15 @@ struct PackArgs {
     /// when it holds this version and only root can have written it.
     #[arg(long, value_name = "DIR")]
     system_cache: Option<PathBuf>,
+    /// Extract UNIT (a top-level package, module or directory of the app) to
+    /// the cache on first run, though pack would import it from the
+    /// archive (repeatable; `pyferry inspect` shows each unit and why).
+    #[arg(long, value_name = "UNIT")]
+    extract: Vec<String>,
+    /// Import UNIT straight from the archive, though pack would extract it
+    /// (repeatable; not for native code).
+    #[arg(long, value_name = "UNIT")]
+    no_extract: Vec<String>,
     /// Also write `NAME.desktop` next to OUT, for application menus.
     #[arg(long)]
     desktop_entry: bool,
@@ -145,6 +154,8 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
                 keep_sources: !args.no_sources,
                 keep_stdlib: args.keep_stdlib,
                 system_cache: args.system_cache,
+                extract: args.extract,
+                no_extract: args.no_extract,
             };
             let manifest = pack::pack(&options)?;
             if args.desktop_entry {

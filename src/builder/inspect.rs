@@ -2,9 +2,11 @@
 //! the very types the runtime uses.
 
 use crate::error::{Error, Result};
+use crate::format::units::{Placement, REPORT, UnitReport};
 use crate::format::{Damage, Flavor, elf};
 use crate::runtime::{extract, payload};
 use serde::Serialize;
+use std::io::Read;
 use std::path::Path;
 
 #[derive(Debug, Serialize)]
@@ -20,7 +22,9 @@ pub struct Report {
     pub archive_size: u64,
     pub archive_entries: usize,
     /// Top-level units extracted to the cache.
-    pub native_units: Vec<String>,
+    pub extracted_units: Vec<String>,
+    /// Every unit: extracted or imported from the archive, and why.
+    pub units: Vec<UnitReport>,
     /// The files written to the cache on first run.
     pub extracted_files: Vec<ExtractedFile>,
     pub extracted_size: u64,
@@ -57,6 +61,21 @@ pub fn inspect(path: &Path) -> Result<Report> {
         let entry = zip.by_index_raw(index).map_err(corrupt)?;
         runtime_size = runtime_size.min(entry.header_start());
     }
+    let units = match zip.by_name(REPORT) {
+        Ok(mut entry) => {
+            let mut json = Vec::new();
+            entry
+                .read_to_end(&mut json)
+                .map_err(|e| corrupt(e.into()))?;
+            serde_json::from_slice(&json).map_err(|e| Error::PayloadCorrupt {
+                exe: path.to_owned(),
+                reason: Damage::Unreadable(format!("`{REPORT}` is unreadable: {e}")),
+            })?
+        }
+        // Packed before pyferry wrote the report.
+        Err(zip::result::ZipError::FileNotFound) => Vec::new(),
+        Err(e) => return Err(corrupt(e)),
+    };
     let native =
         extract::open_native(&payload.file, None).map_err(|reason| Error::PayloadCorrupt {
             exe: path.to_owned(),
@@ -85,7 +104,8 @@ pub fn inspect(path: &Path) -> Result<Report> {
         runtime_size,
         archive_size: payload.len - runtime_size,
         archive_entries: zip.len(),
-        native_units: manifest.native.clone(),
+        extracted_units: manifest.extracted.clone(),
+        units,
         extracted_size: extracted_files.iter().map(|f| f.size).sum(),
         extracted_files,
         runtime_libraries: dynamic.needed,
@@ -126,12 +146,24 @@ impl Report {
             self.system_cache.as_deref().unwrap_or("none"),
             self.extracted_files.len(),
             self.extracted_size,
-            if self.native_units.is_empty() {
+            if self.extracted_units.is_empty() {
                 "nothing (pure Python)".to_owned()
             } else {
-                self.native_units.join(", ")
+                self.extracted_units.join(", ")
             },
         );
+        if !self.units.is_empty() {
+            text.push_str("units:\n");
+            let width = self.units.iter().map(|u| u.name.len()).max().unwrap_or(0);
+            for unit in &self.units {
+                let (placement, why) = match &unit.placement {
+                    Placement::Extracted(why) => ("extracted", why),
+                    Placement::Archived(why) => ("archived ", why),
+                };
+                text.push_str(&format!("  {placement}  {:width$}  {why}\n", unit.name));
+            }
+            text.push_str("extracted files:\n");
+        }
         for file in &self.extracted_files {
             text.push_str(&format!("  {:>10}  {}\n", file.size, file.name));
         }

@@ -134,7 +134,7 @@ mod tests {
             entry: EntryPoint::parse("demo.cli:main").expect("valid"),
             python: "3.11".to_owned(),
             flavor: Flavor::System,
-            native: vec!["numpy".to_owned(), "numpy.libs".to_owned()],
+            extracted: vec!["numpy".to_owned(), "numpy.libs".to_owned()],
             system_cache: Some("/usr/lib/demo/pyferry".to_owned()),
             stdlib: Some("cd".repeat(32)),
             hash: "ab".repeat(32),
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn manifest_errors_are_reported() {
         let mut bad = manifest();
-        bad.native = vec!["../etc".to_owned()];
+        bad.extracted = vec!["../etc".to_owned()];
         assert!(parse_file(&file_with(&encode_comment(&bad))).is_err());
         let mut bad = manifest();
         bad.name = "a/b".to_owned();

@@ -3,7 +3,7 @@
 //!
 //! The manifest travels as JSON in the zip comment (see `end_record`), and every
 //! field is validated on read: the runtime builds paths from `name`, `hash`
-//! and `native`, and Python source from `entry`.
+//! and `extracted`, and Python source from `entry`.
 
 use super::{Damage, Flavor};
 use serde::{Deserialize, Serialize};
@@ -18,9 +18,10 @@ pub struct Manifest {
     pub python: String,
     /// Runtime flavor the executable was packed with.
     pub flavor: Flavor,
-    /// Top-level packages, modules and `*.libs` dirs that hold native code:
-    /// extracted whole to the cache and put ahead of the archive on `sys.path`.
-    pub native: Vec<String>,
+    /// Top-level packages, modules and directories extracted whole to the
+    /// cache (native code, data files, code that reaches its own files) and
+    /// put ahead of the archive on `sys.path`.
+    pub extracted: Vec<String>,
     /// A directory that a system package fills at install time
     /// (`--extract-only --target`), used instead of the per-user cache when
     /// it holds this version and only root can have written it.
@@ -119,9 +120,9 @@ impl Manifest {
         {
             return bad("system cache directory", dir);
         }
-        for unit in &self.native {
+        for unit in &self.extracted {
             if unit.is_empty() || unit.contains(['/', '\\', '\0']) || unit == "." || unit == ".." {
-                return bad("native unit", unit);
+                return bad("extracted unit", unit);
             }
         }
         Ok(())

@@ -10,6 +10,7 @@
 //! - `end_record`: the zip's end record, whose comment carries the `manifest`.
 //! - `stamp`: 128 bytes in the runtime's read-only data naming the archive hash.
 //! - `archive_path`: which entry names are safe to write to disk.
+//! - `units`: which units are extracted and why, for `inspect`.
 //!
 //! Pure byte work: nothing here does I/O beyond `Read + Seek`, and every
 //! malformed input is a `Damage`, never a panic.
@@ -19,13 +20,15 @@ pub mod elf;
 pub mod end_record;
 pub mod manifest;
 pub mod stamp;
+pub mod units;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The inner zip, stored in the executable's zip, that holds the units the
-/// runtime extracts (kept out of the central directory that zipimport
-/// parses on every start).
+/// runtime extracts (native code, data files, code that reaches its own
+/// files; kept out of the central directory that zipimport parses on every
+/// start).
 pub const NATIVE_ARCHIVE: &str = ".pyferry/native.zip";
 
 /// The module, byte-compiled into every archive by `pack`, that starts the

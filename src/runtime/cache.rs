@@ -283,7 +283,7 @@ fn extract_version(
     #[cfg(pyferry_flavor = "system")]
     let linked = false;
     let units: Vec<String> = manifest
-        .native
+        .extracted
         .iter()
         .filter(|unit| !linked || *unit != crate::format::stdlib_unit::UNIT)
         .cloned()

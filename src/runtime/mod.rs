@@ -89,7 +89,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
 
     // Lives (and holds its shared lock) until the process exits: a version
     // in use is never pruned.
-    let version = match manifest.native.is_empty() {
+    let version = match manifest.extracted.is_empty() {
         true => None,
         false => Some(cache::ensure_extracted(&payload)?),
     };
@@ -172,7 +172,7 @@ fn python_location(payload: &Payload, extracted: Option<&Path>) -> Result<Python
         let stdlib_unit = crate::format::stdlib_unit::UNIT;
         if payload
             .manifest
-            .native
+            .extracted
             .iter()
             .any(|unit| unit != stdlib_unit)
         {
@@ -226,7 +226,7 @@ fn runtime_mismatch(manifest: &Manifest) -> Option<Damage> {
         });
     }
     let has_stdlib = manifest
-        .native
+        .extracted
         .iter()
         .any(|unit| unit == crate::format::stdlib_unit::UNIT);
     (Flavor::CURRENT == Flavor::Standalone && !has_stdlib).then_some(Damage::NoStandardLibrary)

@@ -1,6 +1,6 @@
 //! Pure-Python apps: entry-point forms, argv, exit statuses, tracebacks.
 
-use crate::context::{StdinBytes, TestContext, describe, stderr, stdout, success};
+use crate::context::{StdinBytes, TestContext, describe, pyferry, stderr, stdout, success};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
@@ -254,7 +254,11 @@ fn runtime_environment_is_isolated() {
              print(type(__loader__).__name__, __file__.startswith(sys.executable + '/__main__.py'))\n",
         )],
     );
-    let exe = cx.pack("isolated", &[app.to_str().expect("utf-8")]);
+    // Imported from the archive, though it names `__file__`.
+    let exe = cx.pack(
+        "isolated",
+        &["--no-extract", "__main__.py", app.to_str().expect("utf-8")],
+    );
     let output = cx
         .command(&exe)
         .env("PYTHONPATH", cx.path())
@@ -267,4 +271,112 @@ fn runtime_environment_is_isolated() {
     assert_eq!(lines[1], "True", "{out}");
     assert!(lines[2].starts_with("True"), "{out}");
     assert_eq!(lines[3], "zipimporter True", "{out}");
+}
+
+/// Code that reaches its own files through the file system: a plugin
+/// directory listed next to `__file__`, a data file opened next to it, and
+/// the same data read as a resource. Such units are extracted, the rest
+/// stays in the archive, and `inspect` says which and why.
+#[test]
+fn code_that_reaches_its_own_files_works() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            (
+                "__main__.py",
+                "import importlib.resources, plugins, conf, tool\n\
+                 print(plugins.names())\n\
+                 print(conf.load())\n\
+                 print(importlib.resources.files('conf').joinpath('default.yaml').read_text())\n\
+                 print(tool.run())\n",
+            ),
+            (
+                "plugins/__init__.py",
+                "import os\n\
+                 def names():\n    \
+                 here = os.path.dirname(__file__)\n    \
+                 return sorted(n for n in os.listdir(here) if n.endswith('.py'))\n",
+            ),
+            ("plugins/alpha.py", ""),
+            ("plugins/beta.py", ""),
+            (
+                "conf/__init__.py",
+                "import os.path\n\
+                 def load():\n    \
+                 with open(os.path.join(os.path.dirname(__file__), 'default.yaml')) as f:\n        \
+                 return f.read()\n",
+            ),
+            ("conf/default.yaml", "rules: strict\n"),
+            ("tool.py", "def run():\n    return 'pure'\n"),
+        ],
+    );
+    let exe = cx.pack("files", &[app.to_str().expect("utf-8")]);
+    let packed = success(&cx.run(&exe, &[] as &[&str]));
+    let python = cx
+        .command(crate::context::BUILD_PYTHON)
+        .arg(app.join("__main__.py"))
+        .output()
+        .expect("python");
+    assert_eq!(packed, success(&python));
+
+    let json = success(
+        &cx.command(pyferry())
+            .args(["inspect", "--json"])
+            .arg(&exe)
+            .output()
+            .expect("inspect"),
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let placement = |unit: &str| {
+        let units = report["units"].as_array().expect("units");
+        let found = units.iter().find(|u| u["name"] == unit).expect("a unit");
+        found["placement"].as_str().expect("placement").to_owned()
+    };
+    assert_eq!(placement("plugins"), "extracted");
+    assert_eq!(placement("conf"), "extracted");
+    assert_eq!(placement("tool.py"), "archived");
+    assert_eq!(placement("__main__.py"), "archived");
+
+    // Forced the other way, `plugins` cannot list itself: the option works.
+    let forced = cx.pack(
+        "forced",
+        &["--no-extract", "plugins", app.to_str().expect("utf-8")],
+    );
+    let output = cx.run(&forced, &[] as &[&str]);
+    assert!(!output.status.success(), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("NotADirectoryError"),
+        "{}",
+        describe(&output)
+    );
+}
+
+/// `pyferry pack -o tool tool.py`: one script is an app, run as `python
+/// tool.py` runs it.
+#[test]
+fn a_single_script_is_an_app() {
+    let cx = TestContext::new();
+    let source = "import os, sys\n\
+                  print(__name__, os.path.basename(__file__), sys.argv[1:])\n";
+    let dir = cx.write_tree("scripts", &[("tool.py", source), ("my-tool.py", source)]);
+    let exe = cx.pack("tool", &[dir.join("tool.py").to_str().expect("utf-8")]);
+    let packed = success(&cx.run(&exe, &["a", "b"]));
+    let python = cx
+        .command(crate::context::BUILD_PYTHON)
+        .arg(dir.join("tool.py"))
+        .args(["a", "b"])
+        .output()
+        .expect("python");
+    assert_eq!(packed, success(&python));
+    // A file name that is no module name still makes an app.
+    let exe = cx.pack(
+        "my-tool",
+        &[dir.join("my-tool.py").to_str().expect("utf-8")],
+    );
+    let packed = success(&cx.run(&exe, &["c"]));
+    assert!(
+        packed.starts_with("__main__ ") && packed.ends_with("['c']\n"),
+        "{packed}"
+    );
 }

@@ -65,9 +65,23 @@ fn pack_with_missing_entry_module_or_script() {
 }
 
 #[test]
-fn missing_entry_function_at_run_time() {
+fn missing_entry_function_is_found_when_packing() {
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("tool.py", "def main(): pass\n")]);
+    let output = cx.pack_output("tool", &["-e", "tool:mian", app.to_str().expect("utf-8")]);
+    assert_clean_error(
+        &output,
+        &["the entry point `tool:mian` does not exist", "hint:"],
+    );
+    assert!(!cx.path().join("tool").exists());
+}
+
+/// A module that makes its names at run time cannot be judged when packing:
+/// a wrong name is then reported by the running app, cleanly.
+#[test]
+fn missing_entry_function_of_a_dynamic_module_at_run_time() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("tool.py", "globals()['main'] = lambda: 0\n")]);
     let exe = cx.pack("tool", &["-e", "tool:mian", app.to_str().expect("utf-8")]);
     let output = cx.run(&exe, &[] as &[&str]);
     assert_eq!(output.status.code(), Some(1));
@@ -75,6 +89,26 @@ fn missing_entry_function_at_run_time() {
         &output,
         &["tool: error: the entry point `tool:mian` does not exist"],
     );
+    // The name it does make works.
+    let exe = cx.pack("tool", &["-e", "tool:main", app.to_str().expect("utf-8")]);
+    assert!(cx.run(&exe, &[] as &[&str]).status.success());
+}
+
+/// `-o` is checked before pip or anything else runs.
+#[test]
+fn an_unusable_output_is_refused_first() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", "print('hello')\n")]);
+    let app = app.to_str().expect("utf-8");
+    // A requirement that would fail (no index): the output check comes first.
+    for (out, reason) in [
+        ("no/such/dir/app", "does not exist"),
+        ("app", "it is a directory"),
+    ] {
+        let output = cx.pack_output(out, &[app, "no-such-requirement-xyz", "--", "--no-index"]);
+        assert_clean_error(&output, &["cannot write the executable to", reason]);
+        assert!(!stderr(&output).contains("pip"), "{}", describe(&output));
+    }
 }
 
 #[test]

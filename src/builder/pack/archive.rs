@@ -73,7 +73,7 @@ pub fn write_executable(
         start: zip_offset,
     });
     let mut hasher = Sha256::new();
-    let outer = with_native_archive(entries, &manifest.native, prebuilt, work_dir, timestamp)?;
+    let outer = with_native_archive(entries, &manifest.extracted, prebuilt, work_dir, timestamp)?;
     write_entries(
         &mut zip,
         &outer,

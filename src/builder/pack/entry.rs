@@ -1,5 +1,6 @@
 //! Choosing the entry point: `-e`, `-c` (a console script declared by an
-//! installed distribution), or `__main__.py` at the archive root.
+//! installed distribution), `__main__.py` at the archive root, or the one
+//! script given as input.
 
 use super::python::BuildPython;
 use super::tree::Tree;
@@ -10,6 +11,7 @@ use std::fs;
 pub fn resolve(
     entry: Option<&str>,
     console_script: Option<&str>,
+    script: Option<&str>,
     tree: &Tree,
     python: &BuildPython,
 ) -> Result<EntryPoint> {
@@ -22,14 +24,56 @@ pub fn resolve(
             module: "__main__".to_owned(),
             function: None,
         },
-        (None, None) => return Err(Error::NoEntryPoint),
+        (None, None) => match script {
+            Some(module) => EntryPoint {
+                module: module.to_owned(),
+                function: None,
+            },
+            None => return Err(Error::NoEntryPoint),
+        },
     };
     if !module_exists(&entry, tree, python) {
         return Err(Error::EntryModuleMissing {
             module: entry.module,
         });
     }
+    if let Some(function) = &entry.function
+        && !function_may_exist(&entry.module, function, tree, python)?
+    {
+        return Err(Error::EntryFunctionMissing {
+            entry: entry.to_string(),
+        });
+    }
     Ok(entry)
+}
+
+/// Whether `module` binds the first part of `function`, as far as its
+/// source tells (`binds.py`): a typo is found now, not when a user runs
+/// the app. A module without source in the app (an extension, the
+/// standard library) or one that binds names dynamically is trusted.
+fn function_may_exist(
+    module: &str,
+    function: &str,
+    tree: &Tree,
+    python: &BuildPython,
+) -> Result<bool> {
+    const BINDS_SOURCE: &str = include_str!("binds.py");
+    let path = module.replace('.', "/");
+    let Some(source) = [format!("{path}.py"), format!("{path}/__init__.py")]
+        .iter()
+        .find_map(|name| tree.files.get(name))
+    else {
+        return Ok(true);
+    };
+    let name = function.split('.').next().unwrap_or(function);
+    let output = python
+        .command()
+        .args(["-I", "-S", "-c", BINDS_SOURCE])
+        .arg(&source.path)
+        .arg(name)
+        .output()
+        .map_err(io("run", &python.path))?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim() != "no")
 }
 
 /// Whether `import module` (or `python -m module`) can work in the app.

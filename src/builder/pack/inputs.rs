@@ -1,9 +1,10 @@
 //! Classifying `pack`'s inputs, and handing the installable ones to pip.
 //!
 //! A directory with `pyproject.toml` or `setup.py` is a project (pip); any
-//! other directory is copied to the archive root as is; a `.whl` is checked
-//! against the embedded Python and installed with pip; anything else is a
-//! pip requirement. pip resolves; pyferry never does.
+//! other directory is copied to the archive root as is; a `.py` file is a
+//! script, put at the archive root; a `.whl` is checked against the
+//! embedded Python and installed with pip; anything else is a pip
+//! requirement. pip resolves; pyferry never does.
 
 use super::python::BuildPython;
 use crate::error::{Error, Reason, Result};
@@ -17,6 +18,8 @@ use std::process::Stdio;
 pub struct Inputs {
     /// Copied to the archive root as they are.
     pub plain_dirs: Vec<PathBuf>,
+    /// Single-file scripts, put at the archive root.
+    pub scripts: Vec<PathBuf>,
     /// Given to `pip install` (paths of projects and wheels, requirements).
     pub pip: Vec<OsString>,
 }
@@ -33,6 +36,8 @@ pub fn classify(inputs: &[String], python: &BuildPython) -> Result<Inputs> {
             } else {
                 classified.plain_dirs.push(path.to_owned());
             }
+        } else if path.is_file() && input.ends_with(".py") {
+            classified.scripts.push(path.to_owned());
         } else if path.is_file() && (is_distribution_file(input) || input.contains('/')) {
             if input.ends_with(".whl") {
                 check_wheel(path, python)?;

@@ -1,5 +1,5 @@
 //! `pyferry pack`: inputs -> staging (pip) -> entry point -> byte-compile ->
-//! native units -> deterministic zip + hash -> temp file -> rename.
+//! units to extract -> deterministic zip + hash -> temp file -> rename.
 //!
 //! Everything is planned in a private work directory before the output is
 //! written; the output appears only complete, through one rename.
@@ -11,11 +11,15 @@ mod python;
 #[cfg(pyferry_flavor = "standalone")]
 mod stdlib;
 mod tree;
+mod units;
 
 use crate::build_python::BUILD_PYTHON;
 use crate::error::{Error, Result, io};
 use crate::format::manifest::{self, Manifest};
-use crate::format::{BOOTSTRAP_MODULE, BOOTSTRAP_SOURCE, Flavor, archive_path, stdlib_unit};
+use crate::format::units::{Placement, REPORT, UnitReport};
+use crate::format::{
+    BOOTSTRAP_MODULE, BOOTSTRAP_SOURCE, Flavor, NATIVE_ARCHIVE, archive_path, stdlib_unit,
+};
 use archive::Entry;
 use python::{BuildPython, CompileJob};
 use std::collections::BTreeMap;
@@ -43,6 +47,10 @@ pub struct PackOptions {
     pub keep_stdlib: Vec<String>,
     /// Where a system package pre-extracts the app (absolute).
     pub system_cache: Option<PathBuf>,
+    /// Units to extract, or to import from the archive, whatever pack
+    /// would decide (`--extract`, `--no-extract`).
+    pub extract: Vec<String>,
+    pub no_extract: Vec<String>,
 }
 
 /// Packs the app; returns its manifest.
@@ -51,6 +59,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         return Err(Error::NothingToPack);
     }
     let name = app_name(options)?;
+    check_output(&options.output)?;
     if let Some(dir) = options
         .system_cache
         .as_ref()
@@ -107,19 +116,28 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         let app = gather_app(options, &python, &inputs, work.path(), &mut phases);
         (app, Ok(None))
     };
-    let (entry, mut native, entries) = app?;
+    let (entry, mut units, mut entries) = app?;
     let stdlib = stdlib?;
     if stdlib.is_some() {
-        native.push(stdlib_unit::UNIT.to_owned());
+        units.push(UnitReport {
+            name: stdlib_unit::UNIT.to_owned(),
+            placement: Placement::Extracted("the standard library".to_owned()),
+        });
         phases.done("pack: standard library");
     }
+    let extracted = units
+        .iter()
+        .filter(|unit| matches!(unit.placement, Placement::Extracted(_)))
+        .map(|unit| unit.name.clone())
+        .collect();
+    add_units_report(&mut entries, &units, work.path())?;
 
     let manifest = Manifest {
         name,
         entry,
         python: python.minor_version(),
         flavor: Flavor::CURRENT,
-        native,
+        extracted,
         system_cache: options
             .system_cache
             .as_ref()
@@ -141,19 +159,24 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// Installs and byte-compiles the app: its entry point, native units and
-/// archive entries.
+/// Installs and byte-compiles the app: its entry point, where its units go,
+/// and its archive entries.
 fn gather_app(
     options: &PackOptions,
     python: &BuildPython,
     inputs: &inputs::Inputs,
     work_dir: &Path,
     phases: &mut crate::debug::Phases,
-) -> Result<(manifest::EntryPoint, Vec<String>, BTreeMap<String, Entry>)> {
+) -> Result<(
+    manifest::EntryPoint,
+    Vec<UnitReport>,
+    BTreeMap<String, Entry>,
+)> {
     let mut tree = Tree::default();
     for dir in &inputs.plain_dirs {
         tree.add_dir(dir, |_| false)?;
     }
+    let script = add_scripts(&mut tree, &inputs.scripts)?;
     if !inputs.pip.is_empty() || !options.requirements.is_empty() {
         let staging = work_dir.join("site");
         inputs::pip_install(
@@ -172,39 +195,130 @@ fn gather_app(
     let entry = entry::resolve(
         options.entry.as_deref(),
         options.console_script.as_deref(),
+        script.as_deref(),
         &tree,
         python,
     )?;
-    let native = tree.native_units();
+    let overrides = units::Overrides {
+        extract: &options.extract,
+        archive: &options.no_extract,
+    };
+    let mut units = units::place(&tree, &overrides)?;
+    // The path finder looks for the pycs of extracted top-level modules in
+    // a top-level `__pycache__`: it goes with them.
+    if units
+        .iter()
+        .any(|unit| unit.name.ends_with(".py") && matches!(unit.placement, Placement::Extracted(_)))
+    {
+        units.push(UnitReport {
+            name: PYCACHE.to_owned(),
+            placement: Placement::Extracted(
+                "the bytecode of the extracted top-level modules".to_owned(),
+            ),
+        });
+        units.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    let extracted: Vec<String> = units
+        .iter()
+        .filter(|unit| matches!(unit.placement, Placement::Extracted(_)))
+        .map(|unit| unit.name.clone())
+        .collect();
     add_bootstrap(&mut tree, work_dir)?;
     let entries = plan_entries(
         &tree,
-        &native,
+        &extracted,
         python,
         &work_dir.join("pyc"),
         options.keep_sources,
     )?;
     phases.done("pack: byte-compile");
-    Ok((entry, native, entries))
+    Ok((entry, units, entries))
+}
+
+/// Puts single-file scripts at the archive root, each as the module its
+/// file name says (`tool.py`: `tool`). Returns the module of the one
+/// script, which is the default entry point (run like `python tool.py`).
+/// A script whose name is no module name (`my-tool.py`) becomes the
+/// archive's `__main__.py`.
+fn add_scripts(tree: &mut Tree, scripts: &[PathBuf]) -> Result<Option<String>> {
+    let mut modules = Vec::new();
+    for script in scripts {
+        let stem = script
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let module = match manifest::EntryPoint::parse(&stem) {
+            Some(entry) if !stem.contains('.') => entry.module,
+            _ if scripts.len() == 1 => "__main__".to_owned(),
+            _ => {
+                return Err(Error::UnsafeName {
+                    name: script.display().to_string(),
+                    reason: "its name is not a Python module name, and it is not the only \
+                             script to pack (rename it, e.g. `my_tool.py`)"
+                        .into(),
+                });
+            }
+        };
+        let name = format!("{module}.py");
+        let source = SourceFile {
+            path: script.clone(),
+            executable: false,
+        };
+        if let Some(first) = tree.files.insert(name.clone(), source) {
+            return Err(Error::Conflict {
+                name,
+                first: first.path,
+                second: script.clone(),
+            });
+        }
+        modules.push(module);
+    }
+    Ok(match modules.as_slice() {
+        [module] => Some(module.clone()),
+        _ => None,
+    })
+}
+
+/// Adds the report of where each unit goes (`format::units::REPORT`), for
+/// `inspect`.
+fn add_units_report(
+    entries: &mut BTreeMap<String, Entry>,
+    units: &[UnitReport],
+    work_dir: &Path,
+) -> Result<()> {
+    let path = work_dir.join("units.json");
+    let json = serde_json::to_vec_pretty(units).map_err(|e| Error::Pack {
+        reason: format!("cannot write the units report: {e}").into(),
+    })?;
+    std::fs::write(&path, json).map_err(io("write", &path))?;
+    let (dir, _) = REPORT.rsplit_once('/').unwrap_or(("", REPORT));
+    entries.insert(format!("{dir}/"), Entry::Dir);
+    entries.insert(
+        REPORT.to_owned(),
+        Entry::File(SourceFile {
+            path,
+            executable: false,
+        }),
+    );
+    Ok(())
 }
 
 /// Adds the bootstrap module (`format::BOOTSTRAP_SOURCE`) to the app, to be
 /// byte-compiled with it like any of its modules: compiling it from source
 /// at every start cost 0.6 ms.
 fn add_bootstrap(tree: &mut Tree, work_dir: &Path) -> Result<()> {
-    if let Some(name) = tree
-        .files
-        .keys()
-        .find(|name| archive_path::top_level(name) == stdlib_unit::UNIT)
-    {
-        return Err(Error::UnsafeName {
-            name: name.clone(),
-            reason: format!(
-                "the name `{}` is reserved for the standard library",
-                stdlib_unit::UNIT
-            )
-            .into(),
-        });
+    let pyferry_dir = NATIVE_ARCHIVE.split('/').next().unwrap_or(NATIVE_ARCHIVE);
+    for reserved in [stdlib_unit::UNIT, pyferry_dir] {
+        if let Some(name) = tree
+            .files
+            .keys()
+            .find(|name| archive_path::top_level(name) == reserved)
+        {
+            return Err(Error::UnsafeName {
+                name: name.clone(),
+                reason: format!("the name `{reserved}` is reserved for pyferry").into(),
+            });
+        }
     }
     let module = BOOTSTRAP_MODULE;
     if let Some(name) = tree.files.keys().find(|name| {
@@ -267,6 +381,35 @@ fn drop_install_paths(tree: &mut Tree, records_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether the executable can be written where `-o` says, before any work:
+/// its directory exists and is writable, and it is not a directory itself.
+fn check_output(output: &Path) -> Result<()> {
+    let fail = |reason: String| Error::OutputUnusable {
+        path: output.to_owned(),
+        reason: reason.into(),
+    };
+    if output.is_dir() {
+        return Err(fail("it is a directory".to_owned()));
+    }
+    let dir = match output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(fail(format!(
+            "its directory `{}` does not exist",
+            dir.display()
+        )));
+    }
+    use rustix::fs::Access;
+    rustix::fs::access(dir, Access::WRITE_OK | Access::EXEC_OK).map_err(|e| {
+        fail(format!(
+            "its directory `{}` is not writable: {e}",
+            dir.display()
+        ))
+    })
+}
+
 /// `--name`, else the output's file name.
 fn app_name(options: &PackOptions) -> Result<String> {
     let name = match &options.name {
@@ -284,15 +427,18 @@ fn app_name(options: &PackOptions) -> Result<String> {
     }
 }
 
+/// Where the path finder looks for a module's bytecode, beside its source.
+const PYCACHE: &str = "__pycache__";
+
 /// The archive's entries: the app's files, their pycs, and directories.
 ///
 /// Modules imported from the zip get `mod.pyc` beside `mod.py` (where
-/// zipimport looks); modules of native units, which are extracted and
+/// zipimport looks); modules of extracted units, which are
 /// imported from disk, get `__pycache__/mod.<tag>.pyc` (where the path
 /// finder looks). Sources stay, so tracebacks show their lines.
 fn plan_entries(
     tree: &Tree,
-    native: &[String],
+    extracted: &[String],
     python: &BuildPython,
     pyc_dir: &Path,
     keep_sources: bool,
@@ -303,7 +449,7 @@ fn plan_entries(
         let Some(stem) = name.strip_suffix(".py") else {
             continue;
         };
-        let pyc_name = if native
+        let pyc_name = if extracted
             .iter()
             .any(|unit| unit == archive_path::top_level(name))
         {
@@ -313,7 +459,7 @@ fn plan_entries(
             } else {
                 format!("{dir}/")
             };
-            format!("{dir}__pycache__/{module}.{}.pyc", python.cache_tag)
+            format!("{dir}{PYCACHE}/{module}.{}.pyc", python.cache_tag)
         } else {
             format!("{stem}.pyc")
         };
@@ -347,7 +493,7 @@ fn plan_entries(
     let droppable = |name: &str| {
         !keep_sources
             && pycs.contains_key(&format!("{name}c"))
-            && !native
+            && !extracted
                 .iter()
                 .any(|unit| unit == archive_path::top_level(name))
     };

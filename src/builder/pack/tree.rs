@@ -1,5 +1,4 @@
-//! The files that go into the archive, by archive name, and which top-level
-//! units of them hold native code.
+//! The files that go into the archive, by archive name.
 
 use crate::error::{Error, Reason, Result, io};
 use crate::format::archive_path;
@@ -74,19 +73,6 @@ impl Tree {
         Ok(())
     }
 
-    /// Top-level packages, modules and `*.libs` directories that hold native
-    /// code: they are extracted whole, so `$ORIGIN` RPATHs and data next to
-    /// `__file__` keep working.
-    pub fn native_units(&self) -> Vec<String> {
-        let units: BTreeSet<&str> = self
-            .files
-            .keys()
-            .filter(|name| is_native_file(name) && !is_metadata(name))
-            .map(|name| archive_path::top_level(name))
-            .collect();
-        units.into_iter().map(str::to_owned).collect()
-    }
-
     /// Every directory that holds a file, as `dir/` entries: zipimport
     /// finds namespace packages only through explicit directory entries.
     pub fn directories(&self) -> BTreeSet<String> {
@@ -100,18 +86,6 @@ impl Tree {
         }
         dirs
     }
-}
-
-/// Extension modules (`.so`, `.cpython-311-x86_64-linux-gnu.so`,
-/// `.abi3.so`) and shared libraries (`libfoo.so.1.2`).
-fn is_native_file(name: &str) -> bool {
-    let file = name.rsplit('/').next().unwrap_or(name);
-    file.ends_with(".so") || file.contains(".so.")
-}
-
-fn is_metadata(name: &str) -> bool {
-    let top = archive_path::top_level(name);
-    top.ends_with(".dist-info") || top.ends_with(".data")
 }
 
 fn unsafe_name(name: &str, why: &str) -> Error {
@@ -137,28 +111,6 @@ mod tests {
             );
         }
         tree
-    }
-
-    #[test]
-    fn native_units_are_whole_top_levels() {
-        let tree = tree(&[
-            "numpy/__init__.py",
-            "numpy/core/_multiarray.cpython-311-x86_64-linux-gnu.so",
-            "numpy.libs/libopenblas-r0.3.so",
-            "numpy-2.0.dist-info/RECORD",
-            "six.py",
-            "_cffi_backend.cpython-311-x86_64-linux-gnu.so",
-            "vendor/libfoo.so.1.2",
-        ]);
-        assert_eq!(
-            tree.native_units(),
-            [
-                "_cffi_backend.cpython-311-x86_64-linux-gnu.so",
-                "numpy",
-                "numpy.libs",
-                "vendor"
-            ]
-        );
     }
 
     #[test]
