@@ -67,7 +67,10 @@ def main(app, module, function, log, stdlib_dir):
     if function is None:
         import _frozen_importlib
 
-        _run_as_main(app, module, _spec_finder(_frozen_importlib))
+        find = _spec_finder(_frozen_importlib)
+        if module == "__main__":
+            sys.meta_path.append(_MainAlias(find))
+        _run_as_main(app, module, find)
         return
 
     try:
@@ -97,12 +100,14 @@ def python(stdlib_dir, site):
     # Python mode (`PYFERRY_INTERPRETER=1`, the app's `sys.executable`
     # children): what python has set up before its command line runs.
     # `site`: python was not given `-S`.
+    import _frozen_importlib
     import _imp
     import zipimport
 
     if sys.version_info >= (3, 11):
         _locate_frozen_modules(stdlib_dir, _imp)
     _load_archive_modules_once(sys.executable, zipimport)
+    sys.meta_path.append(_MainAlias(_spec_finder(_frozen_importlib)))
     if site:
         _add_site_builtins()
 
@@ -290,8 +295,90 @@ def _run_as_main(app, name, find):
         __cached__=spec.cached,
         __loader__=spec.loader,
         __package__=spec.parent,
-        __spec__=spec,
+        __spec__=_aliased(spec) if name == "__main__" else spec,
     )
     if main["__file__"] is None:
         del main["__file__"]
     exec(code, main)
+
+
+# multiprocessing's spawn and forkserver children import the parent's main
+# module again, by the name its spec gives, but never one called
+# `__main__`: the workers of an app whose code is the archive's root
+# `__main__.py` found none of its functions, and the pool waited forever
+# (`python app/` does the same). So the root `__main__` answers to this name
+# too, in the app and in its python children. A child runs the main
+# module's code only when it first needs one of its names (unpickling a
+# function defined there): an app without the `if __name__ == "__main__"`
+# guard that python asks for, whose workers need nothing of it, keeps
+# working as it did.
+MAIN_ALIAS = "__pyferry_main__"
+_main_loader = None
+
+
+class _MainAlias:
+    # A finder, last on sys.meta_path, for MAIN_ALIAS only.
+    def __init__(self, find):
+        self._find = find
+
+    def find_spec(self, name, path=None, target=None):
+        if name != MAIN_ALIAS:
+            return None
+        spec = self._find("__main__")
+        if spec is None or spec.submodule_search_locations is not None:
+            return None
+        return _aliased(spec)
+
+
+def _aliased(spec):
+    # `spec` under MAIN_ALIAS, its code still loaded by name `__main__`.
+    global _main_loader
+    try:
+        alias = type(spec)(MAIN_ALIAS, _AliasLoader(), origin=spec.origin)
+        alias.has_location = spec.has_location
+        alias.cached = spec.cached
+    except Exception:
+        return spec  # Not the ModuleSpec we know: stock behaviour.
+    _main_loader = spec.loader
+    return alias
+
+
+_LAZY_MAIN = """\
+def __getattr__(name):
+    return __import__("_pyferry_boot")._main_attribute(name)
+"""
+
+
+class _AliasLoader:
+    # What runpy runs for MAIN_ALIAS (multiprocessing's children): a module
+    # `__getattr__` that runs the real code when a name is first missed.
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        exec(self.get_code(module.__name__), module.__dict__)
+
+    def get_code(self, fullname):
+        return compile(_LAZY_MAIN, "<pyferry main>", "exec")
+
+    def get_source(self, fullname):
+        return _main_loader.get_source("__main__")
+
+    def is_package(self, fullname):
+        return False
+
+
+def _main_attribute(name):
+    # In a child: the parent's main module is `__main__` (multiprocessing
+    # made it `__mp_main__` too); run its code there, once, and look again.
+    module = sys.modules["__main__"]
+    namespace = module.__dict__
+    missing = AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
+    # Dunder probes (copy, pickle, import machinery) are no reason to run it.
+    if name.startswith("__") or namespace.pop("__getattr__", None) is None:
+        raise missing
+    exec(_main_loader.get_code("__main__"), namespace)
+    try:
+        return namespace[name]
+    except KeyError:
+        raise missing from None

@@ -5,7 +5,7 @@
 use crate::context::{BUILD_PYTHON, StdinBytes, TestContext, describe, stderr, stdout, success};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const MULTIPROCESSING: &str = r#"
@@ -434,4 +434,50 @@ fn site_builtins_are_there_without_site() {
     assert!(packed_out.contains("Use exit() or Ctrl-D"), "{packed_out}");
     // Without site's side effects: no site-packages on sys.path.
     assert!(packed_out.ends_with("--- 1 []\n"), "{packed_out}");
+}
+
+/// Workers defined in the app's root `__main__.py` (the default entry
+/// point): spawn and forkserver children import the main module again,
+/// which `python app/` cannot do (its pool waits forever); the packed app
+/// works as `python app/__main__.py` does.
+#[test]
+fn multiprocessing_workers_in_the_root_main_module() {
+    let cx = TestContext::new();
+    // Packs `source` as the root `__main__.py` of an app in `dir`, runs it
+    // (a regression would hang: bounded, it fails instead), and runs python
+    // on `python_target(app dir)`; returns both outputs.
+    let packed_and_python = |dir: &str, source: &str, python_target: fn(&Path) -> PathBuf| {
+        let app = cx.write_tree(dir, &[("__main__.py", source)]);
+        let exe = cx.pack(&format!("{dir}-app"), &[app.to_str().expect("utf-8")]);
+        let packed = cx
+            .command("timeout")
+            .args(["--kill-after=5", "120"])
+            .arg(&exe)
+            .output()
+            .expect("run");
+        let python = cx
+            .command(BUILD_PYTHON)
+            .arg(python_target(&app))
+            .output()
+            .expect("python");
+        (success(&packed), success(&python))
+    };
+    let source = "import multiprocessing as mp\n\
+                  def square(x):\n    return x * x\n\
+                  if __name__ == '__main__':\n    \
+                  for method in ('spawn', 'forkserver', 'fork'):\n        \
+                  with mp.get_context(method).Pool(2) as pool:\n            \
+                  print(method, pool.map(square, range(5)))\n";
+    let (packed, python) = packed_and_python("guarded", source, |app| app.join("__main__.py"));
+    assert_eq!(packed, python);
+    assert!(packed.contains("spawn [0, 1, 4, 9, 16]"), "{packed}");
+
+    // Without the guard python asks for, workers that need nothing of the
+    // main module still work, as under `python app/`: a child runs the
+    // main module's code only when it needs one of its names.
+    let source = "import multiprocessing\nprint('top')\n\
+                  with multiprocessing.get_context('spawn').Pool(2) as pool:\n    \
+                  print(sum(pool.map(abs, [-1, -2, -3])))\n";
+    let (packed, python) = packed_and_python("unguarded", source, Path::to_path_buf);
+    assert_eq!(packed, python);
 }
