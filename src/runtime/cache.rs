@@ -219,7 +219,25 @@ fn open_version(root: &Path, payload: &Payload, audience: Audience) -> Result<Ve
     };
 
     if dir.join(MARKER).exists() {
-        let lock = open_lock(&lock_path).map_err(|e| cannot("open", &lock_path, e))?;
+        let lock = match open_lock(&lock_path) {
+            Ok(lock) => lock,
+            // A complete version on a read-only filesystem (a cache made
+            // read-only, a read-only image): a shared lock needs no write
+            // access, and with no lock file at all, nothing can prune it.
+            Err(e) if e.kind() == io::ErrorKind::ReadOnlyFilesystem => {
+                match File::open(&lock_path) {
+                    Ok(lock) => lock,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        return Ok(Version {
+                            dir,
+                            _shared_lock: None,
+                        });
+                    }
+                    Err(e) => return Err(cannot("open", &lock_path, e)),
+                }
+            }
+            Err(e) => return Err(cannot("open", &lock_path, e)),
+        };
         lock.lock_shared()
             .map_err(|e| cannot("lock", &lock_path, e))?;
         if dir.join(MARKER).exists() {
@@ -266,10 +284,8 @@ fn extract_version(
     // Under the lock we are the only writer for this key: whatever else
     // carries its name is debris of a killed process.
     remove_debris(root, key).map_err(|e| Attempt::Unusable(format!("cannot clean it: {e}")))?;
-    if dir.exists() {
-        remove_tree(dir)
-            .map_err(|e| Attempt::Unusable(format!("cannot remove `{}`: {e}", dir.display())))?;
-    }
+    remove_tree(dir)
+        .map_err(|e| Attempt::Unusable(format!("cannot remove `{}`: {e}", dir.display())))?;
     let temp = root.join(format!(".{key}.tmp-{}", std::process::id()));
     DirBuilder::new()
         .mode(audience.dir_mode())
@@ -495,9 +511,15 @@ pub fn is_in_use(root: &Path, key: &str) -> bool {
     matches!(lock.try_lock(), Err(TryLockError::WouldBlock))
 }
 
-/// Removes a directory tree, treating "already gone" as success.
+/// Removes a directory tree, or whatever else is at `path` (a file where a
+/// directory should be), treating "already gone" as success.
 pub fn remove_tree(path: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(path) {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
     }

@@ -284,6 +284,47 @@ fn noexec_and_read_only_homes_fall_back() {
     );
 }
 
+/// A complete cache on a read-only filesystem is used as it is: the lock
+/// file cannot be opened for writing, and need not be.
+#[test]
+fn a_complete_cache_on_a_read_only_filesystem_is_used() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack("frozen-cache", &[app.to_str().expect("utf-8")]);
+    let expected = success(&cx.run(&exe, &["2"]));
+    let cache = cx.cache_dir();
+    let cache = cache.display();
+    let script = format!(
+        "mount --bind {cache} {cache} && mount -o remount,bind,ro {cache} && exec \"$0\" 2"
+    );
+    let output = in_mount_namespace(&cx, &script)
+        .arg(&exe)
+        .output()
+        .expect("unshare");
+    assert_eq!(success(&output), expected, "{}", describe(&output));
+}
+
+/// Regression: a regular file where a version directory should be made
+/// every start fail with "cannot remove ... Not a directory".
+#[test]
+fn a_file_in_the_place_of_a_version_directory_is_replaced() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack("squatted", &[app.to_str().expect("utf-8")]);
+    let key = cache_key(&cx, &exe);
+    fs::create_dir_all(cx.cache_dir()).expect("mkdir");
+    fs::set_permissions(cx.cache_dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    fs::write(cx.cache_dir().join(&key), "not a directory").expect("write");
+    let output = cx.run(&exe, &["2"]);
+    assert_eq!(
+        stdout(&output).lines().next(),
+        Some("24"),
+        "{}",
+        describe(&output)
+    );
+    assert!(cx.cache_dir().join(&key).is_dir());
+}
+
 #[test]
 fn old_versions_are_pruned_unless_in_use() {
     let cx = TestContext::new();
