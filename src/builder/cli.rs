@@ -217,20 +217,33 @@ fn write_desktop_entry(
 fn run_cache(command: CacheCommand) -> Result<i32> {
     let root = cache::root()?;
     let keys = cache::version_keys(&root, None).map_err(io("list", &root))?;
+    // Versions whose extraction was killed have debris and no directory.
+    let unfinished: Vec<String> = cache::debris_keys(&root)
+        .map_err(io("list", &root))?
+        .into_iter()
+        .filter(|key| !keys.contains(key))
+        .collect();
     let mut text = String::new();
     match command {
         CacheCommand::List => {
             text.push_str(&format!("cache: {}\n", root.display()));
-            for key in keys {
-                let in_use = cache::is_in_use(&root, &key);
+            for key in &keys {
+                let in_use = cache::is_in_use(&root, key);
                 let state = if in_use { "in use" } else { "unused" };
+                text.push_str(&format!("{key}  {state}\n"));
+            }
+            for key in &unfinished {
+                let state = match cache::is_in_use(&root, key) {
+                    true => "being extracted",
+                    false => "unfinished (an extraction was killed)",
+                };
                 text.push_str(&format!("{key}  {state}\n"));
             }
         }
         CacheCommand::Prune => {
-            for key in keys {
+            for key in keys.iter().chain(&unfinished) {
                 let removed =
-                    cache::prune_version(&root, &key).map_err(io("prune", &root.join(&key)))?;
+                    cache::prune_version(&root, key).map_err(io("prune", &root.join(key)))?;
                 let state = if removed { "removed" } else { "kept (in use)" };
                 text.push_str(&format!("{key}  {state}\n"));
             }

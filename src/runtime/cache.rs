@@ -442,6 +442,40 @@ fn remove_debris(root: &Path, key: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// The keys with debris in `root`: the temporary directories
+/// (`.<key>.tmp-<pid>`, `.<key>.tmp-prune-<pid>`) of extractions and prunes
+/// that were killed. The next extraction of the same version removes its
+/// own; `pyferry cache prune` removes all whose lock nobody holds.
+pub fn debris_keys(root: &Path) -> io::Result<Vec<String>> {
+    let mut keys = Vec::new();
+    for entry in fs::read_dir(root)?.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let key = name
+            .strip_prefix('.')
+            .and_then(|rest| rest.split_once(".tmp-"))
+            .map(|(key, _)| key)
+            .filter(|key| is_version_key(key, None));
+        if let Some(key) = key
+            && !keys.iter().any(|known| known == key)
+        {
+            keys.push(key.to_owned());
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+/// `<name>-<hash16>`, of `app` if given.
+fn is_version_key(name: &str, app: Option<&str>) -> bool {
+    name.rsplit_once('-').is_some_and(|(app_name, hash)| {
+        hash.len() == 16
+            && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            && app.is_none_or(|app| app == app_name)
+    })
+}
+
 /// The version keys (`<name>-<hash16>`) in `root`, optionally of one app.
 pub fn version_keys(root: &Path, app: Option<&str>) -> io::Result<Vec<String>> {
     let mut keys = Vec::new();
@@ -449,13 +483,7 @@ pub fn version_keys(root: &Path, app: Option<&str>) -> io::Result<Vec<String>> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        let Some((app_name, hash)) = name.rsplit_once('-') else {
-            continue;
-        };
-        let is_key = hash.len() == 16
-            && hash.bytes().all(|b| b.is_ascii_hexdigit())
-            && app.is_none_or(|app| app == app_name)
-            && entry.file_type().is_ok_and(|t| t.is_dir());
+        let is_key = is_version_key(&name, app) && entry.file_type().is_ok_and(|t| t.is_dir());
         if is_key {
             keys.push(name);
         }
@@ -480,7 +508,8 @@ fn prune_other_versions(root: &Path, manifest: &Manifest) {
     }
 }
 
-/// Removes one version if no process holds its lock; `Ok(false)` if in use.
+/// Removes one version (and its debris) if no process holds its lock;
+/// `Ok(false)` if in use.
 pub fn prune_version(root: &Path, key: &str) -> io::Result<bool> {
     let lock_path = root.join(format!("{key}.lock"));
     let lock = open_lock(&lock_path)?;

@@ -325,6 +325,44 @@ fn a_file_in_the_place_of_a_version_directory_is_replaced() {
     assert!(cx.cache_dir().join(&key).is_dir());
 }
 
+/// Regression: what a killed first run leaves (`.<key>.tmp-<pid>`, 90 MB
+/// for a numpy app) was neither listed nor pruned, and stayed forever once
+/// the app was updated.
+#[test]
+fn debris_of_killed_extractions_is_listed_and_pruned() {
+    let cx = TestContext::new();
+    let app = big_native_app(&cx, 8);
+    let exe = cx.pack("killed", &[app.to_str().expect("utf-8")]);
+    let root = cx.cache_dir();
+    // Kill first runs until one dies mid-extraction.
+    let mut delay_ms = 0;
+    while debris(&root).is_empty() {
+        assert!(delay_ms < 2000, "no kill landed during an extraction");
+        let _ = fs::remove_dir_all(&root);
+        let mut child = cx
+            .command(&exe)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        sleep(Duration::from_millis(delay_ms));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+        delay_ms += 5;
+    }
+    let cache = |command: &str| {
+        success(
+            &cx.command(pyferry())
+                .args(["cache", command])
+                .output()
+                .expect("pyferry cache"),
+        )
+    };
+    assert!(cache("list").contains("unfinished"), "{}", cache("list"));
+    assert!(cache("prune").contains("removed"));
+    assert_eq!(debris(&root), Vec::<String>::new());
+    assert!(!cache("list").contains("unfinished"));
+}
+
 #[test]
 fn old_versions_are_pruned_unless_in_use() {
     let cx = TestContext::new();
