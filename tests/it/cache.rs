@@ -72,14 +72,21 @@ fn sixteen_simultaneous_first_runs_extract_once() {
     assert_eq!(version_dirs(&cx.cache_dir()).len(), 1);
 }
 
+/// The native test app packed as `name`, its cache key, and its cache root
+/// made (private) before the app's first run.
+fn native_app_in_a_private_root(cx: &TestContext, name: &str) -> (PathBuf, String) {
+    let app = build_native_app(cx);
+    let exe = cx.pack(name, &[app.to_str().expect("utf-8")]);
+    let key = cache_key(cx, &exe);
+    fs::create_dir_all(cx.cache_dir()).expect("mkdir");
+    fs::set_permissions(cx.cache_dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    (exe, key)
+}
+
 #[test]
 fn a_waiting_process_says_why_it_waits() {
     let cx = TestContext::new();
-    let app = build_native_app(&cx);
-    let exe = cx.pack("waiter", &[app.to_str().expect("utf-8")]);
-    let key = cache_key(&cx, &exe);
-    fs::create_dir_all(cx.cache_dir()).expect("mkdir");
-    fs::set_permissions(cx.cache_dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    let (exe, key) = native_app_in_a_private_root(&cx, "waiter");
     // Another "extractor" holds the lock until the app says it waits.
     let lock = File::create(cx.cache_dir().join(format!("{key}.lock"))).expect("lock file");
     lock.lock().expect("lock");
@@ -119,6 +126,20 @@ fn cache_key(cx: &TestContext, exe: &Path) -> String {
     )
 }
 
+/// Starts a first run of `exe` (on an empty cache) and SIGKILLs it after
+/// `delay_ms`.
+fn first_run_killed_after(cx: &TestContext, exe: &Path, delay_ms: u64) {
+    let _ = fs::remove_dir_all(cx.cache_dir());
+    let mut child = cx
+        .command(exe)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    sleep(Duration::from_millis(delay_ms));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+}
+
 #[test]
 fn a_kill_at_any_moment_leaves_nothing_trusted() {
     let cx = TestContext::new();
@@ -128,15 +149,7 @@ fn a_kill_at_any_moment_leaves_nothing_trusted() {
     let root = cx.cache_dir();
     let mut killed_mid_extraction = 0;
     for delay_ms in [0, 5, 10, 20, 40, 60, 90, 130, 180, 250] {
-        let _ = fs::remove_dir_all(&root);
-        let mut child = cx
-            .command(&exe)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        sleep(Duration::from_millis(delay_ms));
-        child.kill().expect("SIGKILL");
-        child.wait().expect("wait");
+        first_run_killed_after(&cx, &exe, delay_ms);
         if !debris(&root).is_empty() {
             killed_mid_extraction += 1;
         }
@@ -309,11 +322,7 @@ fn a_complete_cache_on_a_read_only_filesystem_is_used() {
 #[test]
 fn a_file_in_the_place_of_a_version_directory_is_replaced() {
     let cx = TestContext::new();
-    let app = build_native_app(&cx);
-    let exe = cx.pack("squatted", &[app.to_str().expect("utf-8")]);
-    let key = cache_key(&cx, &exe);
-    fs::create_dir_all(cx.cache_dir()).expect("mkdir");
-    fs::set_permissions(cx.cache_dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    let (exe, key) = native_app_in_a_private_root(&cx, "squatted");
     fs::write(cx.cache_dir().join(&key), "not a directory").expect("write");
     let output = cx.run(&exe, &["2"]);
     assert_eq!(
@@ -338,15 +347,7 @@ fn debris_of_killed_extractions_is_listed_and_pruned() {
     let mut delay_ms = 0;
     while debris(&root).is_empty() {
         assert!(delay_ms < 2000, "no kill landed during an extraction");
-        let _ = fs::remove_dir_all(&root);
-        let mut child = cx
-            .command(&exe)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        sleep(Duration::from_millis(delay_ms));
-        child.kill().expect("SIGKILL");
-        child.wait().expect("wait");
+        first_run_killed_after(&cx, &exe, delay_ms);
         delay_ms += 5;
     }
     let cache = |command: &str| {
