@@ -20,7 +20,9 @@ pub struct Manifest {
     pub flavor: Flavor,
     /// Top-level packages, modules and directories extracted whole to the
     /// cache (native code, data files, code that reaches its own files) and
-    /// put ahead of the archive on `sys.path`.
+    /// put ahead of the archive on `sys.path`. (Called `native` by pyferry
+    /// before 2026-11-29, whose executables `inspect` still reads.)
+    #[serde(alias = "native")]
     pub extracted: Vec<String>,
     /// A directory that a system package fills at install time
     /// (`--extract-only --target`), used instead of the per-user cache when

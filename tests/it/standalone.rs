@@ -176,22 +176,30 @@ fn list_files(root: &Path) -> Vec<String> {
 fn left_out_parts_of_the_standard_library_can_be_kept() {
     let cx = TestContext::new();
     let probe = "import importlib.util\n\
-                 for name in ('pydoc_data', 'lib2to3', 'test', '_testcapi', 'json'):\n    \
+                 for name in ('pydoc_data', 'lib2to3', 'test', '_testcapi', 'nis', 'json'):\n    \
                  print(name, importlib.util.find_spec(name) is not None)\n";
     let app = cx.write_tree("probe-app", &[("__main__.py", probe)]);
     let app = app.to_str().expect("utf-8");
     let default = cx.pack("default", &[app]);
     assert_eq!(
         success(&cx.run(&default, &[] as &[&str])),
-        "pydoc_data False\nlib2to3 False\ntest False\n_testcapi False\njson True\n"
+        "pydoc_data False\nlib2to3 False\ntest False\n_testcapi False\nnis False\njson True\n"
     );
     let kept = cx.pack(
         "kept",
-        &["--keep-stdlib", "pydoc_data", "--keep-stdlib", "test", app],
+        &[
+            "--keep-stdlib",
+            "pydoc_data",
+            "--keep-stdlib",
+            "test",
+            "--keep-stdlib",
+            "nis",
+            app,
+        ],
     );
     assert_eq!(
         success(&cx.run(&kept, &[] as &[&str])),
-        "pydoc_data True\nlib2to3 False\ntest True\n_testcapi True\njson True\n"
+        "pydoc_data True\nlib2to3 False\ntest True\n_testcapi True\nnis True\njson True\n"
     );
     let output = cx.pack_output("bogus", &["--keep-stdlib", "json", app]);
     assert!(!output.status.success());

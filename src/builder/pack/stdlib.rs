@@ -27,7 +27,9 @@ use std::process::{Command, Stdio};
 use zip::DateTime;
 
 /// Parts of the standard library left out unless `--keep-stdlib` names
-/// them: test suites, GUI and IDE, installers, the 2to3 tool, pydoc's data.
+/// them: test suites, GUI and IDE, installers, the 2to3 tool, pydoc's data,
+/// and `nis` (deprecated by PEP 594, gone in 3.13; in 3.11 it alone pulls
+/// in libnsl, libtirpc and five Kerberos libraries, 1.7 MB).
 pub const EXCLUDED_BY_DEFAULT: &[&str] = &[
     "test",
     "idlelib",
@@ -36,6 +38,7 @@ pub const EXCLUDED_BY_DEFAULT: &[&str] = &[
     "ensurepip",
     "lib2to3",
     "pydoc_data",
+    "nis",
 ];
 
 /// The excluded part an extension module belongs to, by module name.
@@ -46,6 +49,7 @@ fn extension_part(module: &str) -> Option<&'static str> {
     match module {
         _ if test_only => Some("test"),
         "_tkinter" => Some("tkinter"),
+        "nis" => Some("nis"),
         _ => None,
     }
 }
