@@ -25,6 +25,10 @@ pub mod units;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The archive's directory of pyferry's own entries (below it: the inner
+/// archive and the units report); no app file may be there.
+pub const PYFERRY_DIR: &str = ".pyferry";
+
 /// The inner zip, stored in the executable's zip, that holds the units the
 /// runtime extracts (native code, data files, code that reaches its own
 /// files; kept out of the central directory that zipimport parses on every
@@ -146,4 +150,16 @@ pub enum Damage {
     /// What the runtime's reader of the native archive found.
     #[error("{0}")]
     NativeArchive(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pyferrys_entries_live_in_its_directory() {
+        for entry in [NATIVE_ARCHIVE, units::REPORT] {
+            assert_eq!(entry.split_once('/').map(|(dir, _)| dir), Some(PYFERRY_DIR));
+        }
+    }
 }

@@ -23,3 +23,18 @@ pub enum Placement {
     Extracted(String),
     Archived(String),
 }
+
+impl UnitReport {
+    pub fn is_extracted(&self) -> bool {
+        matches!(self.placement, Placement::Extracted(_))
+    }
+}
+
+/// The names of the extracted units, in report order: the manifest's list.
+pub fn extracted_names(units: &[UnitReport]) -> Vec<String> {
+    units
+        .iter()
+        .filter(|unit| unit.is_extracted())
+        .map(|unit| unit.name.clone())
+        .collect()
+}

@@ -114,15 +114,18 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         .then(|| unattended::prepare_log(&manifest.name))
         .flatten();
     let log_size = log.as_deref().map(unattended::log_size);
-    let command = bootstrap_command(&payload, &python.stdlib_dir, log.as_deref());
-    // Python mode gets what python has before its command line runs (the
-    // builtins of `site` unless `-S`), from the bootstrap too.
-    let prelude = format!(
-        "__import__({}).python({}, {})\n",
-        python_string(BOOTSTRAP_MODULE),
-        python_string(&python.stdlib_dir.to_string_lossy()),
-        if python_option('S') { "False" } else { "True" },
-    );
+    // The app runs the bootstrap's `main`; python mode gets what python has
+    // before its command line runs (the builtins of `site` unless `-S`),
+    // from the bootstrap's `python`.
+    let command = match invocation {
+        Invocation::Python => format!(
+            "__import__({}).python({}, {})\n",
+            python_string(BOOTSTRAP_MODULE),
+            python_string(&python.stdlib_dir.to_string_lossy()),
+            if python_option('S') { "False" } else { "True" },
+        ),
+        _ => bootstrap_command(&payload, &python.stdlib_dir, log.as_deref()),
+    };
     if let Some(bundle) = python.certificate_bundle {
         environment.push(("SSL_CERT_FILE", bundle.to_owned()));
     }
@@ -132,7 +135,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         home: &python.home,
         search_paths: &python.search_paths,
         mode: match invocation {
-            Invocation::Python => Mode::CommandLine { prelude: &prelude },
+            Invocation::Python => Mode::CommandLine { prelude: &command },
             _ => Mode::Command(&command),
         },
         environment: &environment,

@@ -13,7 +13,7 @@ use super::tree::SourceFile;
 use crate::error::{Error, Reason, Result, io};
 use crate::format::manifest::Manifest;
 use crate::format::stamp::{self, Stamp};
-use crate::format::{NATIVE_ARCHIVE, archive_path, elf, end_record};
+use crate::format::{NATIVE_ARCHIVE, PYFERRY_DIR, archive_path, elf, end_record};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -188,8 +188,7 @@ fn with_native_archive(
     }
     let path = work_dir.join("native.zip");
     write_zip(&path, prebuilt, &inner, timestamp)?;
-    let dir = NATIVE_ARCHIVE.rsplit_once('/').map_or("", |(dir, _)| dir);
-    outer.insert(format!("{dir}/"), Entry::Dir);
+    outer.insert(format!("{PYFERRY_DIR}/"), Entry::Dir);
     outer.insert(
         NATIVE_ARCHIVE.to_owned(),
         Entry::File(SourceFile {

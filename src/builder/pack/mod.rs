@@ -16,9 +16,9 @@ mod units;
 use crate::build_python::BUILD_PYTHON;
 use crate::error::{Error, Result, io};
 use crate::format::manifest::{self, Manifest};
-use crate::format::units::{Placement, REPORT, UnitReport};
+use crate::format::units::{Placement, REPORT, UnitReport, extracted_names};
 use crate::format::{
-    BOOTSTRAP_MODULE, BOOTSTRAP_SOURCE, Flavor, NATIVE_ARCHIVE, archive_path, stdlib_unit,
+    BOOTSTRAP_MODULE, BOOTSTRAP_SOURCE, Flavor, PYFERRY_DIR, archive_path, stdlib_unit,
 };
 use archive::Entry;
 use python::{BuildPython, CompileJob};
@@ -125,11 +125,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         });
         phases.done("pack: standard library");
     }
-    let extracted = units
-        .iter()
-        .filter(|unit| matches!(unit.placement, Placement::Extracted(_)))
-        .map(|unit| unit.name.clone())
-        .collect();
+    let extracted = extracted_names(&units);
     add_units_report(&mut entries, &units, work.path())?;
 
     let manifest = Manifest {
@@ -203,26 +199,8 @@ fn gather_app(
         extract: &options.extract,
         archive: &options.no_extract,
     };
-    let mut units = units::place(&tree, &overrides)?;
-    // The path finder looks for the pycs of extracted top-level modules in
-    // a top-level `__pycache__`: it goes with them.
-    if units
-        .iter()
-        .any(|unit| unit.name.ends_with(".py") && matches!(unit.placement, Placement::Extracted(_)))
-    {
-        units.push(UnitReport {
-            name: PYCACHE.to_owned(),
-            placement: Placement::Extracted(
-                "the bytecode of the extracted top-level modules".to_owned(),
-            ),
-        });
-        units.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-    let extracted: Vec<String> = units
-        .iter()
-        .filter(|unit| matches!(unit.placement, Placement::Extracted(_)))
-        .map(|unit| unit.name.clone())
-        .collect();
+    let units = units::place(&tree, &overrides)?;
+    let extracted = extracted_names(&units);
     add_bootstrap(&mut tree, work_dir)?;
     let entries = plan_entries(
         &tree,
@@ -291,8 +269,7 @@ fn add_units_report(
         reason: format!("cannot write the units report: {e}").into(),
     })?;
     std::fs::write(&path, json).map_err(io("write", &path))?;
-    let (dir, _) = REPORT.rsplit_once('/').unwrap_or(("", REPORT));
-    entries.insert(format!("{dir}/"), Entry::Dir);
+    entries.insert(format!("{PYFERRY_DIR}/"), Entry::Dir);
     entries.insert(
         REPORT.to_owned(),
         Entry::File(SourceFile {
@@ -307,8 +284,7 @@ fn add_units_report(
 /// byte-compiled with it like any of its modules: compiling it from source
 /// at every start cost 0.6 ms.
 fn add_bootstrap(tree: &mut Tree, work_dir: &Path) -> Result<()> {
-    let pyferry_dir = NATIVE_ARCHIVE.split('/').next().unwrap_or(NATIVE_ARCHIVE);
-    for reserved in [stdlib_unit::UNIT, pyferry_dir] {
+    for reserved in [stdlib_unit::UNIT, PYFERRY_DIR] {
         if let Some(name) = tree
             .files
             .keys()
@@ -427,9 +403,6 @@ fn app_name(options: &PackOptions) -> Result<String> {
     }
 }
 
-/// Where the path finder looks for a module's bytecode, beside its source.
-const PYCACHE: &str = "__pycache__";
-
 /// The archive's entries: the app's files, their pycs, and directories.
 ///
 /// Modules imported from the zip get `mod.pyc` beside `mod.py` (where
@@ -459,7 +432,7 @@ fn plan_entries(
             } else {
                 format!("{dir}/")
             };
-            format!("{dir}{PYCACHE}/{module}.{}.pyc", python.cache_tag)
+            format!("{dir}{}/{module}.{}.pyc", units::PYCACHE, python.cache_tag)
         } else {
             format!("{stem}.pyc")
         };

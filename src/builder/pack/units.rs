@@ -54,8 +54,25 @@ pub fn place(tree: &Tree, overrides: &Overrides) -> Result<Vec<UnitReport>> {
             placement,
         });
     }
+    // The path finder looks for the pycs of extracted top-level modules in
+    // a top-level `__pycache__`: it goes with them.
+    if reports
+        .iter()
+        .any(|unit| unit.name.ends_with(".py") && unit.is_extracted())
+    {
+        reports.push(UnitReport {
+            name: PYCACHE.to_owned(),
+            placement: Placement::Extracted(
+                "the bytecode of the extracted top-level modules".to_owned(),
+            ),
+        });
+        reports.sort_by(|a, b| a.name.cmp(&b.name));
+    }
     Ok(reports)
 }
+
+/// Where the path finder looks for a module's bytecode, beside its source.
+pub const PYCACHE: &str = "__pycache__";
 
 fn placement(tree: &Tree, unit: &str, files: &[&str], overrides: &Overrides) -> Result<Placement> {
     let forced = |list: &[String]| list.iter().any(|name| name == unit);
@@ -125,6 +142,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::builder::pack::tree::SourceFile;
+    use crate::format::units::extracted_names;
 
     fn tree(files: &[(&str, &str)]) -> (tempfile::TempDir, Tree) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -141,14 +159,6 @@ mod tests {
             );
         }
         (dir, tree)
-    }
-
-    fn extracted(reports: &[UnitReport]) -> Vec<&str> {
-        reports
-            .iter()
-            .filter(|report| matches!(report.placement, Placement::Extracted(_)))
-            .map(|report| report.name.as_str())
-            .collect()
     }
 
     #[test]
@@ -168,7 +178,7 @@ mod tests {
         ]);
         let reports = place(&tree, &Overrides::default()).expect("placed");
         assert_eq!(
-            extracted(&reports),
+            extracted_names(&reports),
             [
                 "_cffi_backend.cpython-311-x86_64-linux-gnu.so",
                 "fast",
@@ -199,7 +209,7 @@ mod tests {
             archive: &archive,
         };
         let reports = place(&tree, &overrides).expect("placed");
-        assert_eq!(extracted(&reports), ["fast", "pure"]);
+        assert_eq!(extracted_names(&reports), ["fast", "pure"]);
         for bad in [["fast".to_owned()], ["nothere".to_owned()]] {
             let overrides = Overrides {
                 extract: &[],
@@ -207,5 +217,12 @@ mod tests {
             };
             assert!(place(&tree, &overrides).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn extracted_top_level_modules_take_their_bytecode_dir() {
+        let (_dir, tree) = tree(&[("tool.py", "print(__file__)\n"), ("pure.py", "")]);
+        let reports = place(&tree, &Overrides::default()).expect("placed");
+        assert_eq!(extracted_names(&reports), [PYCACHE, "tool.py"]);
     }
 }
