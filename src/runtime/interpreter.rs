@@ -47,6 +47,21 @@ pub enum Mode<'a> {
     CommandLine { prelude: &'a str },
 }
 
+/// Rust's runtime catches SIGSEGV and SIGBUS (to report a stack overflow
+/// of its own); python starts with the kernel's defaults. Left installed,
+/// Rust's handler swallows a raised SIGSEGV (the process then exits 0) and
+/// faulthandler's re-raise after its report: a crash would pass for a
+/// success. Python installs its own handlers (SIGINT, SIGPIPE, SIGXFSZ)
+/// during initialization.
+fn restore_fatal_signal_defaults() {
+    for signal in [libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: setting a signal's disposition to SIG_DFL has no memory
+        // effects; Rust's handler needs no teardown (its alternate signal
+        // stack stays mapped, unused).
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+}
+
 /// An initialized `PyConfig` that is cleared however we leave.
 struct Config(py::PyConfig);
 
@@ -87,6 +102,7 @@ impl Interpreter {
         for (name, value) in launch.environment {
             set_environment(name, value);
         }
+        restore_fatal_signal_defaults();
         let parse_argv = matches!(launch.mode, Mode::CommandLine { .. });
         let argv = c_strings(launch.argv)?;
         if let Some(exit) = pre_initialize(parse_argv.then_some(argv.as_slice()))? {

@@ -222,6 +222,49 @@ fn exit_paths_match_python() {
     assert!(stderr(&packed).ends_with("BrokenPipeError: [Errno 32] Broken pipe\n"));
 }
 
+/// A fatal signal kills the packed app as it kills python, raised by the
+/// app or re-raised by faulthandler after its report: no handler of the
+/// runtime's own turns a crash into a success.
+#[test]
+fn fatal_signals_kill_the_app_as_they_kill_python() {
+    let cx = TestContext::new();
+    let script = "import ctypes, faulthandler, os, signal, sys\n\
+        mode = sys.argv[1]\n\
+        if mode == 'raise': os.kill(os.getpid(), getattr(signal, sys.argv[2]))\n\
+        if mode == 'fault':\n    faulthandler.enable()\n    ctypes.string_at(0)\n\
+        print('survived')\n";
+    let app = cx.write_tree("app", &[("__main__.py", script)]);
+    let exe = cx.pack("crash", &[app.to_str().expect("utf-8")]);
+    for args in [
+        &["raise", "SIGSEGV"][..],
+        &["raise", "SIGBUS"],
+        &["raise", "SIGABRT"],
+        &["fault"],
+    ] {
+        let packed = cx.run(&exe, args);
+        let mut python_args = vec![app.to_str().expect("utf-8")];
+        python_args.extend(args);
+        let python = cx.python(&python_args);
+        assert!(
+            python.status.signal().is_some(),
+            "{args:?}: {}",
+            describe(&python)
+        );
+        assert_eq!(
+            packed.status.signal(),
+            python.status.signal(),
+            "{args:?}: {}",
+            describe(&packed)
+        );
+        assert_eq!(stdout(&packed), "", "{args:?}");
+        assert_eq!(
+            stderr(&packed).lines().next(),
+            stderr(&python).lines().next(),
+            "{args:?}"
+        );
+    }
+}
+
 #[test]
 fn runtime_flags_from_the_environment_work() {
     let cx = TestContext::new();
