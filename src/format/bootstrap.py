@@ -24,6 +24,7 @@ def main(app, module, function, log, stdlib_dir):
     else:
         _locate_frozen_modules(stdlib_dir, _imp)
     _load_archive_modules_once(sys.executable, zipimport)
+    _watch_for_linecache()
     _add_site_builtins()
     own_frames = ("<string>", "<frozen runpy>", main.__code__.co_filename)
 
@@ -93,7 +94,28 @@ def main(app, module, function, log, stdlib_dir):
                 f"(`{module}` has no `{function}`)\n"
                 f"  hint: pack it again with the right `-e MODULE[:FUNC]`"
             )
-    sys.exit(target())
+    _call_like_a_console_script(function, getattr(sys.modules[module], function.split(".")[0]))
+
+
+# pip's console-script wrapper, whose last line calls the function: in a
+# venv, tracebacks and warnings (`stacklevel=2`) name this frame, as
+# `File "/venv/bin/tool", line 8, in <module>`. The app names the same
+# line of its executable; linecache is given the text (`_seed_linecache`).
+_CONSOLE_SCRIPT_LINE = 8
+
+
+def _call_like_a_console_script(function, head):
+    # Indented as in pip's wrapper, for the carets under the call.
+    lines = ["\n"] * (_CONSOLE_SCRIPT_LINE - 2)
+    lines += ["if __name__ == '__main__':\n", f"    sys.exit({function}())\n"]
+    code = compile("".join(lines), sys.executable, "exec", dont_inherit=True)
+    _console_script_lines[:] = lines
+    if "linecache" in sys.modules:
+        _seed_console_script(sys.modules["linecache"])
+    exec(code, {"__name__": "__main__", "sys": sys, function.split(".")[0]: head})
+
+
+_console_script_lines = []
 
 
 def python(stdlib_dir, site):
@@ -107,6 +129,7 @@ def python(stdlib_dir, site):
     if sys.version_info >= (3, 11):
         _locate_frozen_modules(stdlib_dir, _imp)
     _load_archive_modules_once(sys.executable, zipimport)
+    _watch_for_linecache()
     sys.meta_path.append(_MainAlias(_spec_finder(_frozen_importlib)))
     if site:
         _add_site_builtins()
@@ -187,8 +210,36 @@ def _load_archive_modules_once(archive, zipimport):
 
     # Named like its base: code that looks at a loader's class name sees
     # what it would see under python.
+    fix_co_filename = getattr(sys.modules.get("_imp"), "_fix_co_filename", None)
+
     class zipimporter(stock):
         __module__ = "zipimport"
+
+        def get_code(self, fullname):
+            # Name the code after its source in the archive, as python names
+            # a module's code after its file (`/path/app/pkg/mod.py`): pack
+            # compiled it under a relative name, which linecache would look
+            # up in the working directory, where another file of that name
+            # may be. linecache finds the source through `_ARCHIVED_SOURCES`.
+            code = super().get_code(fullname)
+            if self.archive == archive and fix_co_filename is not None:
+                try:
+                    name = archived_file(self, fullname)
+                except Exception:
+                    name = None
+                if name is not None and name.endswith(".pyc"):
+                    fix_co_filename(code, name[:-1])
+                    _ARCHIVED_SOURCES[name[:-1]] = (self, fullname)
+            return code
+
+        def find_spec(self, fullname, target=None):
+            # The archive's root `__main__` is the app's entry point and
+            # nothing else: `runpy.run_path(dir)` of a directory without a
+            # `__main__.py` searches sys.path for one, and must fail there as
+            # in python instead of running the app.
+            if fullname == "__main__" and self.archive == archive and not _app_main_wanted:
+                return None
+            return super().find_spec(fullname, target)
 
         def get_filename(self, fullname):
             if self.archive == archive:
@@ -220,6 +271,83 @@ def _load_archive_modules_once(archive, zipimport):
     return True
 
 
+# Source file name (as the code names it) -> (importer, module name), for
+# the modules imported from the archive.
+_ARCHIVED_SOURCES = {}
+
+
+def _watch_for_linecache():
+    # linecache reads sources from the file system, and from an importer
+    # only when given the module's globals: tracebacks give them, warnings
+    # do not, so a warning from an archived module showed no source line.
+    # When linecache is first imported it learns the archive's sources; no
+    # start pays for importing it.
+    if "linecache" in sys.modules:
+        _teach_linecache(sys.modules["linecache"])
+    else:
+        sys.meta_path.insert(0, _LinecacheWatch())
+
+
+class _LinecacheWatch:
+    # First on sys.meta_path until linecache is imported; answers for no
+    # other module.
+    def find_spec(self, name, path=None, target=None):
+        if name != "linecache":
+            return None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+        import _frozen_importlib
+
+        spec = _frozen_importlib._find_spec(name, None)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _TeachAfterLoading(spec.loader)
+        return spec
+
+
+class _TeachAfterLoading:
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        # The module and its spec name the real loader, as under python.
+        module.__loader__ = module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        _teach_linecache(module)
+
+
+def _teach_linecache(linecache):
+    try:
+        stock = linecache.updatecache
+    except AttributeError:
+        return  # Not the linecache we know: stock behaviour.
+
+    def updatecache(filename, module_globals=None):
+        if module_globals is None:
+            found = _ARCHIVED_SOURCES.get(filename)
+            if found is not None:
+                importer, name = found
+                module_globals = {"__name__": name, "__loader__": importer}
+        return stock(filename, module_globals)
+
+    updatecache.__wrapped__ = stock
+    linecache.updatecache = updatecache
+    _seed_console_script(linecache)
+
+
+def _seed_console_script(linecache):
+    cache = getattr(linecache, "cache", None)
+    if _console_script_lines and isinstance(cache, dict):
+        # No mtime: checkcache keeps the entry (as for sources from a loader).
+        text = "".join(_console_script_lines)
+        cache[sys.executable] = (len(text), None, list(_console_script_lines), sys.executable)
+
+
 def _locate_frozen_modules(stdlib_dir, imp):
     # getpath leaves sys._stdlib_dir unset when the embedder sets sys.path,
     # and the standard modules frozen into CPython (os, codecs, io) then
@@ -239,6 +367,19 @@ def _locate_frozen_modules(stdlib_dir, imp):
         except Exception:
             return  # Not the API we know: leave __file__ unset, as stock.
         module.__file__ = path
+
+
+# True while the bootstrap itself looks for the archive's root `__main__`.
+_app_main_wanted = False
+
+
+def _find_app_main(find):
+    global _app_main_wanted
+    _app_main_wanted = True
+    try:
+        return find("__main__")
+    finally:
+        _app_main_wanted = False
 
 
 def _spec_finder(frozen_importlib):
@@ -268,7 +409,7 @@ def _run_as_main(app, name, find):
     # importing runpy: it pulls in importlib.util, contextlib and
     # collections, a few milliseconds on every start.
     try:
-        spec = find(name)
+        spec = _find_app_main(find) if name == "__main__" else find(name)
         if spec is not None and spec.submodule_search_locations is not None:
             # A package runs its __main__ submodule.
             spec = find(name + ".__main__")
@@ -324,7 +465,7 @@ class _MainAlias:
     def find_spec(self, name, path=None, target=None):
         if name != MAIN_ALIAS:
             return None
-        spec = self._find("__main__")
+        spec = _find_app_main(self._find)
         if spec is None or spec.submodule_search_locations is not None:
             return None
         return _aliased(spec)

@@ -109,6 +109,15 @@ pub mod stdlib_unit {
     pub const EXTENSION_RPATH: &str = "$ORIGIN/../..";
 }
 
+/// The extracted unit that holds the libraries an app's native code takes
+/// from the system where the manylinux policy lets wheels do so
+/// (`libstdc++.so.6`, `libgcc_s.so.1`, `libz.so.1`), carried by the standalone flavor for
+/// machines without them. The runtime loads the machine's own copy when it
+/// has one (other system libraries the app loads may need its newer
+/// version), this one otherwise, before the interpreter starts: extension
+/// modules then find the library loaded, by its name.
+pub const FALLBACK_LIBRARIES: &str = ".fallback-libs";
+
 /// What is wrong with the bytes of a packed executable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Damage {

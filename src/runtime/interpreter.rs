@@ -62,6 +62,36 @@ fn restore_fatal_signal_defaults() {
     }
 }
 
+/// Loads the libraries of `format::FALLBACK_LIBRARIES` (in `dir`): the
+/// machine's own copy of each where it has one, the app's otherwise. The
+/// extension modules that need one then find it loaded, by its name.
+pub fn load_fallback_libraries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return; // Not extracted: the extension modules will say what is missing.
+    };
+    let mut libraries: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
+    // libgcc_s before libstdc++, which needs it.
+    libraries.sort();
+    for library in libraries {
+        let soname = library.file_name().map(|name| name.as_bytes().to_vec());
+        let (Ok(soname), Ok(path)) = (
+            CString::new(soname.unwrap_or_default()),
+            CString::new(library.as_os_str().as_bytes()),
+        ) else {
+            continue;
+        };
+        // SAFETY: dlopen with NUL-terminated names. The library's
+        // initializers run now rather than when an extension module needs
+        // it; the handles stay open for the life of the process, as the
+        // extension modules' would.
+        unsafe {
+            if libc::dlopen(soname.as_ptr(), libc::RTLD_LAZY).is_null() {
+                libc::dlopen(path.as_ptr(), libc::RTLD_LAZY);
+            }
+        }
+    }
+}
+
 /// An initialized `PyConfig` that is cleared however we leave.
 struct Config(py::PyConfig);
 

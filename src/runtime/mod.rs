@@ -93,8 +93,18 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         true => None,
         false => Some(cache::ensure_extracted(&payload)?),
     };
-    if version.is_some() {
+    if let Some(version) = &version {
         phases.done("cache");
+        if payload
+            .manifest
+            .extracted
+            .iter()
+            .any(|unit| unit == crate::format::FALLBACK_LIBRARIES)
+        {
+            interpreter::load_fallback_libraries(
+                &version.dir.join(crate::format::FALLBACK_LIBRARIES),
+            );
+        }
     }
     let mut python = python_location(&payload, version.as_ref().map(|v| v.dir.as_path()))?;
     let python_option = |letter| invocation::has_python_option(args, letter);

@@ -524,3 +524,28 @@ fn multiprocessing_workers_in_the_root_main_module() {
     let (packed, python) = packed_and_python("unguarded", source, Path::to_path_buf);
     assert_eq!(packed, python);
 }
+
+/// The archive's root `__main__` is the app's entry point and nothing else:
+/// `runpy.run_path` of a directory without a `__main__.py` fails as in
+/// python, in the app and in its python children, instead of running the app.
+#[test]
+fn the_root_main_module_is_only_the_entry_point() {
+    let cx = TestContext::new();
+    let code = "import runpy, sys, tempfile\n\
+        empty = tempfile.mkdtemp()\n\
+        try:\n    runpy.run_path(empty)\n\
+        except ImportError as error:\n    print(type(error).__name__, str(error).replace(empty, 'DIR'))\n\
+        else:\n    print('ran something')\n";
+    let app = cx.write_tree("app", &[("__main__.py", code)]);
+    let exe = cx.pack("runpath", &[app.to_str().expect("utf-8")]);
+    let python = success(&cx.python(&["-I", "-c", code]));
+    assert!(python.starts_with("ImportError"), "{python}");
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
+    let child = cx
+        .command(&exe)
+        .env("PYFERRY_INTERPRETER", "1")
+        .args(["-c", code])
+        .output()
+        .expect("run");
+    assert_eq!(success(&child), python);
+}

@@ -3,6 +3,7 @@
 //! Python by design.)
 
 use crate::context::{TestContext, describe, stderr, success};
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -73,6 +74,9 @@ fn is_glibc(path: &str) -> bool {
         "libm.so.6",
         "libpthread.so.0",
         "libdl.so.2",
+        "librt.so.1",
+        "libutil.so.1",
+        "libresolv.so.2",
     ]
     .contains(&name)
 }
@@ -107,41 +111,8 @@ fn runs_in_a_chroot_that_holds_only_glibc() {
     );
     assert!(needed.iter().any(|path| path.ends_with("/libc.so.6")));
 
-    // The root: glibc's files at their paths, the app, an empty /tmp (the
-    // cache falls back there: no HOME, no passwd), and mount points for
-    // /proc (the runtime reads /proc/self/exe) and /dev/shm (multiprocessing
-    // semaphores).
-    let root = cx.path().join("root");
-    for path in &needed {
-        let copy = root.join(path.trim_start_matches('/'));
-        fs::create_dir_all(copy.parent().expect("parent")).expect("mkdir");
-        fs::copy(path, &copy).expect("copy a glibc file");
-    }
-    for dir in ["tmp", "proc", "dev/shm"] {
-        fs::create_dir_all(root.join(dir)).expect("mkdir");
-    }
-    fs::copy(&exe, root.join("app")).expect("copy the app");
-    let files = list_files(&root);
-    assert!(
-        files.iter().all(|f| f == "app" || is_glibc(f)),
-        "the root holds more than glibc and the app: {files:?}"
-    );
-    // Data, not code: CA certificates, at Fedora's path.
-    let bundle = root.join("etc/pki/tls/certs/ca-bundle.crt");
-    fs::create_dir_all(bundle.parent().expect("parent")).expect("mkdir");
-    fs::copy("/etc/ssl/certs/ca-certificates.crt", &bundle).expect("copy certificates");
-
-    let script = "mount -t proc proc \"$0/proc\" && mount -t tmpfs tmpfs \"$0/dev/shm\" \
-                  && exec chroot \"$0\" /app";
-    let run = || {
-        let mut command = cx.command("unshare");
-        command
-            .args(["--mount", "--propagation", "private", "sh", "-c", script])
-            .arg(&root)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").expect("PATH"));
-        command.output().expect("unshare")
-    };
+    let root = glibc_root(&cx, &exe, &needed);
+    let run = || run_in_root(&cx, &root);
     let first = run();
     assert_eq!(success(&first), EXPECTED, "{}", describe(&first));
     // Extracted once, to the fallback cache inside the root; reused.
@@ -153,6 +124,104 @@ fn runs_in_a_chroot_that_holds_only_glibc() {
     let second = run();
     assert_eq!(success(&second), EXPECTED, "{}", describe(&second));
     assert!(stderr(&second).is_empty(), "{}", describe(&second));
+}
+
+/// A root that holds glibc's files at their paths (`needed`), the app as
+/// `/app`, an empty /tmp (the cache falls back there: no HOME, no passwd),
+/// and mount points for /proc (the runtime reads /proc/self/exe) and
+/// /dev/shm (multiprocessing semaphores).
+fn glibc_root(cx: &TestContext, exe: &Path, needed: &[String]) -> PathBuf {
+    let root = cx.path().join("root");
+    // And the rest of glibc's libraries, which extension modules may name.
+    let libc = needed
+        .iter()
+        .find(|path| path.ends_with("/libc.so.6"))
+        .expect("the executable needs libc");
+    let lib_dir = Path::new(libc).parent().expect("libc's directory");
+    let siblings = [
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+        "libutil.so.1",
+        "libresolv.so.2",
+    ]
+    .iter()
+    .map(|name| lib_dir.join(name).to_string_lossy().into_owned())
+    .filter(|path| Path::new(path).exists());
+    let glibc: BTreeSet<String> = needed.iter().cloned().chain(siblings).collect();
+    for path in &glibc {
+        let copy = root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(copy.parent().expect("parent")).expect("mkdir");
+        fs::copy(path, &copy).expect("copy a glibc file");
+    }
+    for dir in ["tmp", "proc", "dev/shm"] {
+        fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    fs::copy(exe, root.join("app")).expect("copy the app");
+    let files = list_files(&root);
+    assert!(
+        files.iter().all(|f| f == "app" || is_glibc(f)),
+        "the root holds more than glibc and the app: {files:?}"
+    );
+    // Data, not code: CA certificates, at Fedora's path.
+    let bundle = root.join("etc/pki/tls/certs/ca-bundle.crt");
+    fs::create_dir_all(bundle.parent().expect("parent")).expect("mkdir");
+    fs::copy("/etc/ssl/certs/ca-certificates.crt", &bundle).expect("copy certificates");
+    root
+}
+
+/// Runs `/app` chrooted into `root`, in a mount namespace of its own.
+fn run_in_root(cx: &TestContext, root: &Path) -> std::process::Output {
+    let script = "mount -t proc proc \"$0/proc\" && mount -t tmpfs tmpfs \"$0/dev/shm\" \
+                  && exec chroot \"$0\" /app";
+    cx.command("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .arg(root)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").expect("PATH"))
+        .output()
+        .expect("unshare")
+}
+
+const NATIVE_WHEELS_APP: &str = "import numpy, pydantic_core\n\
+    print(numpy.fft.fft(numpy.ones(4)).real, numpy.linalg.det(numpy.eye(3)))\n\
+    print(pydantic_core.SchemaValidator({'type': 'int'}).validate_python('42'))\n\
+    with open('/proc/self/maps') as maps:\n    \
+    carried = sorted({line.rsplit('/', 1)[1].strip() for line in maps if '/.fallback-libs/' in line})\n\
+    print('carried', carried)\n";
+
+/// numpy's C++ and pydantic-core's Rust need libstdc++ and libgcc_s, which
+/// manylinux lets wheels take from the system: where the machine has none,
+/// the app's own copies are loaded; where it has them, the machine's.
+#[test]
+fn native_wheels_run_in_a_chroot_that_holds_only_glibc() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("native-app", &[("__main__.py", NATIVE_WHEELS_APP)]);
+    let wheels = crate::context::wheel_dir().to_str().expect("utf-8");
+    let exe = cx.pack(
+        "native",
+        &[
+            app.to_str().expect("utf-8"),
+            "numpy",
+            "pydantic-core",
+            "--",
+            "--no-index",
+            "--find-links",
+            wheels,
+        ],
+    );
+    let venv = crate::context::venv_output(&cx, &app);
+    assert!(venv.ends_with("carried []\n"), "{venv}");
+    // This machine has both: its own are loaded.
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), venv);
+
+    let root = glibc_root(&cx, &exe, &ldd_files(&exe));
+    let chrooted = run_in_root(&cx, &root);
+    let expected = venv.replace(
+        "carried []",
+        "carried ['libgcc_s.so.1', 'libstdc++.so.6', 'libz.so.1']",
+    );
+    assert_eq!(success(&chrooted), expected, "{}", describe(&chrooted));
 }
 
 fn list_files(root: &Path) -> Vec<String> {
@@ -210,17 +279,30 @@ fn left_out_parts_of_the_standard_library_can_be_kept() {
     );
 }
 
-/// A traceback through the carried standard library names its files as the
-/// app's own are named, relative: nothing of the build machine's paths.
+/// A traceback through the carried standard library names its files where
+/// they are, in the app's cache, with their source lines, as python's
+/// tracebacks do: nothing of the build machine's paths.
 #[test]
-fn standard_library_frames_name_their_files_relatively() {
+fn standard_library_frames_name_their_files_and_lines() {
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("__main__.py", "import json\njson.loads('{')\n")]);
     let exe = cx.pack("frames", &[app.to_str().expect("utf-8")]);
     let output = cx.run(&exe, &[] as &[&str]);
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
-    assert!(text.contains("  File \"json/decoder.py\", line "), "{text}");
+    let decoder = format!(
+        "/.python/lib/python{}/json/decoder.py\", line ",
+        pyferry::build_python::PYTHON_VERSION
+    );
+    assert!(text.contains(&decoder), "{text}");
+    let python = cx.python(&[app.join("__main__.py")]);
+    let source_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.starts_with("    ") && !line.trim_start().starts_with('^'))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(source_lines(&text), source_lines(&stderr(&python)));
     let build_prefix = pyferry::build_python::PYTHON_HOME;
     assert!(!text.contains(build_prefix), "{text}");
     assert!(text.ends_with("(char 1)\n"), "{text}");
@@ -248,18 +330,18 @@ fn apps_share_one_extracted_standard_library() {
     };
     assert!(!run(&first).contains("linked the standard library"));
     assert!(run(&second).contains("linked the standard library"));
-    let os_pyc = |key: &String| {
+    let os_module = |key: &String| {
         cx.cache_dir()
             .join(key)
             .join(".python/lib")
             .join(format!("python{}", pyferry::build_python::PYTHON_VERSION))
-            .join("os.pyc")
+            .join("os.py")
     };
     let keys = version_dirs(&cx.cache_dir());
     assert_eq!(keys.len(), 2, "{keys:?}");
     let inodes: Vec<u64> = keys
         .iter()
-        .map(|key| fs::metadata(os_pyc(key)).expect("os.pyc").ino())
+        .map(|key| fs::metadata(os_module(key)).expect("os.py").ino())
         .collect();
     assert_eq!(inodes[0], inodes[1], "one copy on disk");
 

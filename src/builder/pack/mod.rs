@@ -6,6 +6,8 @@
 
 mod archive;
 mod entry;
+#[cfg(pyferry_flavor = "standalone")]
+mod fallback_libraries;
 mod inputs;
 mod python;
 #[cfg(pyferry_flavor = "standalone")]
@@ -183,10 +185,15 @@ fn gather_app(
             &options.pip_args,
             options.verbose,
         )?;
-        // pip --target puts console-script wrappers in bin/: not importable.
+        // pip --target puts console-script wrappers in bin/, and the
+        // programs that wheels carry as scripts (ruff's, uv's), which their
+        // packages look for there, next to the package directory.
         tree.add_dir(&staging, |top| top == "bin")?;
+        add_native_programs(&mut tree, &staging.join("bin"))?;
         drop_install_paths(&mut tree, &work_dir.join("records"))?;
     }
+    #[cfg(pyferry_flavor = "standalone")]
+    fallback_libraries::add(&mut tree)?;
     phases.done("pack: inputs");
     let entry = entry::resolve(
         options.entry.as_deref(),
@@ -211,6 +218,33 @@ fn gather_app(
     )?;
     phases.done("pack: byte-compile");
     Ok((entry, units, entries))
+}
+
+/// Adds the native programs of pip's `bin/` (not its console-script
+/// wrappers, which name the build interpreter and which the entry point
+/// replaces, nor scripts that would need that interpreter) as `bin/NAME`.
+fn add_native_programs(tree: &mut Tree, bin: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(bin) else {
+        return Ok(()); // Nothing installed a script.
+    };
+    for entry in entries {
+        let entry = entry.map_err(io("list", bin))?;
+        let path = entry.path();
+        let mut magic = [0u8; 4];
+        let is_elf = std::fs::File::open(&path)
+            .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut magic))
+            .is_ok()
+            && magic == *b"\x7fELF";
+        if is_elf {
+            let name = format!("bin/{}", entry.file_name().to_string_lossy());
+            let file = SourceFile {
+                path,
+                executable: true,
+            };
+            tree.files.insert(name, file);
+        }
+    }
+    Ok(())
 }
 
 /// Puts single-file scripts at the archive root, each as the module its
@@ -426,13 +460,7 @@ fn plan_entries(
             .iter()
             .any(|unit| unit == archive_path::top_level(name))
         {
-            let (dir, module) = stem.rsplit_once('/').unwrap_or(("", stem));
-            let dir = if dir.is_empty() {
-                String::new()
-            } else {
-                format!("{dir}/")
-            };
-            format!("{dir}{}/{module}.{}.pyc", units::PYCACHE, python.cache_tag)
+            python.pycache_name(name)
         } else {
             format!("{stem}.pyc")
         };

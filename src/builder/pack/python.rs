@@ -103,6 +103,23 @@ impl BuildPython {
     }
 
     /// `major.minor`, as in the manifest.
+    /// Where CPython looks for the pyc of the module file `relative`
+    /// (`json/decoder.py`): `json/__pycache__/decoder.cpython-311.pyc`.
+    pub fn pycache_name(&self, relative: &str) -> String {
+        let (dir, file) = relative.rsplit_once('/').unwrap_or(("", relative));
+        let stem = file.strip_suffix(".py").unwrap_or(file);
+        let dir = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        format!(
+            "{dir}{}/{stem}.{}.pyc",
+            super::units::PYCACHE,
+            self.cache_tag
+        )
+    }
+
     pub fn minor_version(&self) -> String {
         match self.version.as_slice() {
             [major, minor, ..] => format!("{major}.{minor}"),

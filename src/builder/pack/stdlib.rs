@@ -3,10 +3,13 @@
 //! pycs, its extension modules, and the shared libraries those need beyond
 //! glibc, as the dynamic linker itself resolves them (`ldd`).
 //!
-//! Pycs: compiled here, named by their path in the standard library
-//! (`json/decoder.py`), as the app's modules are: the interpreter's own
-//! `__pycache__` files would show the build machine's paths in tracebacks
-//! (and make two builds of the same app differ by where pyenv lives).
+//! Sources and pycs, laid out as in python's own standard library
+//! (`json/decoder.py`, `json/__pycache__/decoder.cpython-311.pyc`): linters
+//! (pylint's astroid), `inspect.getsource`, tracebacks and warnings read the
+//! sources, and CPython names each module's code after its source file when
+//! it loads the pyc. The pycs are compiled here, unchecked-hash: the
+//! interpreter's own `__pycache__` files would name the build machine's
+//! paths (and make two builds of the same app differ by where pyenv lives).
 //! Extension modules are stripped of debug information (when
 //! `strip` is on PATH; pyenv builds keep 8 MB of it) and their RUNPATH is
 //! rewritten to find the bundled libraries (`elf::Image::rewrite_search_path`).
@@ -224,25 +227,33 @@ fn materialize(
     let stdlib = format!("{unit}/{}", stdlib_unit::stdlib_dir());
     let mut files = BTreeMap::new();
     let mut jobs = Vec::new();
+    let mut failed = BTreeSet::new();
     for relative in &plan.modules {
-        let target = work_dir.join("stdlib-pyc").join(format!("{relative}c"));
+        let pyc = python.pycache_name(relative);
+        let target = work_dir.join("stdlib-pyc").join(&pyc);
         jobs.push(CompileJob {
             source: python.stdlib_dir.join(relative),
             target: target.clone(),
             display: relative.clone(),
         });
-        let source = SourceFile {
+        let compiled = SourceFile {
             path: target,
             executable: false,
         };
-        files.insert(format!("{stdlib}/{relative}c"), source);
+        files.insert(format!("{stdlib}/{pyc}"), compiled);
+        let source = SourceFile {
+            path: python.stdlib_dir.join(relative),
+            executable: false,
+        };
+        files.insert(format!("{stdlib}/{relative}"), source);
     }
     // The test suite holds files that are invalid on purpose; like
     // compileall, leave out what does not compile (nothing can import it).
     for failure in python.compile(&jobs)? {
         crate::debug::note(&format!("left out `{}`: it does not compile", failure.file));
+        failed.insert(format!("{stdlib}/{}", failure.file));
     }
-    files.retain(|_, source| source.path.is_file());
+    files.retain(|name, source| !failed.contains(name) && source.path.is_file());
     for (relative, source) in &plan.data {
         files.insert(format!("{stdlib}/{relative}"), source.clone());
     }

@@ -93,6 +93,12 @@ fn placement(tree: &Tree, unit: &str, files: &[&str], overrides: &Overrides) -> 
     if forced(overrides.archive) {
         return Ok(Placement::Archived("asked for (`--no-extract`)".to_owned()));
     }
+    if unit == crate::format::FALLBACK_LIBRARIES {
+        return Ok(Placement::Extracted(
+            "libraries the app's native code takes from the system, for machines without them"
+                .to_owned(),
+        ));
+    }
     if unit.ends_with(".dist-info") {
         return Ok(Placement::Extracted(
             "distribution metadata, which tools find by listing `sys.path` directories".to_owned(),
