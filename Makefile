@@ -31,7 +31,7 @@ DESTDIR ?=
 PYFERRY := $(TARGET_DIR)/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build run test test-flavor test-matrix fmt-check clippy install bench bench-rivals clean
+.PHONY: all build run test test-flavor test-compat test-matrix fmt-check clippy install bench bench-rivals clean
 
 all: build
 
@@ -60,6 +60,11 @@ endif
 TEST_TARGETS ?=
 test-flavor: build
 	$(CARGO) test --release --locked $(TEST_TARGETS)
+
+# The whole compatibility suite (tests/compat/apps.toml): every app packed
+# and compared with its venv install. `make test` runs its quick subset.
+test-compat: build
+	$(CARGO) test --release --locked --test it -- --include-ignored --skip python_compat compat::
 
 fmt-check:
 	$(CARGO) fmt --check

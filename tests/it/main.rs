@@ -7,6 +7,7 @@ mod archive;
 mod basic;
 mod bootstrap;
 mod cache;
+mod compat;
 mod desktop;
 mod distro;
 mod errors;
