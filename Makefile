@@ -31,7 +31,7 @@ DESTDIR ?=
 PYFERRY := $(TARGET_DIR)/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build run test test-flavor test-compat test-matrix fmt-check clippy install bench bench-rivals clean
+.PHONY: all build run test test-tools test-flavor test-compat test-matrix fmt-check clippy install bench bench-rivals clean
 
 all: build
 
@@ -45,7 +45,7 @@ run: build
 # The whole suite against the default (standalone) flavor, then against
 # the system flavor, which distro packages use; `make run` still finds the
 # standalone pyferry afterwards.
-test: fmt-check clippy test-flavor
+test: fmt-check clippy test-tools test-flavor
 ifeq ($(FLAVOR),standalone)
 	$(MAKE) --no-print-directory FLAVOR=system test-flavor TEST_TARGETS='--test it'
 	$(PYFERRY) --version | grep -q '(standalone' || \
@@ -65,6 +65,18 @@ test-flavor: build
 # and compared with its venv install. `make test` runs its quick subset.
 test-compat: build
 	$(CARGO) test --release --locked --test it -- --include-ignored --skip python_compat compat::
+
+# Programs the tests start, as program:Debian-package; installed when
+# missing: strace (a cache test holds a start up with its fault injection),
+# Xvfb and xwininfo (GUI apps shown on a real display).
+TEST_PROGRAMS := strace:strace Xvfb:xvfb xwininfo:x11-utils
+test-tools:
+	@missing=$$(for pair in $(TEST_PROGRAMS); do \
+	    command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
 fmt-check:
 	$(CARGO) fmt --check

@@ -15,6 +15,7 @@
 //! Pure byte work: nothing here does I/O beyond `Read + Seek`, and every
 //! malformed input is a `Damage`, never a panic.
 
+pub mod archive_hash;
 pub mod archive_path;
 pub mod elf;
 pub mod end_record;
@@ -107,6 +108,12 @@ pub mod stdlib_unit {
     /// The RPATH of an extension module in `dynload_dir` that finds
     /// `LIBRARY_DIR`.
     pub const EXTENSION_RPATH: &str = "$ORIGIN/../..";
+
+    /// Tcl's and Tk's script libraries (`init.tcl`, `tk.tcl`, ...), relative
+    /// to the unit, when it carries tkinter: the runtime points
+    /// `TCL_LIBRARY` and `TK_LIBRARY` at them.
+    pub const TCL_LIBRARY_DIR: &str = "tcltk/tcl";
+    pub const TK_LIBRARY_DIR: &str = "tcltk/tk";
 }
 
 /// The extracted unit that holds the libraries an app's native code takes
@@ -156,6 +163,8 @@ pub enum Damage {
     NoStandardLibrary,
     #[error("its archive is unreadable: {0}")]
     Unreadable(String),
+    #[error("its archive does not match the hash it was packed with: a damaged copy")]
+    HashMismatch,
     /// What the runtime's reader of the native archive found.
     #[error("{0}")]
     NativeArchive(String),

@@ -21,6 +21,7 @@
 
 use super::extract;
 use super::payload::Payload;
+use super::verify;
 use crate::error::{Error, Result};
 use crate::format::manifest::Manifest;
 use rustix::fs::StatVfsMountFlags;
@@ -98,7 +99,7 @@ pub fn root() -> Result<PathBuf> {
     let mut failures = Vec::new();
     for root in candidate_roots() {
         match prepare_root(&root, Audience::User) {
-            Ok(()) => return Ok(root),
+            Ok(real) => return Ok(real),
             Err(reason) => failures.push((root, reason)),
         }
     }
@@ -117,14 +118,39 @@ pub fn ensure_extracted(payload: &Payload) -> Result<Version> {
     for root in candidate_roots() {
         let attempt = prepare_root(&root, Audience::User)
             .map_err(Attempt::Unusable)
-            .and_then(|()| open_version(&root, payload, Audience::User));
+            .and_then(|real| open_version(&real, payload, Audience::User));
         match attempt {
-            Ok(version) => return Ok(version),
+            Ok(version) => {
+                verify_copy(&version.dir, payload)?;
+                return Ok(version);
+            }
             Err(Attempt::Unusable(reason)) => failures.push((root, reason)),
             Err(Attempt::Fatal(error)) => return Err(error),
         }
     }
     Err(unusable(failures))
+}
+
+/// Verifies this copy of the executable (`verify`), unless the version
+/// directory says it was verified already.
+fn verify_copy(dir: &Path, payload: &Payload) -> Result<()> {
+    let identity = verify::identity(&payload.file).ok();
+    let marker = identity.map(|identity| dir.join(verify::VERIFIED_DIR).join(identity));
+    if marker.as_ref().is_some_and(|marker| marker.exists()) {
+        return Ok(());
+    }
+    verify::archive(payload).map_err(|reason| Error::PayloadCorrupt {
+        exe: payload.path.clone(),
+        reason,
+    })?;
+    if let Some(marker) = marker {
+        // Best effort: a read-only cache verifies the copy at every start.
+        let _ = DirBuilder::new()
+            .mode(Audience::User.dir_mode())
+            .create(dir.join(verify::VERIFIED_DIR));
+        let _ = File::create(marker);
+    }
+    Ok(())
 }
 
 fn unusable(failures: Vec<(PathBuf, String)>) -> Error {
@@ -146,8 +172,8 @@ fn unusable(failures: Vec<(PathBuf, String)>) -> Error {
 /// step, run as root): world-readable, and never pruned by the app.
 pub fn extract_for_system(root: &Path, payload: &Payload) -> Result<Version> {
     let unusable_root = |reason: String| unusable(vec![(root.to_owned(), reason)]);
-    prepare_root(root, Audience::System).map_err(unusable_root)?;
-    match open_version(root, payload, Audience::System) {
+    let real = prepare_root(root, Audience::System).map_err(unusable_root)?;
+    match open_version(&real, payload, Audience::System) {
         Ok(version) => Ok(version),
         Err(Attempt::Unusable(reason)) => Err(unusable_root(reason)),
         Err(Attempt::Fatal(error)) => Err(error),
@@ -157,25 +183,33 @@ pub fn extract_for_system(root: &Path, payload: &Payload) -> Result<Version> {
 /// The system package's copy of this version, if there is one that only
 /// root can have written and that holds this very archive.
 fn system_version(manifest: &Manifest) -> Option<PathBuf> {
-    let root = Path::new(manifest.system_cache.as_deref()?);
+    let given = Path::new(manifest.system_cache.as_deref()?);
+    // By its path without symbolic links, whose every ancestor must be
+    // root's alone (`check_ancestors`): no user can swap it.
+    let root = &fs::canonicalize(given).ok()?;
     let dir = root.join(manifest.cache_key());
     let marker = fs::read_to_string(dir.join(MARKER)).ok()?;
     let trusted = |path: &Path| {
         fs::symlink_metadata(path)
             .is_ok_and(|meta| meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o022 == 0)
     };
-    let usable = marker.trim() == manifest.hash && trusted(root) && trusted(&dir);
+    let usable = marker.trim() == manifest.hash
+        && trusted(root)
+        && trusted(&dir)
+        && check_ancestors(root, 0).is_ok();
     if !usable {
         crate::debug::note(&format!(
-            "ignoring the system copy in {}: not root's, writable by others, or another version",
+            "ignoring the system copy in {}: not root's alone, writable by others, or another \
+             version",
             dir.display()
         ));
     }
     usable.then_some(dir)
 }
 
-/// Creates the root if needed and checks that it is safe to use.
-fn prepare_root(dir: &Path, audience: Audience) -> Result<(), String> {
+/// Creates the root if needed and checks that it is safe to use; returns it
+/// without symbolic links, as every later step names it.
+fn prepare_root(dir: &Path, audience: Audience) -> Result<PathBuf, String> {
     let meta = match fs::symlink_metadata(dir) {
         Ok(meta) => meta,
         Err(_) => {
@@ -206,10 +240,72 @@ fn prepare_root(dir: &Path, audience: Audience) -> Result<(), String> {
             meta.mode() & 0o7777
         ));
     }
+    let real = fs::canonicalize(dir).map_err(|e| format!("it cannot be resolved: {e}"))?;
+    check_ancestors(&real, uid)?;
+    Ok(real)
+}
+
+/// Whoever may rename entries of one of the root's ancestors can swap the
+/// root, between our checks and our use of it, for a tree of their own, and
+/// the app would run their code. So every ancestor of the root (of its path
+/// without symbolic links, the one used from then on) must belong to root
+/// or to `uid`, and be writable by no one else, unless it is sticky (as
+/// `/tmp` is: there, others cannot rename or remove what is ours).
+fn check_ancestors(root: &Path, uid: u32) -> Result<(), String> {
+    for ancestor in root.ancestors().skip(1) {
+        let meta = fs::metadata(ancestor)
+            .map_err(|e| format!("its parent `{}` cannot be read: {e}", ancestor.display()))?;
+        if meta.uid() != 0 && meta.uid() != uid {
+            return Err(format!(
+                "its parent directory `{}` belongs to uid {}, who could replace the cache \
+                 with files of their own",
+                ancestor.display(),
+                meta.uid()
+            ));
+        }
+        let sticky = meta.mode() & 0o1000 != 0;
+        if meta.mode() & 0o022 != 0 && !sticky {
+            return Err(format!(
+                "its parent directory `{}` is writable by group or others (mode {:o}) and not \
+                 sticky: they could replace the cache with files of their own",
+                ancestor.display(),
+                meta.mode() & 0o7777
+            ));
+        }
+    }
     Ok(())
 }
 
+/// How many times a start takes the version's lock again after finding it
+/// taken on a lock file that a pruner had removed meanwhile.
+const LOCK_ATTEMPTS: usize = 8;
+
+/// A pruner removes a version only while it holds the exclusive lock of the
+/// version's lock file, and unlinks that file before it lets go. So a shared
+/// lock keeps a version only if it is on the lock file that is at the path
+/// once locked, with the version complete: a start checks both after every
+/// lock it takes, and starts over when a pruner got in between (its open
+/// and its lock, or the exclusive-to-shared change, which `flock` does not
+/// make atomic).
 fn open_version(root: &Path, payload: &Payload, audience: Audience) -> Result<Version, Attempt> {
+    for _ in 0..LOCK_ATTEMPTS {
+        if let Some(version) = open_version_once(root, payload, audience)? {
+            return Ok(version);
+        }
+    }
+    Err(Attempt::Unusable(format!(
+        "its version `{}` was removed {LOCK_ATTEMPTS} times while this app locked it \
+         (another process pruning the cache in a loop?)",
+        payload.manifest.cache_key()
+    )))
+}
+
+/// One try of `open_version`; `None` when a pruner got in between.
+fn open_version_once(
+    root: &Path,
+    payload: &Payload,
+    audience: Audience,
+) -> Result<Option<Version>, Attempt> {
     let manifest = &payload.manifest;
     let key = manifest.cache_key();
     let dir = root.join(&key);
@@ -228,10 +324,10 @@ fn open_version(root: &Path, payload: &Payload, audience: Audience) -> Result<Ve
                 match File::open(&lock_path) {
                     Ok(lock) => lock,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        return Ok(Version {
+                        return Ok(Some(Version {
                             dir,
                             _shared_lock: None,
-                        });
+                        }));
                     }
                     Err(e) => return Err(cannot("open", &lock_path, e)),
                 }
@@ -240,11 +336,11 @@ fn open_version(root: &Path, payload: &Payload, audience: Audience) -> Result<Ve
         };
         lock.lock_shared()
             .map_err(|e| cannot("lock", &lock_path, e))?;
-        if dir.join(MARKER).exists() {
-            return Ok(Version {
+        if dir.join(MARKER).exists() && is_same_file(&lock, &lock_path) {
+            return Ok(Some(Version {
                 dir,
                 _shared_lock: Some(lock),
-            });
+            }));
         }
         // Pruned while we waited for the lock: extract it again.
     }
@@ -267,10 +363,11 @@ fn open_version(root: &Path, payload: &Payload, audience: Audience) -> Result<Ve
     }
     lock.lock_shared()
         .map_err(|e| cannot("lock", &lock_path, e))?;
-    Ok(Version {
+    let kept = dir.join(MARKER).exists() && is_same_file(&lock, &lock_path);
+    Ok(kept.then_some(Version {
         dir,
         _shared_lock: Some(lock),
-    })
+    }))
 }
 
 /// Under the exclusive lock: temporary sibling, extraction, marker, rename.
@@ -281,6 +378,13 @@ fn extract_version(
     payload: &Payload,
     audience: Audience,
 ) -> Result<(), Attempt> {
+    // A damaged copy publishes nothing under the genuine version's key.
+    verify::archive(payload).map_err(|reason| {
+        Attempt::Fatal(Error::PayloadCorrupt {
+            exe: payload.path.clone(),
+            reason,
+        })
+    })?;
     // Under the lock we are the only writer for this key: whatever else
     // carries its name is debris of a killed process.
     remove_debris(root, key).map_err(|e| Attempt::Unusable(format!("cannot clean it: {e}")))?;
@@ -326,6 +430,16 @@ fn extract_version(
             if let Some(hash) = &manifest.stdlib {
                 super::stdlib::record_identity(&temp, hash)
                     .map_err(crate::error::io("write in", &temp))?;
+            }
+            // This copy was verified above.
+            let verified = temp.join(verify::VERIFIED_DIR);
+            DirBuilder::new()
+                .mode(audience.dir_mode())
+                .create(&verified)
+                .map_err(crate::error::io("create", &verified))?;
+            if let Ok(identity) = verify::identity(&payload.file) {
+                File::create(verified.join(identity))
+                    .map_err(crate::error::io("write in", &verified))?;
             }
             let marker = temp.join(MARKER);
             fs::write(&marker, format!("{}\n", payload.manifest.hash))

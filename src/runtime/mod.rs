@@ -30,6 +30,7 @@ pub mod payload;
 #[cfg(pyferry_flavor = "standalone")]
 pub mod stdlib;
 pub mod unattended;
+mod verify;
 
 use crate::build_python::PYTHON_VERSION;
 use crate::debug::Phases;
@@ -139,6 +140,8 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     if let Some(bundle) = python.certificate_bundle {
         environment.push(("SSL_CERT_FILE", bundle.to_owned()));
     }
+    #[cfg(pyferry_flavor = "standalone")]
+    environment.extend(stdlib::tcl_tk_environment(&python.home));
     let started = Interpreter::start(&Launch {
         argv: &argv,
         executable: &payload.path,

@@ -4,7 +4,7 @@
 //! files instead of extracting 27 MB again (`link_from`).
 
 use super::cache::remove_tree;
-use crate::format::stdlib_unit::{UNIT, dynload_dir, stdlib_dir};
+use crate::format::stdlib_unit::{TCL_LIBRARY_DIR, TK_LIBRARY_DIR, UNIT, dynload_dir, stdlib_dir};
 use std::fs::{self, DirBuilder};
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
@@ -19,6 +19,27 @@ pub fn home(extraction: &Path) -> PathBuf {
 pub fn search_paths(extraction: &Path) -> [PathBuf; 2] {
     let home = home(extraction);
     [home.join(stdlib_dir()), home.join(dynload_dir())]
+}
+
+/// `TCL_LIBRARY` and `TK_LIBRARY` for a unit that carries tkinter with
+/// Tcl's and Tk's script libraries (`home` is the unit), unless the user
+/// set them: Tcl looks for its `init.tcl` beside the executable or where
+/// the build machine had it, not in the app's cache.
+pub fn tcl_tk_environment(home: &Path) -> Vec<(&'static str, String)> {
+    let tcl = home.join(TCL_LIBRARY_DIR);
+    if !tcl.is_dir() {
+        return Vec::new();
+    }
+    let mut environment = Vec::new();
+    for (variable, dir) in [
+        ("TCL_LIBRARY", tcl),
+        ("TK_LIBRARY", home.join(TK_LIBRARY_DIR)),
+    ] {
+        if std::env::var_os(variable).is_none() {
+            environment.push((variable, dir.to_string_lossy().into_owned()));
+        }
+    }
+    environment
 }
 
 /// In an extracted `.python` unit: the hash of the standard library zip it

@@ -433,3 +433,181 @@ fn old_versions_are_pruned_unless_in_use() {
     assert!(Path::new(dir.trim_end()).join("fastpkg").is_dir());
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// Whoever can rename entries of a directory above the cache root can swap
+/// the root for a tree of their own between pyferry's checks and its use:
+/// such roots are refused (sticky directories such as /tmp excepted), and
+/// nothing of the app runs from them.
+#[test]
+fn roots_below_directories_others_control_are_refused() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack("ancestors", &[app.to_str().expect("utf-8")]);
+    let run_below = |parent: &Path| {
+        cx.command(&exe)
+            .env("PYFERRY_CACHE_DIR", parent.join("cache"))
+            .output()
+            .expect("run")
+    };
+
+    let shared = cx.path().join("shared");
+    fs::create_dir(&shared).expect("mkdir");
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let refused = run_below(&shared);
+    assert!(!refused.status.success(), "{}", describe(&refused));
+    assert!(
+        stderr(&refused).contains("is writable by group or others (mode 777) and not sticky"),
+        "{}",
+        describe(&refused)
+    );
+    assert_eq!(version_dirs(&shared.join("cache")), Vec::<String>::new());
+
+    // Deeper: a parent's parent owned by another user.
+    let foreign = cx.path().join("foreign");
+    fs::create_dir_all(foreign.join("mine")).expect("mkdir");
+    std::os::unix::fs::chown(&foreign, Some(12345), Some(12345)).expect("chown");
+    let refused = run_below(&foreign.join("mine"));
+    assert!(
+        stderr(&refused).contains("belongs to uid 12345"),
+        "{}",
+        describe(&refused)
+    );
+
+    // Sticky, like /tmp: others cannot rename what is ours there.
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).expect("chmod");
+    success(&run_below(&shared));
+    assert_eq!(version_dirs(&shared.join("cache")).len(), 1);
+}
+
+/// A start that opened the lock file, then was held up before locking it
+/// while a pruner removed the version and its lock file, another start
+/// extracted it again and a second pruner came: the held-up start must not
+/// run on a lock that protects nothing (the second pruner would remove its
+/// files). `strace` holds up every `flock` of the start by two seconds.
+#[test]
+fn a_start_held_up_before_its_lock_is_not_pruned_under_it() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let main = fs::read_to_string(app.join("__main__.py")).expect("read");
+    let waiter = "import os, sys\n\
+        if sys.argv[1:] == ['wait']:\n    \
+        print('ready', flush=True)\n    sys.stdin.readline()\n    \
+        import fastpkg\n    \
+        print(open(os.path.join(os.path.dirname(fastpkg.__file__), 'table.dat')).read())\n    \
+        sys.exit()\n";
+    fs::write(app.join("__main__.py"), format!("{waiter}{main}")).expect("write");
+    let exe = cx.pack("heldup", &[app.to_str().expect("utf-8")]);
+    success(&cx.run(&exe, &["1"]));
+    let prune = || {
+        success(
+            &cx.command(pyferry())
+                .args(["cache", "prune"])
+                .output()
+                .expect("prune"),
+        )
+    };
+
+    let mut held_up = cx
+        .command("strace")
+        .args([
+            "-f",
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=flock:delay_enter=2000000",
+        ])
+        .arg(&exe)
+        .arg("wait")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace (apt-get install strace)");
+    sleep(Duration::from_millis(500));
+    prune(); // Removes the version and its lock file.
+    success(&cx.run(&exe, &["1"])); // Extracts it again, with a new lock file.
+    let mut line = String::new();
+    BufReader::new(held_up.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line, "ready\n");
+    let pruned = prune();
+    assert!(
+        !pruned.contains("removed"),
+        "the running app's version: {pruned}"
+    );
+    std::io::Write::write_all(&mut held_up.stdin.take().expect("stdin"), b"go\n").expect("go");
+    let output = held_up.wait_with_output().expect("wait");
+    let data = fs::read_to_string(app.join("fastpkg/table.dat")).expect("read");
+    assert_eq!(
+        stdout(&output),
+        format!("{data}\n"),
+        "{}",
+        describe(&output)
+    );
+}
+
+/// A copy of `exe` at `to` with one byte changed: the byte after the last
+/// occurrence of `after` in the file.
+fn damaged_copy(exe: &Path, to: &Path, after: &[u8]) {
+    let mut bytes = fs::read(exe).expect("read");
+    let at = bytes
+        .windows(after.len())
+        .rposition(|window| window == after)
+        .expect("the bytes to damage")
+        + after.len();
+    bytes[at] ^= 0x01;
+    fs::write(to, bytes).expect("write");
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Copies damaged after packing (a flipped bit in a file name inside the
+/// native archive, in stored bytecode) are refused before anything of them
+/// is published or run: the genuine version's cache stays good for intact
+/// copies, and an intact copy elsewhere runs.
+#[test]
+fn a_damaged_copy_neither_poisons_the_cache_nor_runs() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let main = fs::read_to_string(app.join("__main__.py")).expect("read");
+    // A module that stays in the archive (stored bytecode, read in place).
+    fs::write(
+        app.join("greeting.py"),
+        "MESSAGE = 'the intact copy of the app'\n",
+    )
+    .expect("write");
+    fs::write(
+        app.join("__main__.py"),
+        format!("import greeting\nprint(greeting.MESSAGE)\n{main}"),
+    )
+    .expect("write");
+    let exe = cx.pack("copies", &[app.to_str().expect("utf-8")]);
+    let damaged_name = cx.path().join("damaged-name");
+    damaged_copy(&exe, &damaged_name, b"fastpkg/tab");
+    let damaged_code = cx.path().join("damaged-code");
+    damaged_copy(&exe, &damaged_code, b"the intact c");
+    let refused = |output: &std::process::Output| {
+        !output.status.success()
+            && stderr(output).contains("does not match the hash it was packed with")
+    };
+
+    // First on an empty cache: nothing published.
+    let output = cx.run(&damaged_name, &["1"]);
+    assert!(refused(&output), "{}", describe(&output));
+    assert_eq!(version_dirs(&cx.cache_dir()), Vec::<String>::new());
+    let intact = success(&cx.run(&exe, &["1"]));
+    assert!(
+        intact.starts_with("the intact copy of the app\n"),
+        "{intact}"
+    );
+
+    // Then on the complete cache, which the damaged copy shares a key with.
+    let output = cx.run(&damaged_code, &["1"]);
+    assert!(refused(&output), "{}", describe(&output));
+    let output = cx.run(&damaged_name, &["1"]);
+    assert!(refused(&output), "{}", describe(&output));
+    assert_eq!(success(&cx.run(&exe, &["1"])), intact);
+    let elsewhere = cx.path().join("elsewhere");
+    fs::copy(&exe, &elsewhere).expect("copy");
+    assert_eq!(success(&cx.run(&elsewhere, &["1"])), intact);
+}

@@ -11,6 +11,8 @@ mod compat;
 mod desktop;
 mod distro;
 mod errors;
+#[cfg(pyferry_flavor = "standalone")]
+mod gui;
 mod native;
 mod python_compat;
 #[cfg(pyferry_flavor = "standalone")]

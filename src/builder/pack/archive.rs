@@ -11,6 +11,7 @@
 
 use super::tree::SourceFile;
 use crate::error::{Error, Reason, Result, io};
+use crate::format::archive_hash::{ArchiveHasher, DIR_MODE};
 use crate::format::manifest::Manifest;
 use crate::format::stamp::{self, Stamp};
 use crate::format::{NATIVE_ARCHIVE, PYFERRY_DIR, archive_path, elf, end_record};
@@ -72,7 +73,7 @@ pub fn write_executable(
         inner: out,
         start: zip_offset,
     });
-    let mut hasher = Sha256::new();
+    let mut hasher = ArchiveHasher::default();
     let outer = with_native_archive(entries, &manifest.extracted, prebuilt, work_dir, timestamp)?;
     write_entries(
         &mut zip,
@@ -82,9 +83,7 @@ pub fn write_executable(
         &temp,
         compression_for,
     )?;
-    manifest.hash = String::new();
-    hasher.update(serde_json::to_vec(&manifest).expect("a manifest always serializes"));
-    manifest.hash = hex(&hasher.finalize());
+    manifest.hash = hasher.finish(&manifest);
 
     let comment = end_record::encode_comment(&manifest);
     let comment_len = comment.len() as u64;
@@ -233,7 +232,7 @@ fn write_entries<W: Write + Seek>(
     zip: &mut ZipWriter<W>,
     entries: &BTreeMap<String, Entry>,
     timestamp: DateTime,
-    mut hasher: Option<&mut Sha256>,
+    mut hasher: Option<&mut ArchiveHasher>,
     zip_path: &Path,
     compression: fn(&str) -> CompressionMethod,
 ) -> Result<()> {
@@ -244,7 +243,7 @@ fn write_entries<W: Write + Seek>(
                 zip.add_directory(name.trim_end_matches('/'), options(timestamp, 0o755))
                     .map_err(zip_error(zip_path))?;
                 if let Some(hasher) = hasher.as_deref_mut() {
-                    hash_header(hasher, name, 0o755, 0);
+                    hasher.entry(name, DIR_MODE, 0);
                 }
             }
             Entry::File(source) => {
@@ -257,7 +256,7 @@ fn write_entries<W: Write + Seek>(
                 zip.start_file(name.as_str(), options)
                     .map_err(zip_error(zip_path))?;
                 if let Some(hasher) = hasher.as_deref_mut() {
-                    hash_header(hasher, name, mode, len);
+                    hasher.entry(name, mode, len);
                 }
                 let mut copied = 0;
                 loop {
@@ -268,7 +267,7 @@ fn write_entries<W: Write + Seek>(
                     zip.write_all(&buffer[..read])
                         .map_err(io("write", zip_path))?;
                     if let Some(hasher) = hasher.as_deref_mut() {
-                        hasher.update(&buffer[..read]);
+                        hasher.bytes(&buffer[..read]);
                     }
                     copied += read as u64;
                 }
@@ -315,14 +314,6 @@ fn compression_for(name: &str) -> CompressionMethod {
     }
 }
 
-/// What the hash covers of an entry before its bytes.
-fn hash_header(hasher: &mut Sha256, name: &str, mode: u32, len: u64) {
-    hasher.update((name.len() as u64).to_le_bytes());
-    hasher.update(name.as_bytes());
-    hasher.update(mode.to_le_bytes());
-    hasher.update(len.to_le_bytes());
-}
-
 /// SHA-256 of a file, hex.
 pub fn file_hash(path: &Path) -> Result<String> {
     let mut file = fs::File::open(path).map_err(io("read", path))?;
@@ -346,10 +337,7 @@ pub fn runtime_id(runtime: &[u8]) -> String {
     build_id.unwrap_or_else(|| hex(&Sha256::digest(runtime)))
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::format::archive_hash::hex;
 
 /// `dir/.name.pyferry-tmp-PID`: a sibling, so the final rename is atomic.
 fn temp_path(output: &Path) -> PathBuf {

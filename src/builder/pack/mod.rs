@@ -118,8 +118,30 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         let app = gather_app(options, &python, &inputs, work.path(), &mut phases);
         (app, Ok(None))
     };
-    let (entry, mut units, mut entries) = app?;
-    let stdlib = stdlib?;
+    let GatheredApp {
+        entry,
+        mut units,
+        mut entries,
+        imported,
+    } = app?;
+    #[cfg(pyferry_flavor = "standalone")]
+    let stdlib = match stdlib? {
+        Some(gathered) => Some(stdlib_for_the_app(
+            options,
+            &python,
+            &imported,
+            gathered,
+            &pyferry_id,
+            work.path(),
+            timestamp,
+        )?),
+        None => None,
+    };
+    #[cfg(pyferry_flavor = "system")]
+    let stdlib = {
+        let _ = imported;
+        stdlib?
+    };
     if stdlib.is_some() {
         units.push(UnitReport {
             name: stdlib_unit::UNIT.to_owned(),
@@ -157,19 +179,61 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// The standard library unit for an app that imports `imported` of the
+/// parts left out by default: tkinter travels when the app imports it (the
+/// GUI apps people double-click), gathered again with it; for the others,
+/// a note says how to keep them.
+#[cfg(pyferry_flavor = "standalone")]
+fn stdlib_for_the_app(
+    options: &PackOptions,
+    python: &BuildPython,
+    imported: &std::collections::BTreeSet<&'static str>,
+    gathered: PathBuf,
+    pyferry_id: &str,
+    work_dir: &Path,
+    timestamp: zip::DateTime,
+) -> Result<PathBuf> {
+    let left_out = imported
+        .iter()
+        .filter(|part| !options.keep_stdlib.iter().any(|kept| kept == *part));
+    let mut keep = options.keep_stdlib.clone();
+    for part in left_out {
+        if *part == "tkinter" {
+            keep.push((*part).to_owned());
+        } else {
+            eprintln!(
+                "pyferry: note: the app imports `{part}`, which standalone apps leave out; \
+                 if it needs it, pack with `--keep-stdlib {part}`"
+            );
+        }
+    }
+    if keep.len() == options.keep_stdlib.len() {
+        return Ok(gathered);
+    }
+    crate::debug::note("the app imports tkinter: the standard library is gathered with it");
+    std::fs::remove_file(&gathered).map_err(io("remove", &gathered))?;
+    stdlib::prepare(python, &keep, pyferry_id, work_dir, timestamp)
+}
+
+/// What `gather_app` found and made.
+struct GatheredApp {
+    entry: manifest::EntryPoint,
+    units: Vec<UnitReport>,
+    entries: BTreeMap<String, Entry>,
+    /// Parts of the standard library left out by default that it imports.
+    imported: std::collections::BTreeSet<&'static str>,
+}
+
 /// Installs and byte-compiles the app: its entry point, where its units go,
-/// and its archive entries.
+/// its archive entries, and the parts of the standard library left out by
+/// default that it imports (standalone flavor).
 fn gather_app(
     options: &PackOptions,
     python: &BuildPython,
     inputs: &inputs::Inputs,
     work_dir: &Path,
     phases: &mut crate::debug::Phases,
-) -> Result<(
-    manifest::EntryPoint,
-    Vec<UnitReport>,
-    BTreeMap<String, Entry>,
-)> {
+) -> Result<GatheredApp> {
     let mut tree = Tree::default();
     for dir in &inputs.plain_dirs {
         tree.add_dir(dir, |_| false)?;
@@ -194,6 +258,10 @@ fn gather_app(
     }
     #[cfg(pyferry_flavor = "standalone")]
     fallback_libraries::add(&mut tree)?;
+    #[cfg(pyferry_flavor = "standalone")]
+    let imported = stdlib::parts_imported(&tree)?;
+    #[cfg(pyferry_flavor = "system")]
+    let imported = std::collections::BTreeSet::new();
     phases.done("pack: inputs");
     let entry = entry::resolve(
         options.entry.as_deref(),
@@ -217,7 +285,12 @@ fn gather_app(
         options.keep_sources,
     )?;
     phases.done("pack: byte-compile");
-    Ok((entry, units, entries))
+    Ok(GatheredApp {
+        entry,
+        units,
+        entries,
+        imported,
+    })
 }
 
 /// Adds the native programs of pip's `bin/` (not its console-script

@@ -68,6 +68,65 @@ struct Plan {
     data: BTreeMap<String, SourceFile>,
     extensions: Vec<PathBuf>,
     libraries: Libraries,
+    /// Tcl's and Tk's script libraries, by name relative to the unit, when
+    /// tkinter is kept.
+    tcl_tk: BTreeMap<String, SourceFile>,
+}
+
+/// The top-level modules through which an app uses each part left out by
+/// default (`turtle` draws with tkinter). `test` is left out: apps have
+/// packages of that name.
+const PART_MODULES: &[(&str, &[&str])] = &[
+    ("tkinter", &["tkinter", "_tkinter", "turtle"]),
+    ("idlelib", &["idlelib"]),
+    ("turtledemo", &["turtledemo"]),
+    ("ensurepip", &["ensurepip"]),
+    ("lib2to3", &["lib2to3"]),
+    ("pydoc_data", &["pydoc_data"]),
+    ("nis", &["nis"]),
+];
+
+/// The parts left out by default that the app's modules import (by a
+/// look at their `import` and `from` lines).
+pub fn parts_imported(tree: &Tree) -> Result<BTreeSet<&'static str>> {
+    let mut parts = BTreeSet::new();
+    for (name, file) in &tree.files {
+        if !name.ends_with(".py") {
+            continue;
+        }
+        let source = fs::read(&file.path).map_err(io("read", &file.path))?;
+        for module in imported_modules(&String::from_utf8_lossy(&source)) {
+            if let Some((part, _)) = PART_MODULES
+                .iter()
+                .find(|(_, modules)| modules.contains(&module))
+            {
+                parts.insert(*part);
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// The top-level modules named by the `import` and `from` statements that
+/// start a line.
+fn imported_modules(source: &str) -> impl Iterator<Item = &str> {
+    source.lines().flat_map(|line| {
+        let line = line.trim_start();
+        let names = if let Some(rest) = line.strip_prefix("import ") {
+            rest.split(',').collect()
+        } else if let Some(rest) = line.strip_prefix("from ") {
+            vec![rest]
+        } else {
+            Vec::new()
+        };
+        names.into_iter().filter_map(|name| {
+            let name = name.trim_start();
+            let end = name
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(name.len());
+            (end > 0).then(|| &name[..end])
+        })
+    })
 }
 
 /// Returns a zip of the `.python` unit's entries (deflated, `timestamp`ed).
@@ -166,12 +225,65 @@ fn plan(python: &BuildPython, excluded: &dyn Fn(&str) -> bool) -> Result<Plan> {
     let (modules, data) = walk_stdlib(&python.stdlib_dir, excluded)?;
     let extensions = extension_modules(python, excluded)?;
     let libraries = needed_libraries(&extensions)?;
+    let tcl_tk = match excluded("tkinter") {
+        true => BTreeMap::new(),
+        false => tcl_tk_libraries(python)?,
+    };
     Ok(Plan {
         modules,
         data,
         extensions,
         libraries,
+        tcl_tk,
     })
+}
+
+/// Tcl's and Tk's script libraries as the build interpreter's tkinter uses
+/// them (Tk's beside Tcl's, as every Tcl/Tk install lays them out), by
+/// name in the unit.
+fn tcl_tk_libraries(python: &BuildPython) -> Result<BTreeMap<String, SourceFile>> {
+    let output = python
+        .command()
+        .args([
+            "-c",
+            "import tkinter; tcl = tkinter.Tcl(); \
+             print(tcl.eval('info library')); print(tcl.eval('info tclversion'))",
+        ])
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| stdlib_error(format!("it cannot be asked where Tcl is: {e}")))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines();
+    let (Some(tcl), Some(version), true) = (lines.next(), lines.next(), output.status.success())
+    else {
+        return Err(stdlib_error(format!(
+            "its tkinter does not work, so it cannot be kept: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    };
+    let tcl = PathBuf::from(tcl);
+    let tk = tcl
+        .parent()
+        .map(|dir| dir.join(format!("tk{version}")))
+        .filter(|dir| dir.join("tk.tcl").is_file())
+        .ok_or_else(|| {
+            stdlib_error(format!(
+                "Tk's script library is not beside Tcl's (`{}`), where pack looks for it",
+                tcl.display()
+            ))
+        })?;
+    let mut files = BTreeMap::new();
+    for (dir, into) in [
+        (&tcl, stdlib_unit::TCL_LIBRARY_DIR),
+        (&tk, stdlib_unit::TK_LIBRARY_DIR),
+    ] {
+        let mut tree = Tree::default();
+        tree.add_dir(dir, |_| false)?;
+        for (name, source) in tree.files {
+            files.insert(format!("{into}/{name}"), source);
+        }
+    }
+    Ok(files)
 }
 
 /// A hex digest of everything the `.python` zip is made from.
@@ -197,6 +309,7 @@ fn cache_key(
         files.push(python.stdlib_dir.join(relative));
     }
     files.extend(plan.data.values().map(|source| source.path.clone()));
+    files.extend(plan.tcl_tk.values().map(|source| source.path.clone()));
     files.extend(plan.extensions.iter().cloned());
     for (name, path) in &plan.libraries.paths {
         text(name);
@@ -256,6 +369,9 @@ fn materialize(
     files.retain(|name, source| !failed.contains(name) && source.path.is_file());
     for (relative, source) in &plan.data {
         files.insert(format!("{stdlib}/{relative}"), source.clone());
+    }
+    for (relative, source) in &plan.tcl_tk {
+        files.insert(format!("{unit}/{relative}"), source.clone());
     }
 
     let dynload = format!("{unit}/{}", stdlib_unit::dynload_dir());

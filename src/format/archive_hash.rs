@@ -1,0 +1,54 @@
+//! The archive hash, the manifest's `hash`: SHA-256 over every entry of the
+//! executable's zip in order (its name, mode and length, then its bytes),
+//! then over the manifest with `hash` empty. `pack` computes it as it
+//! writes; the runtime computes it again to verify a copy before it trusts
+//! it (`runtime::verify`), so both use this one definition.
+
+use super::manifest::Manifest;
+use sha2::{Digest, Sha256};
+
+/// The mode a directory entry is hashed with.
+pub const DIR_MODE: u32 = 0o755;
+
+#[derive(Default)]
+pub struct ArchiveHasher(Sha256);
+
+impl ArchiveHasher {
+    /// Starts an entry: what the hash covers before its bytes.
+    pub fn entry(&mut self, name: &str, mode: u32, len: u64) {
+        self.0.update((name.len() as u64).to_le_bytes());
+        self.0.update(name.as_bytes());
+        self.0.update(mode.to_le_bytes());
+        self.0.update(len.to_le_bytes());
+    }
+
+    /// Bytes of the current entry.
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The hash, hex, of the entries and `manifest` (its `hash` ignored).
+    pub fn finish(mut self, manifest: &Manifest) -> String {
+        let mut unhashed = manifest.clone();
+        unhashed.hash = String::new();
+        self.0
+            .update(serde_json::to_vec(&unhashed).expect("a manifest always serializes"));
+        hex(&self.0.finalize())
+    }
+}
+
+impl std::io::Write for ArchiveHasher {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.bytes(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

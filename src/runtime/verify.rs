@@ -1,0 +1,67 @@
+//! Before a copy of an app is trusted, its archive is hashed again and
+//! compared with the hash it was packed with (`format::archive_hash`): a
+//! damaged copy must neither publish misnamed or corrupt files under the
+//! genuine version's key, where intact copies would then load them, nor run
+//! corrupt bytecode from its own archive (zipimport checks no CRC).
+//!
+//! A pass over the whole archive is too slow for every start, so it is made
+//! once per copy: by the first run, before it extracts, and then once for
+//! every other executable file (by device, inode, size, mtime and ctime)
+//! that runs the version, which a marker file in the version directory
+//! remembers (`VERIFIED_DIR`).
+
+use super::payload::Payload;
+use crate::format::Damage;
+use crate::format::archive_hash::{ArchiveHasher, DIR_MODE};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+
+/// In a version directory: one empty file per verified copy, named by its
+/// identity.
+pub const VERIFIED_DIR: &str = ".pyferry-verified";
+
+/// Hashes the archive of `payload` again; `Err` unless it is the hash the
+/// manifest records.
+pub fn archive(payload: &Payload) -> Result<(), Damage> {
+    let mut zip =
+        zip::ZipArchive::new(&payload.file).map_err(|e| Damage::Unreadable(e.to_string()))?;
+    let mut hasher = ArchiveHasher::default();
+    for index in 0..zip.len() {
+        let mut entry = zip
+            .by_index(index)
+            .map_err(|e| Damage::Unreadable(e.to_string()))?;
+        let name = entry
+            .name()
+            .map_err(|e| Damage::Unreadable(e.to_string()))?
+            .into_owned();
+        if entry.is_dir() {
+            hasher.entry(&name, DIR_MODE, 0);
+            continue;
+        }
+        let mode = entry.unix_mode().unwrap_or(0) & 0o777;
+        hasher.entry(&name, mode, entry.size());
+        // A CRC or inflate error is damage too.
+        io::copy(&mut entry, &mut hasher).map_err(|_| Damage::HashMismatch)?;
+    }
+    match hasher.finish(&payload.manifest) == payload.manifest.hash {
+        true => Ok(()),
+        false => Err(Damage::HashMismatch),
+    }
+}
+
+/// What tells this copy of the executable from others: a file with this
+/// identity and the same hash was verified already.
+pub fn identity(file: &File) -> io::Result<String> {
+    let meta = file.metadata()?;
+    Ok(format!(
+        "{:x}-{:x}-{:x}-{}.{}-{}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    ))
+}
