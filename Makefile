@@ -31,7 +31,7 @@ DESTDIR ?=
 PYFERRY := $(TARGET_DIR)/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build run test test-tools test-flavor test-compat test-matrix fmt-check clippy install bench bench-rivals clean
+.PHONY: all build run test test-tools test-flavor test-compat fuzz test-matrix fmt-check clippy install bench bench-rivals clean
 
 all: build
 
@@ -77,6 +77,20 @@ test-tools:
 	    echo "installing $$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+# Fuzzes every parser of untrusted bytes (fuzz/fuzz_targets) for
+# FUZZ_SECONDS each, with cargo-fuzz (installed from crates.io when
+# missing). libFuzzer needs flags of nightly Rust: RUSTC_BOOTSTRAP=1 lets
+# this stable toolchain take them. Inputs that crash are left in
+# fuzz/artifacts/TARGET/; `cargo fuzz run TARGET FILE` replays one.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := end_record stamp elf archive_path
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	set -e; for target in $(FUZZ_TARGETS); do \
+	    RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/fuzz $(CARGO) fuzz run $$target -- \
+	        -max_total_time=$(FUZZ_SECONDS); \
+	done
 
 fmt-check:
 	$(CARGO) fmt --check

@@ -44,15 +44,21 @@ pub struct Image {
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        bytes.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        bytes.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 impl Image {
@@ -70,9 +76,10 @@ impl Image {
         {
             return Err(bad());
         }
-        let table = image
-            .get(offset..offset + count * SECTION_HEADER_LEN)
+        let table_end = offset
+            .checked_add(count * SECTION_HEADER_LEN)
             .ok_or_else(bad)?;
+        let table = image.get(offset..table_end).ok_or_else(bad)?;
         let section_headers: Vec<[u8; SECTION_HEADER_LEN]> = table
             .chunks_exact(SECTION_HEADER_LEN)
             .map(|chunk| chunk.try_into().expect("exact chunks"))
@@ -82,10 +89,8 @@ impl Image {
             usize::try_from(u64_at(names_header, 24).ok_or_else(bad)?).map_err(|_| bad())?;
         let names_len =
             usize::try_from(u64_at(names_header, 32).ok_or_else(bad)?).map_err(|_| bad())?;
-        let names = image
-            .get(names_offset..names_offset + names_len)
-            .ok_or_else(bad)?
-            .to_vec();
+        let names_end = names_offset.checked_add(names_len).ok_or_else(bad)?;
+        let names = image.get(names_offset..names_end).ok_or_else(bad)?.to_vec();
         Ok(Image {
             section_headers,
             names_index,
@@ -346,5 +351,19 @@ mod tests {
         let mut big_endian = image.clone();
         big_endian[5] = 2;
         assert!(Image::parse(&big_endian).is_err());
+    }
+
+    /// Found by `make fuzz` (elf): a section table offset near the end of
+    /// the address space overflowed the bounds arithmetic.
+    #[test]
+    fn offsets_that_overflow_are_refused() {
+        let mut image = tiny_elf();
+        image[0x28..0x30].copy_from_slice(&(u64::MAX - 10).to_le_bytes());
+        assert!(Image::parse(&image).is_err());
+        let mut image = tiny_elf();
+        let names_header_at = image.len() - 64;
+        image[names_header_at + 24..names_header_at + 32]
+            .copy_from_slice(&(u64::MAX - 3).to_le_bytes());
+        assert!(Image::parse(&image).is_err());
     }
 }

@@ -59,6 +59,15 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<EndRecord>, Damage> {
     let Some(eocd_at) = find_eocd(tail) else {
         return Ok(None);
     };
+    // zipimport takes the last end-record signature of the file's tail:
+    // one after ours (bytes appended to the file) would hide the archive
+    // from it.
+    if tail[eocd_at + EOCD_SIGNATURE.len()..]
+        .windows(EOCD_SIGNATURE.len())
+        .any(|window| window == EOCD_SIGNATURE)
+    {
+        return Err(Damage::Appended);
+    }
     let eocd = &tail[eocd_at..eocd_at + EOCD_LEN];
     let comment_len = usize::from(u16_at(eocd, 20));
     let comment = &tail[eocd_at + EOCD_LEN..eocd_at + EOCD_LEN + comment_len];
@@ -78,10 +87,12 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<EndRecord>, Damage> {
     let cd_size = u64::from(u32_at(eocd, 12));
     let cd_offset = u64::from(u32_at(eocd, 16));
     if entries.is_none() || cd_size == u64::from(u32::MAX) || cd_offset == u64::from(u32::MAX) {
-        // zip64: the real values are in a record we do not need to read here.
+        // zip64: the real values are in the zip64 end record.
         return Ok(Some(EndRecord {
             manifest,
-            entries: None,
+            entries: eocd_at
+                .checked_sub(ZIP64_TAIL_LEN)
+                .and_then(|at| zip64_entries(&tail[at..eocd_at])),
         }));
     }
     // `strip` may move the archive, never shrink the room before it.
@@ -100,6 +111,22 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<EndRecord>, Damage> {
 pub fn end_record_entries(record: &[u8]) -> Option<u64> {
     let count = u16_at(record.get(..EOCD_LEN)?, 10);
     (record.starts_with(EOCD_SIGNATURE) && count != u16::MAX).then_some(u64::from(count))
+}
+
+/// The bytes just before a zip64 archive's end record: its zip64 end record
+/// (56 bytes, with no extensible data, as every zip writer we meet makes
+/// it) and the locator (20 bytes).
+pub const ZIP64_TAIL_LEN: usize = 56 + 20;
+
+/// The entry count of a zip64 archive, from the `ZIP64_TAIL_LEN` bytes
+/// before its end record; `None` if they are not a zip64 end record and
+/// its locator.
+pub fn zip64_entries(before_end_record: &[u8]) -> Option<u64> {
+    let (record, locator) = before_end_record.split_at_checked(56)?;
+    if !record.starts_with(b"PK\x06\x06") || !locator.starts_with(b"PK\x06\x07") {
+        return None;
+    }
+    Some(u64::from_le_bytes(record.get(32..40)?.try_into().ok()?))
 }
 
 /// The last end record in `tail` whose comment is ours and fits in `tail`.
@@ -240,5 +267,33 @@ mod tests {
         let eocd = file.len() - EOCD_LEN - encode_comment(&manifest()).len();
         file[eocd + 16] = 101; // central directory offset, one byte too far
         assert!(parse_file(&file).is_err());
+    }
+
+    /// A zip64 archive as the zip crate writes it (70,000 entries): the
+    /// count comes from its zip64 end record.
+    #[test]
+    fn zip64_entry_count_is_read() {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for i in 0..70_000 {
+            writer.start_file(format!("{i}"), options).expect("entry");
+        }
+        let bytes = writer.finish().expect("finish").into_inner();
+        let eocd = bytes.len() - EOCD_LEN;
+        assert_eq!(end_record_entries(&bytes[eocd..]), None);
+        assert_eq!(
+            zip64_entries(&bytes[eocd - ZIP64_TAIL_LEN..eocd]),
+            Some(70_000)
+        );
+        assert_eq!(zip64_entries(&bytes[..ZIP64_TAIL_LEN]), None);
+    }
+
+    #[test]
+    fn an_end_record_signature_after_ours_is_damage() {
+        let mut file = file_with(&encode_comment(&manifest()));
+        file.extend(EOCD_SIGNATURE);
+        let len = file.len() as u64;
+        assert_eq!(parse(&file, len).map(|_| ()), Err(Damage::Appended));
     }
 }

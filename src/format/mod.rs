@@ -165,6 +165,8 @@ pub enum Damage {
     Unreadable(String),
     #[error("its archive does not match the hash it was packed with: a damaged copy")]
     HashMismatch,
+    #[error("bytes were appended to it after its archive (another zip end record follows)")]
+    Appended,
     /// What the runtime's reader of the native archive found.
     #[error("{0}")]
     NativeArchive(String),

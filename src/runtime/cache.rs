@@ -36,6 +36,9 @@ use std::time::{Duration, Instant};
 const MARKER: &str = ".pyferry-complete";
 /// How long a second process waits quietly before saying why it waits.
 const QUIET_WAIT: Duration = Duration::from_secs(1);
+/// How long a process waits for another's lock before it gives up: far
+/// longer than any extraction takes, so a holder that long has hung.
+const LOCK_WAIT_LIMIT: Duration = Duration::from_secs(300);
 const HINT: &str = "set PYFERRY_CACHE_DIR to a directory that you own, that no one else can \
                     write, on a filesystem not mounted `noexec`";
 
@@ -334,7 +337,7 @@ fn open_version_once(
             }
             Err(e) => return Err(cannot("open", &lock_path, e)),
         };
-        lock.lock_shared()
+        wait_for_lock(&lock, Lock::Shared, &manifest.name, &dir)
             .map_err(|e| cannot("lock", &lock_path, e))?;
         if dir.join(MARKER).exists() && is_same_file(&lock, &lock_path) {
             return Ok(Some(Version {
@@ -361,7 +364,7 @@ fn open_version_once(
         extract_version(root, &key, &dir, payload, audience)?;
         prune_other_versions(root, manifest);
     }
-    lock.lock_shared()
+    wait_for_lock(&lock, Lock::Shared, &manifest.name, &dir)
         .map_err(|e| cannot("lock", &lock_path, e))?;
     let kept = dir.join(MARKER).exists() && is_same_file(&lock, &lock_path);
     Ok(kept.then_some(Version {
@@ -399,7 +402,7 @@ fn extract_version(
     let started = Instant::now();
     let manifest = &payload.manifest;
     #[cfg(pyferry_flavor = "standalone")]
-    let linked = link_shared_stdlib(root, key, manifest, &temp, audience);
+    let linked = link_shared_stdlib(root, key, payload, &temp, audience);
     #[cfg(pyferry_flavor = "system")]
     let linked = false;
     let units: Vec<String> = manifest
@@ -419,7 +422,12 @@ fn extract_version(
                 audience.dir_mode(),
                 &mut progress,
             ),
-            None => Ok(extract::Extracted::default()),
+            None if units.is_empty() => Ok(extract::Extracted::default()),
+            None => Err(format!(
+                "the manifest lists units to extract, but the archive has no `{}`",
+                crate::format::NATIVE_ARCHIVE
+            )
+            .into()),
         })
         .map_err(|source| Error::Extract {
             dir: dir.to_owned(),
@@ -441,6 +449,11 @@ fn extract_version(
                 File::create(verified.join(identity))
                     .map_err(crate::error::io("write in", &verified))?;
             }
+            // After a power loss right after the rename, the marker must
+            // not stand in front of files whose data never reached the disk:
+            // everything written goes to the disk first, the marker and the
+            // rename after.
+            sync_filesystem(&temp)?;
             let marker = temp.join(MARKER);
             fs::write(&marker, format!("{}\n", payload.manifest.hash))
                 .map_err(crate::error::io("write", &marker))?;
@@ -466,17 +479,28 @@ fn extract_version(
     }
 }
 
+/// Writes the data of the filesystem holding `dir` to the disk: one
+/// `syncfs`, which costs far less than an `fsync` per extracted file.
+fn sync_filesystem(dir: &Path) -> Result<()> {
+    let sync = |dir: &Path| -> io::Result<()> {
+        let handle = File::open(dir)?;
+        rustix::fs::syncfs(&handle)?;
+        Ok(())
+    };
+    sync(dir).map_err(crate::error::io("write to the disk", dir))
+}
+
 /// Hard-links the standard library of another complete version that holds
 /// the same one into `temp`; whether it did.
 #[cfg(pyferry_flavor = "standalone")]
 fn link_shared_stdlib(
     root: &Path,
     key: &str,
-    manifest: &Manifest,
+    payload: &Payload,
     temp: &Path,
     audience: Audience,
 ) -> bool {
-    let Some(hash) = manifest.stdlib.as_deref() else {
+    let Some(hash) = payload.manifest.stdlib.as_deref() else {
         return false;
     };
     let started = Instant::now();
@@ -490,6 +514,21 @@ fn link_shared_stdlib(
     let Some(donor) = super::stdlib::link_from(&donors, hash, temp, audience.dir_mode()) else {
         return false;
     };
+    // The donor's files must be what our own (verified) archive holds.
+    let unit = crate::format::stdlib_unit::UNIT;
+    let verified =
+        extract::open_native(&payload.file, payload.entries).and_then(|native| match native {
+            Some((archive, _)) => extract::verify_unit(archive, unit, temp),
+            None => Err("the archive has no native part".into()),
+        });
+    if let Err(why) = verified {
+        crate::debug::note(&format!(
+            "not sharing the standard library of {}: {why}",
+            donor.display()
+        ));
+        let _ = remove_tree(&temp.join(unit));
+        return false;
+    }
     crate::debug::note(&format!(
         "linked the standard library from {} in {:.1} ms",
         donor.display(),
@@ -507,32 +546,57 @@ fn open_lock(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Takes the exclusive lock of `path`, saying so after a quiet second if
-/// another process holds it. A pruner may unlink the lock file between our
-/// `open` and our lock: then the lock is on a dead file, and we retry.
+/// Takes the exclusive lock of `path`. A pruner may unlink the lock file
+/// between our `open` and our lock: then the lock is on a dead file, and we
+/// retry.
 fn lock_exclusive(path: &Path, app: &str, dir: &Path) -> io::Result<File> {
+    loop {
+        let lock = open_lock(path)?;
+        wait_for_lock(&lock, Lock::Exclusive, app, dir)?;
+        if is_same_file(&lock, path) {
+            return Ok(lock);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    Shared,
+    Exclusive,
+}
+
+/// Locks `lock`, saying why after a quiet second if another process holds
+/// it, and giving up with an error after `LOCK_WAIT_LIMIT`.
+fn wait_for_lock(lock: &File, kind: Lock, app: &str, dir: &Path) -> io::Result<()> {
     let started = Instant::now();
     let mut said = false;
     loop {
-        let lock = open_lock(path)?;
-        loop {
-            match lock.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::Error(error)) => return Err(error),
-                Err(TryLockError::WouldBlock) if said || started.elapsed() < QUIET_WAIT => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    eprintln!(
-                        "{app}: waiting for another process to finish extracting to `{}`...",
-                        dir.display()
-                    );
-                    said = true;
-                }
+        let tried = match kind {
+            Lock::Shared => lock.try_lock_shared(),
+            Lock::Exclusive => lock.try_lock(),
+        };
+        match tried {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::Error(error)) => return Err(error),
+            Err(TryLockError::WouldBlock) if started.elapsed() > LOCK_WAIT_LIMIT => {
+                return Err(io::Error::other(format!(
+                    "another process has held it for {} s without finishing `{}`; if it \
+                     hangs, end it (`fuser -v` on the lock file names it) and start the app \
+                     again",
+                    LOCK_WAIT_LIMIT.as_secs(),
+                    dir.display()
+                )));
             }
-        }
-        if is_same_file(&lock, path) {
-            return Ok(lock);
+            Err(TryLockError::WouldBlock) if said || started.elapsed() < QUIET_WAIT => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(TryLockError::WouldBlock) => {
+                eprintln!(
+                    "{app}: waiting for another process to finish extracting to `{}`...",
+                    dir.display()
+                );
+                said = true;
+            }
         }
     }
 }

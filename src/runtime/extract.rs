@@ -87,12 +87,20 @@ pub fn open_native(
         return Err(format!("`{NATIVE_ARCHIVE}` is not stored in place").into());
     };
     let len = entry.compressed_size();
-    let mut end_record = [0u8; 22];
+    // The end record (22 bytes, no comment), and before it the zip64 end
+    // record and locator of an archive of more than 65,535 entries.
+    let mut tail = [0u8; end_record::ZIP64_TAIL_LEN + 22];
     let count = match len.checked_sub(22) {
         Some(at) => {
-            file.read_exact_at(&mut end_record, start + at)
+            let before = at.min(end_record::ZIP64_TAIL_LEN as u64) as usize;
+            let tail = &mut tail[end_record::ZIP64_TAIL_LEN - before..];
+            file.read_exact_at(tail, start + at - before as u64)
                 .map_err(|e| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}"))?;
-            end_record::end_record_entries(&end_record)
+            end_record::end_record_entries(&tail[before..]).or_else(|| {
+                (before == end_record::ZIP64_TAIL_LEN)
+                    .then(|| end_record::zip64_entries(&tail[..before]))
+                    .flatten()
+            })
         }
         None => None,
     };
@@ -174,6 +182,17 @@ pub fn extract_units(
         return Err("the archive holds duplicate entry names".into());
     }
     let files = plan(&mut zip, units, dest, dir_mode)?;
+    // Every unit the manifest lists has files in the archive.
+    if let Some(missing) = units.iter().find(|unit| {
+        !files
+            .iter()
+            .any(|file| archive_path::top_level(&file.name) == unit.as_str())
+    }) {
+        return Err(format!(
+            "the manifest lists `{missing}` to extract, but the archive holds no file of it"
+        )
+        .into());
+    }
     progress.total = files.iter().map(|file| file.size).sum();
 
     // Creating files is most of the time, and kernel work: spread it, by
@@ -208,6 +227,47 @@ pub fn extract_units(
     }
     progress.finish();
     Ok(done)
+}
+
+/// Checks that the files of `unit` under `dest` (hard-linked from another
+/// version, not extracted) are what the archive holds: each entry's size
+/// and CRC-32, read back. A damaged donor is then never linked into other
+/// apps.
+pub fn verify_unit(archive: Window<'_>, unit: &str, dest: &Path) -> Result<(), Reason> {
+    let mut zip =
+        zip::ZipArchive::new(archive).map_err(|e| format!("the archive is unreadable: {e}"))?;
+    let mut buffer = vec![0; 256 << 10];
+    for index in 0..zip.len() {
+        let entry = zip
+            .by_index_raw(index)
+            .map_err(|e| format!("archive entry {index} is unreadable: {e}"))?;
+        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        if entry.is_dir() || archive_path::top_level(&name) != unit {
+            continue;
+        }
+        let relative = archive_path::to_relative_path(&name)
+            .map_err(|why| format!("the archive entry `{name}` is unsafe: {why}"))?;
+        let path = dest.join(relative);
+        let mut file = File::open(&path).map_err(|e| format!("`{name}`: {e}"))?;
+        let mut crc = crc32fast::Hasher::new();
+        let mut size = 0u64;
+        loop {
+            match file
+                .read(&mut buffer)
+                .map_err(|e| format!("`{name}`: {e}"))?
+            {
+                0 => break,
+                read => {
+                    crc.update(&buffer[..read]);
+                    size += read as u64;
+                }
+            }
+        }
+        if size != entry.size() || crc.finalize() != entry.crc32() {
+            return Err(format!("`{name}` differs from the archive's").into());
+        }
+    }
+    Ok(())
 }
 
 /// What creating a file costs, in bytes written: about what a thread
@@ -300,6 +360,9 @@ fn write_files<R: Read + Seek>(
             .mode(if file.executable { 0o755 } else { 0o644 })
             .open(&file.target)
             .map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists if file.target.is_dir() => {
+                    format!("the archive holds `{name}` both as a file and as a directory")
+                }
                 io::ErrorKind::AlreadyExists => format!("the archive holds `{name}` twice"),
                 _ => format!("cannot create `{}`: {e}", file.target.display()),
             })?;
@@ -378,7 +441,7 @@ mod tests {
         let (dir, archive) = zip_with(entries);
         let dest = dir.path().join("dest");
         fs::create_dir(&dest).expect("mkdir");
-        let units = ["pkg".to_owned(), "..".to_owned(), "".to_owned()];
+        let units = ["pkg".to_owned()];
         let bytes = fs::read(dir.path().join("archive.zip")).expect("read");
         let count = u16::from_le_bytes([bytes[bytes.len() - 12], bytes[bytes.len() - 11]]);
         let mut progress = Progress::new("test", false);
@@ -405,6 +468,18 @@ mod tests {
         ])
         .expect("extracts");
         assert_eq!(done.files, 2);
+    }
+
+    #[test]
+    fn units_without_files_and_file_directory_clashes_are_refused() {
+        let missing = extract(&[("other.py", None)]).expect_err("pkg has no files");
+        assert!(missing.0.contains("holds no file of it"), "{}", missing.0);
+        let clash = extract(&[("pkg/a", None), ("pkg/a/b.py", None)]).expect_err("a clash");
+        assert!(
+            clash.0.contains("both as a file and as a directory"),
+            "{}",
+            clash.0
+        );
     }
 
     #[test]

@@ -222,3 +222,25 @@ fn pip_installed_projects_pack_reproducibly_from_anywhere() {
         "outputs differ"
     );
 }
+
+/// More than 65,535 files: the native archive is zip64, whose entry count
+/// (for the check that no two entries share a name) is in the zip64 end
+/// record.
+#[test]
+fn an_app_with_more_than_65535_files_packs_and_runs() {
+    let cx = TestContext::new();
+    let app = cx.path().join("many-app");
+    let data = app.join("many/data");
+    fs::create_dir_all(&data).expect("mkdir");
+    for i in 0..66_000 {
+        fs::write(data.join(format!("{i}.txt")), i.to_string()).expect("write");
+    }
+    fs::write(app.join("many/__init__.py"), "").expect("write");
+    let main = "import os, many\n\
+        data = os.path.join(os.path.dirname(many.__file__), 'data')\n\
+        print(len(os.listdir(data)), open(os.path.join(data, '65999.txt')).read())\n";
+    fs::write(app.join("__main__.py"), main).expect("write");
+    let python = success(&cx.python(&[app.join("__main__.py")]));
+    let exe = cx.pack("many", &[app.to_str().expect("utf-8")]);
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
+}

@@ -610,4 +610,17 @@ fn a_damaged_copy_neither_poisons_the_cache_nor_runs() {
     let elsewhere = cx.path().join("elsewhere");
     fs::copy(&exe, &elsewhere).expect("copy");
     assert_eq!(success(&cx.run(&elsewhere, &["1"])), intact);
+
+    // Four bytes appended, which zipimport would take for the end record.
+    let mut bytes = fs::read(&exe).expect("read");
+    bytes.extend(b"PK\x05\x06");
+    let appended = cx.path().join("appended");
+    fs::write(&appended, bytes).expect("write");
+    fs::set_permissions(&appended, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let output = cx.run(&appended, &["1"]);
+    assert!(
+        !output.status.success() && stderr(&output).contains("bytes were appended to it"),
+        "{}",
+        describe(&output)
+    );
 }
