@@ -359,3 +359,47 @@ fn apps_share_one_extracted_standard_library() {
         assert!(success(&cx.run(exe, &[] as &[&str])).ends_with("\"\n"));
     }
 }
+
+/// A damaged standard library in one app's version is not hard-linked into
+/// another app's: each linked file is checked against the second app's own
+/// archive, and the second app extracts its own copy instead.
+#[test]
+fn a_damaged_standard_library_is_not_shared() {
+    use crate::context::version_dirs;
+    let cx = TestContext::new();
+    let pack = |name: &str| {
+        let source = format!("import json\nprint(json.dumps({name:?}))\n");
+        let app = cx.write_tree(&format!("{name}-src"), &[("__main__.py", source.as_str())]);
+        cx.pack(name, &[app.to_str().expect("utf-8")])
+    };
+    let (first, second) = (pack("first"), pack("second"));
+    success(&cx.run(&first, &[] as &[&str]));
+    let keys = version_dirs(&cx.cache_dir());
+    let json_init = cx
+        .cache_dir()
+        .join(&keys[0])
+        .join(".python/lib")
+        .join(format!("python{}", pyferry::build_python::PYTHON_VERSION))
+        .join(format!(
+            "json/__pycache__/__init__.cpython-{}.pyc",
+            pyferry::build_python::PYTHON_VERSION.replace('.', "")
+        ));
+    // What `import json` runs (the bytecode is never checked against its source).
+    let mut bytecode = fs::read(&json_init).expect("read the bytecode");
+    let last = bytecode.len() - 1;
+    bytecode[last] ^= 0xff;
+    bytecode[20] ^= 0xff;
+    fs::write(&json_init, bytecode).expect("damage");
+
+    let output = cx
+        .command(&second)
+        .env("PYFERRY_DEBUG", "1")
+        .output()
+        .expect("run");
+    assert_eq!(success(&output), "\"second\"\n", "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("not sharing the standard library"),
+        "{}",
+        describe(&output)
+    );
+}
