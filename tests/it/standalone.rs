@@ -308,17 +308,27 @@ fn standard_library_frames_name_their_files_and_lines() {
     assert!(text.ends_with("(char 1)\n"), "{text}");
 }
 
+/// An app that imports `json` and prints its name, packed as `name`.
+fn pack_json_app(cx: &TestContext, name: &str) -> PathBuf {
+    let source = format!("import json\nprint(json.dumps({name:?}))\n");
+    let app = cx.write_tree(&format!("{name}-src"), &[("__main__.py", source.as_str())]);
+    cx.pack(name, &[app.to_str().expect("utf-8")])
+}
+
+/// The standard library extracted in the cache's version `key`.
+fn extracted_stdlib(cx: &TestContext, key: &str) -> PathBuf {
+    cx.cache_dir()
+        .join(key)
+        .join(".python/lib")
+        .join(format!("python{}", pyferry::build_python::PYTHON_VERSION))
+}
+
 #[test]
 fn apps_share_one_extracted_standard_library() {
     use crate::context::{pyferry, version_dirs};
     use std::os::unix::fs::MetadataExt;
     let cx = TestContext::new();
-    let pack = |name: &str| {
-        let source = format!("import json\nprint(json.dumps({name:?}))\n");
-        let app = cx.write_tree(&format!("{name}-src"), &[("__main__.py", source.as_str())]);
-        cx.pack(name, &[app.to_str().expect("utf-8")])
-    };
-    let (first, second) = (pack("first"), pack("second"));
+    let (first, second) = (pack_json_app(&cx, "first"), pack_json_app(&cx, "second"));
     let run = |exe: &Path| {
         let output = cx
             .command(exe)
@@ -330,13 +340,7 @@ fn apps_share_one_extracted_standard_library() {
     };
     assert!(!run(&first).contains("linked the standard library"));
     assert!(run(&second).contains("linked the standard library"));
-    let os_module = |key: &String| {
-        cx.cache_dir()
-            .join(key)
-            .join(".python/lib")
-            .join(format!("python{}", pyferry::build_python::PYTHON_VERSION))
-            .join("os.py")
-    };
+    let os_module = |key: &String| extracted_stdlib(&cx, key).join("os.py");
     let keys = version_dirs(&cx.cache_dir());
     assert_eq!(keys.len(), 2, "{keys:?}");
     let inodes: Vec<u64> = keys
@@ -367,23 +371,13 @@ fn apps_share_one_extracted_standard_library() {
 fn a_damaged_standard_library_is_not_shared() {
     use crate::context::version_dirs;
     let cx = TestContext::new();
-    let pack = |name: &str| {
-        let source = format!("import json\nprint(json.dumps({name:?}))\n");
-        let app = cx.write_tree(&format!("{name}-src"), &[("__main__.py", source.as_str())]);
-        cx.pack(name, &[app.to_str().expect("utf-8")])
-    };
-    let (first, second) = (pack("first"), pack("second"));
+    let (first, second) = (pack_json_app(&cx, "first"), pack_json_app(&cx, "second"));
     success(&cx.run(&first, &[] as &[&str]));
     let keys = version_dirs(&cx.cache_dir());
-    let json_init = cx
-        .cache_dir()
-        .join(&keys[0])
-        .join(".python/lib")
-        .join(format!("python{}", pyferry::build_python::PYTHON_VERSION))
-        .join(format!(
-            "json/__pycache__/__init__.cpython-{}.pyc",
-            pyferry::build_python::PYTHON_VERSION.replace('.', "")
-        ));
+    let json_init = extracted_stdlib(&cx, &keys[0]).join(format!(
+        "json/__pycache__/__init__.cpython-{}.pyc",
+        pyferry::build_python::PYTHON_VERSION.replace('.', "")
+    ));
     // What `import json` runs (the bytecode is never checked against its source).
     let mut bytecode = fs::read(&json_init).expect("read the bytecode");
     let last = bytecode.len() - 1;
