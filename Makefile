@@ -31,7 +31,7 @@ DESTDIR ?=
 PYFERRY := $(TARGET_DIR)/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build run test test-tools test-flavor test-compat fuzz test-matrix fmt-check clippy install bench bench-rivals clean
+.PHONY: all build run test test-tools test-flavor test-compat test-cpython fuzz test-matrix fmt-check clippy install bench bench-rivals clean
 
 all: build
 
@@ -77,6 +77,12 @@ test-tools:
 	    echo "installing $$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+# CPython's own regression tests, run by python and by a packed app in
+# python mode, side by side (tests/cpython/run; MODULES=... to choose).
+# Not part of `make test`: they take a quarter of an hour.
+test-cpython: build
+	tests/cpython/run $(MODULES)
 
 # Fuzzes every parser of untrusted bytes (fuzz/fuzz_targets) for
 # FUZZ_SECONDS each, with cargo-fuzz (installed from crates.io when

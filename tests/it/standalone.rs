@@ -397,3 +397,26 @@ fn a_damaged_standard_library_is_not_shared() {
         describe(&output)
     );
 }
+
+/// `sysconfig` describes the runtime, not the build interpreter: paths
+/// below the app's own `sys.prefix`, libpython linked in statically, and
+/// the files it names (Makefile, pyconfig.h) there.
+#[test]
+fn sysconfig_describes_the_runtime() {
+    let cx = TestContext::new();
+    let script = "import os, sys, sysconfig\n\
+        values = sysconfig.get_config_vars()\n\
+        print(values['Py_ENABLE_SHARED'], values['LDLIBRARY'] == values['LIBRARY'])\n\
+        print(values['prefix'] == sys.prefix, values['INCLUDEPY'].startswith(sys.prefix))\n\
+        print(os.path.isfile(sysconfig.get_makefile_filename()))\n\
+        print(os.path.isfile(sysconfig.get_config_h_filename()))\n\
+        print(sysconfig.get_paths()['stdlib'] == os.path.dirname(os.__file__))\n\
+        print([key for key, value in values.items() if sys.argv[1] in str(value)])\n";
+    let app = cx.write_tree("app", &[("__main__.py", script)]);
+    let exe = cx.pack("sysconfig", &[app.to_str().expect("utf-8")]);
+    let output = success(&cx.run(&exe, &[pyferry::build_python::PYTHON_HOME]));
+    assert_eq!(
+        output, "0 True\nTrue True\nTrue\nTrue\nTrue\n[]\n",
+        "{output}"
+    );
+}

@@ -344,8 +344,12 @@ fn materialize(
     for relative in &plan.modules {
         let pyc = python.pycache_name(relative);
         let target = work_dir.join("stdlib-pyc").join(&pyc);
+        let mut source_path = python.stdlib_dir.join(relative);
+        if is_sysconfig_data(relative) {
+            source_path = relocated_sysconfig_data(python, &source_path, work_dir)?;
+        }
         jobs.push(CompileJob {
-            source: python.stdlib_dir.join(relative),
+            source: source_path.clone(),
             target: target.clone(),
             display: relative.clone(),
         });
@@ -355,10 +359,19 @@ fn materialize(
         };
         files.insert(format!("{stdlib}/{pyc}"), compiled);
         let source = SourceFile {
-            path: python.stdlib_dir.join(relative),
+            path: source_path,
             executable: false,
         };
         files.insert(format!("{stdlib}/{relative}"), source);
+    }
+    // What sysconfig names besides its data: the build's Makefile and
+    // pyconfig.h (not the headers, nor the 60 MB static libpython).
+    for (name, found) in sysconfig_files(python) {
+        let source = SourceFile {
+            path: found,
+            executable: false,
+        };
+        files.insert(format!("{unit}/{name}"), source);
     }
     // The test suite holds files that are invalid on purpose; like
     // compileall, leave out what does not compile (nothing can import it).
@@ -404,6 +417,89 @@ fn materialize(
         );
     }
     Ok(files)
+}
+
+/// `_sysconfigdata_*.py`: the build's configuration, which `sysconfig`
+/// reads.
+fn is_sysconfig_data(relative: &str) -> bool {
+    !relative.contains('/') && relative.starts_with("_sysconfigdata_") && relative.ends_with(".py")
+}
+
+/// The marker of the build's prefix in the relocated configuration.
+const PREFIX_MARKER: &str = "@PYFERRY_PREFIX@";
+
+/// The build's configuration as it describes this runtime instead: every
+/// path below the build interpreter's prefix is below the app's `sys.prefix`
+/// (where the `.python` unit is extracted), and libpython is linked in
+/// statically, whatever the build interpreter was. Written into `work_dir`.
+fn relocated_sysconfig_data(
+    python: &BuildPython,
+    source: &Path,
+    work_dir: &Path,
+) -> Result<PathBuf> {
+    let text = fs::read_to_string(source).map_err(io("read", source))?;
+    let prefix = build_prefix(python);
+    let mut relocated = text.replace(&prefix, PREFIX_MARKER);
+    relocated.push_str(&format!(
+        "\n\n# Added by pyferry pack: paths below this runtime's prefix, and its\n\
+         # libpython, linked in statically.\n\
+         def _pyferry_relocate():\n    \
+             import sys\n    \
+             for key, value in build_time_vars.items():\n        \
+                 if isinstance(value, str):\n            \
+                     build_time_vars[key] = value.replace({PREFIX_MARKER:?}, sys.prefix)\n    \
+             static = build_time_vars.get('LIBRARY', '')\n    \
+             build_time_vars.update(Py_ENABLE_SHARED=0, PY_ENABLE_SHARED=0, LDLIBRARY=static)\n\n\
+         _pyferry_relocate()\n\
+         del _pyferry_relocate\n"
+    ));
+    let dir = work_dir.join("sysconfig");
+    fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    let target = dir.join(source.file_name().expect("a file"));
+    fs::write(&target, relocated).map_err(io("write", &target))?;
+    Ok(target)
+}
+
+/// `sys.prefix` of the build interpreter: its standard library is
+/// `PREFIX/lib/pythonX.Y`.
+fn build_prefix(python: &BuildPython) -> String {
+    python
+        .stdlib_dir
+        .ancestors()
+        .nth(2)
+        .unwrap_or(&python.stdlib_dir)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The build's Makefile and pyconfig.h, by name in the unit, where the
+/// build interpreter has them.
+fn sysconfig_files(python: &BuildPython) -> Vec<(String, PathBuf)> {
+    let prefix = PathBuf::from(build_prefix(python));
+    let version = format!("{}.{}", python.version[0], python.version[1]);
+    let mut found = Vec::new();
+    let header = format!("include/python{version}/pyconfig.h");
+    if prefix.join(&header).is_file() {
+        found.push((
+            header,
+            prefix.join(format!("include/python{version}/pyconfig.h")),
+        ));
+    }
+    let config_dirs = fs::read_dir(&python.stdlib_dir)
+        .into_iter()
+        .flatten()
+        .flatten();
+    for entry in config_dirs {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("config-{version}")) && entry.path().join("Makefile").is_file()
+        {
+            found.push((
+                format!("{}/{name}/Makefile", stdlib_unit::stdlib_dir()),
+                entry.path().join("Makefile"),
+            ));
+        }
+    }
+    found
 }
 
 fn stdlib_error(reason: String) -> Error {
