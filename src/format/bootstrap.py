@@ -362,11 +362,21 @@ def _locate_frozen_modules(stdlib_dir, imp):
             continue
         try:
             _, is_package, original_name = find_frozen(name)
+            relative = original_name.replace(".", "/")
             tail = "/__init__.py" if is_package else ".py"
-            path = f"{stdlib_dir}/{original_name.replace('.', '/')}{tail}"
+            path = f"{stdlib_dir}/{relative}{tail}"
         except Exception:
             return  # Not the API we know: leave __file__ unset, as stock.
         module.__file__ = path
+        # As python records it when it knows sys._stdlib_dir from the start:
+        # importlib checks the loader state against __file__ when it is
+        # imported afresh (`importlib._bootstrap._setup`).
+        state = getattr(spec, "loader_state", None)
+        if state is not None and hasattr(state, "filename"):
+            state.filename = path
+            locations = spec.submodule_search_locations
+            if is_package and locations is not None and not locations:
+                locations.insert(0, f"{stdlib_dir}/{relative}")
 
 
 # True while the bootstrap itself looks for the archive's root `__main__`.

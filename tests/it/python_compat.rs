@@ -304,7 +304,8 @@ fn runtime_flags_from_the_environment_work() {
 
 /// Modules frozen into CPython (`os`, `codecs`) have a `__file__` in the
 /// standard library, as in python, whether imported before the app starts
-/// or by it (`runpy`), and `sys._stdlib_dir` is that directory.
+/// or by it (`runpy`), and `sys._stdlib_dir` is that directory, in the app
+/// and in python mode; importlib imported afresh accepts them.
 /// (Python 3.10 freezes none of them, and has no `_stdlib_dir`.)
 #[cfg(Py_3_11)]
 #[test]
@@ -314,7 +315,12 @@ fn frozen_standard_modules_have_their_files() {
         stdlib = sys._stdlib_dir\n\
         print(os.path.isdir(stdlib), os.path.dirname(os.__file__) == stdlib)\n\
         for module in (os, codecs, runpy, importlib.util):\n    \
-        print(module.__name__, os.path.relpath(module.__file__, stdlib))\n";
+        print(module.__name__, os.path.relpath(module.__file__, stdlib))\n\
+        saved, frozen = sys.modules.pop('importlib'), sys.modules['_frozen_importlib']\n\
+        sys.modules['_frozen_importlib'] = None\n\
+        import importlib as fresh\n\
+        print('importlib afresh', fresh is not saved)\n\
+        sys.modules.update(importlib=saved, _frozen_importlib=frozen)\n";
     let app = cx.write_tree("app", &[("__main__.py", script)]);
     let exe = cx.pack("frozen", &[app.to_str().expect("utf-8")]);
     let packed = success(&cx.run(&exe, &[] as &[&str]));
@@ -325,6 +331,15 @@ fn frozen_standard_modules_have_their_files() {
         .expect("python");
     assert_eq!(packed, success(&python));
     assert!(packed.starts_with("True True\nos os.py\n"), "{packed}");
+    // And in python mode, as the app's `sys.executable` children run.
+    let child = cx
+        .command(&exe)
+        .env("PYFERRY_INTERPRETER", "1")
+        .args(["-I", "-S"])
+        .arg(app.join("__main__.py"))
+        .output()
+        .expect("run");
+    assert_eq!(success(&child), packed);
 }
 
 #[test]
