@@ -208,12 +208,13 @@ def _load_archive_modules_once(archive, zipimport):
                 return name if isinstance(name, str) else None
         return None
 
-    # Named like its base: code that looks at a loader's class name sees
-    # what it would see under python.
     fix_co_filename = getattr(sys.modules.get("_imp"), "_fix_co_filename", None)
 
+    # Named like its base: code that looks at a loader's class (its repr
+    # included) sees what it would see under python.
     class zipimporter(stock):
         __module__ = "zipimport"
+        __qualname__ = "zipimporter"
 
         def get_code(self, fullname):
             # Name the code after its source in the archive, as python names

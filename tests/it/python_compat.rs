@@ -564,3 +564,25 @@ fn the_root_main_module_is_only_the_entry_point() {
         .expect("run");
     assert_eq!(success(&child), python);
 }
+
+/// To code that looks at it, an archived module's loader is python's own
+/// zipimporter, as for the same app run by python from a zip.
+#[test]
+fn archived_modules_have_zipimports_loader() {
+    let cx = TestContext::new();
+    let main = "import helper\nloader = type(helper.__loader__)\n\
+        print(loader, loader.__module__, loader.__qualname__, repr(helper.__loader__)[:22])\n";
+    let app = cx.write_tree("app", &[("__main__.py", main), ("helper.py", "X = 1\n")]);
+    let zipped = cx.path().join("app.zip");
+    success(&cx.python(&[
+        "-m".as_ref(),
+        "zipfile".as_ref(),
+        "-c".as_ref(),
+        zipped.as_os_str(),
+        app.join("__main__.py").as_os_str(),
+        app.join("helper.py").as_os_str(),
+    ]));
+    let python = success(&cx.python(&[&zipped]));
+    let exe = cx.pack("loader", &[app.to_str().expect("utf-8")]);
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
+}
