@@ -5,6 +5,12 @@
 import json
 import py_compile
 import sys
+import warnings
+
+# What compiling a module says about its code (`"is" with a literal`) is
+# for its authors, not for whoever packs it: pip keeps it quiet too.
+warnings.simplefilter("ignore", SyntaxWarning)
+warnings.simplefilter("ignore", DeprecationWarning)
 
 failures = []
 for job in json.load(sys.stdin):
