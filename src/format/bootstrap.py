@@ -118,10 +118,12 @@ def _call_like_a_console_script(function, head):
 _console_script_lines = []
 
 
-def python(stdlib_dir, site):
+def python(stdlib_dir, site, venv=False):
     # Python mode (`PYFERRY_INTERPRETER=1`, the app's `sys.executable`
-    # children): what python has set up before its command line runs.
-    # `site`: python was not given `-S`.
+    # children, a venv's python): what python has set up before its command
+    # line runs. `site`: python was not given `-S`. `venv`: started as the
+    # `bin/python` of a venv (sys.executable), whose site-packages and
+    # `.pth` files `site` adds, as it does for python in a venv.
     import _frozen_importlib
     import _imp
     import zipimport
@@ -131,7 +133,11 @@ def python(stdlib_dir, site):
     _load_archive_modules_once(sys.executable, zipimport)
     _watch_for_linecache()
     sys.meta_path.append(_MainAlias(_spec_finder(_frozen_importlib)))
-    if site:
+    if site and venv:
+        import site as site_module
+
+        site_module.main()
+    elif site:
         _add_site_builtins()
 
 

@@ -22,7 +22,8 @@
 //! start with `-c` still gets them; running the app again instead would
 //! re-run it in every child.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invocation {
@@ -114,6 +115,32 @@ pub fn classify(args: &[OsString], interpreter_mode: bool, descendant: bool) -> 
     } else {
         Invocation::App
     }
+}
+
+/// The path of a venv's python through which the app was started
+/// (`ENV/bin/python`, a link to the app's executable that a venv made by
+/// the app's python holds), when `argv0` is one: its directory or the one
+/// above holds `pyvenv.cfg`, and it is this very executable (`exe`). Such
+/// a start is python, for that venv.
+pub fn venv_python(argv0: &OsStr, exe: &Path) -> Option<PathBuf> {
+    let argv0 = Path::new(argv0);
+    // As invoked: a path, or a name found on PATH.
+    let invoked = if argv0.components().count() > 1 {
+        std::env::current_dir().ok()?.join(argv0)
+    } else {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(argv0))
+            .find(|candidate| candidate.is_file())?
+    };
+    let dir = invoked.parent()?;
+    let has_config = dir.join("pyvenv.cfg").is_file()
+        || dir
+            .parent()
+            .is_some_and(|up| up.join("pyvenv.cfg").is_file());
+    let is_this_executable =
+        std::fs::canonicalize(&invoked).ok()? == std::fs::canonicalize(exe).ok()?;
+    (has_config && is_this_executable).then_some(invoked)
 }
 
 fn is_multiprocessing_helper(args: &[OsString]) -> bool {

@@ -56,7 +56,14 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     let app_key = &manifest.hash[..16];
     let lineage = Lineage::read(std::env::var_os(LINEAGE_VARIABLE).as_deref(), app_key);
     let args = argv.get(1..).unwrap_or_default();
-    let invocation = invocation::classify(args, interpreter_mode, lineage.is_descendant());
+    // Started as a venv's python (a venv that the app's python made).
+    let venv_python = argv
+        .first()
+        .and_then(|argv0| invocation::venv_python(argv0, &payload.path));
+    let invocation = match venv_python {
+        Some(_) => Invocation::Python,
+        None => invocation::classify(args, interpreter_mode, lineage.is_descendant()),
+    };
     if invocation == Invocation::ExtractOnly {
         let version = match argv.get(2..).unwrap_or_default() {
             [] => cache::ensure_extracted(&payload)?,
@@ -130,10 +137,15 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     // from the bootstrap's `python`.
     let command = match invocation {
         Invocation::Python => format!(
-            "__import__({}).python({}, {})\n",
+            "__import__({}).python({}, {}, {})\n",
             python_string(BOOTSTRAP_MODULE),
             python_string(&python.stdlib_dir.to_string_lossy()),
             if python_option('S') { "False" } else { "True" },
+            if venv_python.is_some() {
+                "True"
+            } else {
+                "False"
+            },
         ),
         _ => bootstrap_command(&payload, &python.stdlib_dir, log.as_deref()),
     };
@@ -144,7 +156,9 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     environment.extend(stdlib::tcl_tk_environment(&python.home));
     let started = Interpreter::start(&Launch {
         argv: &argv,
-        executable: &payload.path,
+        // A venv's python is that venv's `bin/python`: `site` finds the
+        // venv's `pyvenv.cfg` beside it.
+        executable: venv_python.as_deref().unwrap_or(&payload.path),
         home: &python.home,
         search_paths: &python.search_paths,
         mode: match invocation {

@@ -3,6 +3,7 @@
 //! both and compares.
 
 use crate::context::{BUILD_PYTHON, StdinBytes, TestContext, describe, stderr, stdout, success};
+use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -585,4 +586,83 @@ fn archived_modules_have_zipimports_loader() {
     let python = success(&cx.python(&[&zipped]));
     let exe = cx.pack("loader", &[app.to_str().expect("utf-8")]);
     assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
+}
+
+/// A venv made by the app's python (`python -m venv`, as tox or nox make
+/// theirs) works: its `bin/python`, a link to the app, is python over that
+/// venv, with its site-packages, as a venv of python is.
+#[test]
+fn a_venv_made_by_the_apps_python_is_python_over_that_venv() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", "print('the app')\n")]);
+    let exe = cx.pack("venv-maker", &[app.to_str().expect("utf-8")]);
+    let probe = "import os, sys, packaging\n\
+        print(os.path.basename(sys.prefix), sys.prefix != sys.base_prefix)\n\
+        print(os.path.relpath(packaging.__file__, sys.prefix))\n\
+        print(sorted(p for p in sys.path if p.startswith(sys.prefix)))\n";
+    let mut outputs = Vec::new();
+    for (label, maker) in [
+        ("python", Path::new(BUILD_PYTHON)),
+        ("packed", exe.as_path()),
+    ] {
+        let env = cx.path().join(label).join("env");
+        fs::create_dir_all(env.parent().expect("parent")).expect("mkdir");
+        let made = cx
+            .command(maker)
+            .env("PYFERRY_INTERPRETER", "1")
+            .args(["-m", "venv", "--without-pip"])
+            .arg(&env)
+            .output()
+            .expect("make a venv");
+        success(&made);
+        let installed = cx
+            .command(BUILD_PYTHON)
+            .args(["-m", "pip", "--python"])
+            .arg(env.join("bin/python"))
+            .args(["install", "--quiet", "--no-index", "--find-links"])
+            .arg(crate::context::wheel_dir())
+            .arg("packaging")
+            .output()
+            .expect("pip install into the venv");
+        success(&installed);
+        let ran = cx
+            .command(env.join("bin/python"))
+            .args(["-c", probe])
+            .output()
+            .expect("run");
+        let text = success(&ran).replace(env.to_str().expect("utf-8"), "{env}");
+        outputs.push(text);
+    }
+    assert_eq!(outputs[1], outputs[0]);
+    // The app itself is still the app.
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), "the app\n");
+}
+
+/// Workers defined in an `-e module` entry point (run as `python -m
+/// module`): spawn and forkserver children find them, as under python.
+#[test]
+fn multiprocessing_workers_in_an_entry_module() {
+    let cx = TestContext::new();
+    let source = "import multiprocessing as mp\n\
+                  def cube(x):\n    return x ** 3\n\
+                  if __name__ == '__main__':\n    \
+                  for method in ('spawn', 'forkserver'):\n        \
+                  with mp.get_context(method).Pool(2) as pool:\n            \
+                  print(method, pool.map(cube, range(4)))\n";
+    let app = cx.write_tree("app", &[("work.py", source)]);
+    let exe = cx.pack("workers", &["-e", "work", app.to_str().expect("utf-8")]);
+    let packed = cx
+        .command("timeout")
+        .args(["--kill-after=5", "120"])
+        .arg(&exe)
+        .output()
+        .expect("run");
+    let python = cx
+        .command(BUILD_PYTHON)
+        .args(["-m", "work"])
+        .current_dir(&app)
+        .output()
+        .expect("python");
+    assert_eq!(success(&packed), success(&python));
+    assert!(stdout(&packed).contains("spawn [0, 1, 8, 27]"));
 }
