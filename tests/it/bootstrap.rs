@@ -78,12 +78,7 @@ fn bootstrap_shortcuts_fall_back_when_cpython_internals_change() {
     );
     let exe = cx.pack("internals", &[app.to_str().expect("utf-8")]);
     let simulate = |case: &str| {
-        let output = cx
-            .command(&exe)
-            .env("PYFERRY_INTERPRETER", "1")
-            .args(["-c", SIMULATION, case])
-            .output()
-            .expect("run");
+        let output = cx.run_as_python(&exe, &["-c", SIMULATION, case]);
         assert!(output.status.success(), "{case}: {}", describe(&output));
         let text = stdout(&output);
         let (installed, rest) = text.split_once('\n').expect("lines");

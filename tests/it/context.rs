@@ -91,6 +91,12 @@ impl TestContext {
         output_of(self.command(exe).args(args))
     }
 
+    /// Runs a packed executable in python mode (`PYFERRY_INTERPRETER=1`):
+    /// python over the app's environment, given python's command line.
+    pub fn run_as_python<S: AsRef<OsStr>>(&self, exe: &Path, args: &[S]) -> Output {
+        output_of(self.command(exe).env("PYFERRY_INTERPRETER", "1").args(args))
+    }
+
     /// Runs the build interpreter (the same CPython the runtime embeds).
     pub fn python<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
         self.command(BUILD_PYTHON)

@@ -333,13 +333,8 @@ fn frozen_standard_modules_have_their_files() {
     assert_eq!(packed, success(&python));
     assert!(packed.starts_with("True True\nos os.py\n"), "{packed}");
     // And in python mode, as the app's `sys.executable` children run.
-    let child = cx
-        .command(&exe)
-        .env("PYFERRY_INTERPRETER", "1")
-        .args(["-I", "-S"])
-        .arg(app.join("__main__.py"))
-        .output()
-        .expect("run");
+    let script = app.join("__main__.py");
+    let child = cx.run_as_python(&exe, &["-I".as_ref(), "-S".as_ref(), script.as_os_str()]);
     assert_eq!(success(&child), packed);
 }
 
@@ -354,13 +349,7 @@ fn interpreter_mode_is_a_python_cli_over_the_app() {
         ],
     );
     let exe = cx.pack("interp", &[app.to_str().expect("utf-8")]);
-    let python = |args: &[&str]| {
-        cx.command(&exe)
-            .env("PYFERRY_INTERPRETER", "1")
-            .args(args)
-            .output()
-            .expect("run")
-    };
+    let python = |args: &[&str]| cx.run_as_python(&exe, args);
     let out = success(&python(&[
         "-c",
         "import sys, helper; print(helper.hi(), sys.argv)",
@@ -557,12 +546,7 @@ fn the_root_main_module_is_only_the_entry_point() {
     let python = success(&cx.python(&["-I", "-c", code]));
     assert!(python.starts_with("ImportError"), "{python}");
     assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
-    let child = cx
-        .command(&exe)
-        .env("PYFERRY_INTERPRETER", "1")
-        .args(["-c", code])
-        .output()
-        .expect("run");
+    let child = cx.run_as_python(&exe, &["-c", code]);
     assert_eq!(success(&child), python);
 }
 
