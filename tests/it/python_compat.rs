@@ -497,12 +497,7 @@ fn multiprocessing_workers_in_the_root_main_module() {
     let packed_and_python = |dir: &str, source: &str, python_target: fn(&Path) -> PathBuf| {
         let app = cx.write_tree(dir, &[("__main__.py", source)]);
         let exe = cx.pack(&format!("{dir}-app"), &[app.to_str().expect("utf-8")]);
-        let packed = cx
-            .command("timeout")
-            .args(["--kill-after=5", "120"])
-            .arg(&exe)
-            .output()
-            .expect("run");
+        let packed = run_bounded(&cx, &exe);
         let python = cx
             .command(BUILD_PYTHON)
             .arg(python_target(&app))
@@ -622,6 +617,16 @@ fn a_venv_made_by_the_apps_python_is_python_over_that_venv() {
     assert_eq!(success(&cx.run(&exe, &[] as &[&str])), "the app\n");
 }
 
+/// Runs `exe` for at most two minutes: a multiprocessing regression hangs,
+/// and then fails instead.
+fn run_bounded(cx: &TestContext, exe: &Path) -> std::process::Output {
+    cx.command("timeout")
+        .args(["--kill-after=5", "120"])
+        .arg(exe)
+        .output()
+        .expect("run")
+}
+
 /// Workers defined in an `-e module` entry point (run as `python -m
 /// module`): spawn and forkserver children find them, as under python.
 #[test]
@@ -635,12 +640,7 @@ fn multiprocessing_workers_in_an_entry_module() {
                   print(method, pool.map(cube, range(4)))\n";
     let app = cx.write_tree("app", &[("work.py", source)]);
     let exe = cx.pack("workers", &["-e", "work", app.to_str().expect("utf-8")]);
-    let packed = cx
-        .command("timeout")
-        .args(["--kill-after=5", "120"])
-        .arg(&exe)
-        .output()
-        .expect("run");
+    let packed = run_bounded(&cx, &exe);
     let python = cx
         .command(BUILD_PYTHON)
         .args(["-m", "work"])
