@@ -307,7 +307,10 @@ class _LinecacheWatch:
             pass
         import _frozen_importlib
 
-        spec = _frozen_importlib._find_spec(name, None)
+        find_spec = getattr(_frozen_importlib, "_find_spec", None)
+        if find_spec is None:
+            return None  # Not the importlib we know: linecache as stock.
+        spec = find_spec(name, None)
         if spec is None or spec.loader is None:
             return spec
         spec.loader = _TeachAfterLoading(spec.loader)
