@@ -137,22 +137,15 @@ pub fn ensure_extracted(payload: &Payload) -> Result<Version> {
 /// Verifies this copy of the executable (`verify`), unless the version
 /// directory says it was verified already.
 fn verify_copy(dir: &Path, payload: &Payload) -> Result<()> {
-    let identity = verify::identity(&payload.file).ok();
-    let marker = identity.map(|identity| dir.join(verify::VERIFIED_DIR).join(identity));
-    if marker.as_ref().is_some_and(|marker| marker.exists()) {
+    if verify::marker(dir, &payload.file).is_some_and(|marker| marker.exists()) {
         return Ok(());
     }
     verify::archive(payload).map_err(|reason| Error::PayloadCorrupt {
         exe: payload.path.clone(),
         reason,
     })?;
-    if let Some(marker) = marker {
-        // Best effort: a read-only cache verifies the copy at every start.
-        let _ = DirBuilder::new()
-            .mode(Audience::User.dir_mode())
-            .create(dir.join(verify::VERIFIED_DIR));
-        let _ = File::create(marker);
-    }
+    // Best effort: a read-only cache verifies the copy at every start.
+    let _ = verify::remember(dir, &payload.file, Audience::User.dir_mode());
     Ok(())
 }
 
@@ -440,15 +433,8 @@ fn extract_version(
                     .map_err(crate::error::io("write in", &temp))?;
             }
             // This copy was verified above.
-            let verified = temp.join(verify::VERIFIED_DIR);
-            DirBuilder::new()
-                .mode(audience.dir_mode())
-                .create(&verified)
-                .map_err(crate::error::io("create", &verified))?;
-            if let Ok(identity) = verify::identity(&payload.file) {
-                File::create(verified.join(identity))
-                    .map_err(crate::error::io("write in", &verified))?;
-            }
+            verify::remember(&temp, &payload.file, audience.dir_mode())
+                .map_err(crate::error::io("write in", &temp))?;
             // After a power loss right after the rename, the marker must
             // not stand in front of files whose data never reached the disk:
             // everything written goes to the disk first, the marker and the

@@ -13,9 +13,10 @@
 use super::payload::Payload;
 use crate::format::Damage;
 use crate::format::archive_hash::{ArchiveHasher, DIR_MODE};
-use std::fs::File;
+use std::fs::{DirBuilder, File};
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
 
 /// In a version directory: one empty file per verified copy, named by its
 /// identity.
@@ -64,4 +65,25 @@ pub fn identity(file: &File) -> io::Result<String> {
         meta.ctime(),
         meta.ctime_nsec()
     ))
+}
+
+/// Where the version directory `dir` remembers that this copy (`file`) was
+/// verified; `None` if the copy cannot be told from others.
+pub fn marker(dir: &Path, file: &File) -> Option<PathBuf> {
+    Some(dir.join(VERIFIED_DIR).join(identity(file).ok()?))
+}
+
+/// Remembers in the version directory `dir` that this copy was verified.
+pub fn remember(dir: &Path, file: &File, dir_mode: u32) -> io::Result<()> {
+    match DirBuilder::new()
+        .mode(dir_mode)
+        .create(dir.join(VERIFIED_DIR))
+    {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    if let Some(marker) = marker(dir, file) {
+        File::create(marker)?;
+    }
+    Ok(())
 }

@@ -5,7 +5,9 @@
 //!
 //! `make test` runs the quick subset; `make test-compat` runs every app.
 
-use crate::context::{BUILD_PYTHON, TestContext, describe, output_of, pyferry, target_dir};
+use crate::context::{
+    BUILD_PYTHON, TestContext, describe, download_wheels_once, output_of, pyferry, target_dir,
+};
 use regex::Regex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -103,25 +105,14 @@ fn compat_wheels() -> &'static Path {
             "compat-wheels-{}",
             pyferry::build_python::PYTHON_VERSION
         ));
-        let marker = dir.join(".complete");
-        if fs::read_to_string(&marker).ok().as_deref() != Some(REQUIREMENTS) {
-            let requirements =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/requirements.txt");
-            let output = Command::new(BUILD_PYTHON)
-                .args(["-m", "pip", "download", "--only-binary=:all:", "--no-deps"])
-                .args(["--disable-pip-version-check", "--quiet", "--dest"])
-                .arg(&dir)
-                .arg("-r")
-                .arg(requirements)
-                .output()
-                .expect("run pip download");
-            assert!(
-                output.status.success(),
-                "downloading the compatibility suite's wheels failed:\n{}",
-                describe(&output)
-            );
-            fs::write(&marker, REQUIREMENTS).expect("marker");
-        }
+        let requirements =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/requirements.txt");
+        let args = [
+            "--no-deps".as_ref(),
+            "-r".as_ref(),
+            requirements.as_os_str(),
+        ];
+        download_wheels_once(&dir, REQUIREMENTS, &args);
         dir
     })
 }

@@ -196,19 +196,32 @@ pub fn wheel_dir() -> &'static Path {
             "test-wheels-{}",
             pyferry::build_python::PYTHON_VERSION
         ));
-        let done = dir.join(".complete");
-        if !is_complete(&done) {
-            let status = Command::new(BUILD_PYTHON)
-                .args(["-m", "pip", "download", "--only-binary=:all:", "--dest"])
-                .arg(&dir)
-                .args(TEST_DISTRIBUTIONS)
-                .status()
-                .expect("run pip download");
-            assert!(status.success(), "pip download of the test wheels failed");
-            fs::write(&done, TEST_DISTRIBUTIONS.join(" ")).expect("marker");
-        }
+        download_wheels_once(&dir, &TEST_DISTRIBUTIONS.join(" "), TEST_DISTRIBUTIONS);
         dir
     })
+}
+
+/// `pip download --only-binary=:all: --dest DIR ARGS`, unless DIR's marker
+/// says the same `asked` was downloaded there already.
+pub fn download_wheels_once(dir: &Path, asked: &str, args: &[impl AsRef<OsStr>]) {
+    let marker = dir.join(".complete");
+    if fs::read_to_string(&marker).is_ok_and(|text| text == asked) {
+        return;
+    }
+    let output = Command::new(BUILD_PYTHON)
+        .args(["-m", "pip", "download", "--only-binary=:all:"])
+        .args(["--disable-pip-version-check", "--quiet", "--dest"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run pip download");
+    assert!(
+        output.status.success(),
+        "pip download of wheels into {} failed:\n{}",
+        dir.display(),
+        describe(&output)
+    );
+    fs::write(&marker, asked).expect("marker");
 }
 
 /// A venv of the build interpreter with the test wheels installed: the

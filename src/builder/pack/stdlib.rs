@@ -479,11 +479,9 @@ fn sysconfig_files(python: &BuildPython) -> Vec<(String, PathBuf)> {
     let version = format!("{}.{}", python.version[0], python.version[1]);
     let mut found = Vec::new();
     let header = format!("include/python{version}/pyconfig.h");
-    if prefix.join(&header).is_file() {
-        found.push((
-            header,
-            prefix.join(format!("include/python{version}/pyconfig.h")),
-        ));
+    let header_path = prefix.join(&header);
+    if header_path.is_file() {
+        found.push((header, header_path));
     }
     let config_dirs = fs::read_dir(&python.stdlib_dir)
         .into_iter()
