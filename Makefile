@@ -70,11 +70,20 @@ test-compat: build
 # missing: strace (a cache test holds a start up with its fault injection),
 # Xvfb and xwininfo (GUI apps shown on a real display).
 TEST_PROGRAMS := strace:strace Xvfb:xvfb xwininfo:x11-utils
+# The desktop libraries Qt's xcb platform plugin takes from the system, as
+# a user's desktop has them (the PySide6 test shows a window with them).
+TEST_LIBRARIES := libdbus-1-3 libegl1 libfontconfig1 libgl1 libglib2.0-0 \
+    libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
+    libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 \
+    libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0
 test-tools:
 	@missing=$$(for pair in $(TEST_PROGRAMS); do \
-	    command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done); \
+	    command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done; \
+	    for package in $(TEST_LIBRARIES); do \
+	    dpkg-query -W -f='$${Status}\n' $$package 2>/dev/null | grep -q '^install ok installed' \
+	    || echo $$package; done); \
 	if [ -n "$$missing" ]; then \
-	    echo "installing $$missing"; \
+	    echo "installing" $$missing; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 

@@ -2,6 +2,7 @@
 //! the very types the runtime uses.
 
 use crate::error::{Error, Result};
+use crate::format::manifest::QtPlatforms;
 use crate::format::units::{Placement, REPORT, UnitReport};
 use crate::format::{Damage, Flavor, elf};
 use crate::runtime::{extract, payload};
@@ -33,6 +34,8 @@ pub struct Report {
     pub runtime_runpath: Option<String>,
     /// Where a system package may pre-extract it (`--system-cache`).
     pub system_cache: Option<String>,
+    /// Qt's platform plugins and what each needs from the user's desktop.
+    pub qt_platforms: Vec<QtPlatforms>,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,6 +114,7 @@ pub fn inspect(path: &Path) -> Result<Report> {
         runtime_libraries: dynamic.needed,
         runtime_runpath: dynamic.runpath,
         system_cache: manifest.system_cache.clone(),
+        qt_platforms: manifest.qt_platforms.clone(),
     })
 }
 
@@ -152,6 +156,19 @@ impl Report {
                 self.extracted_units.join(", ")
             },
         );
+        for qt in &self.qt_platforms {
+            let binding = qt.modules.first().map_or("", |module| {
+                module
+                    .split_once('.')
+                    .map_or(module.as_str(), |(top, _)| top)
+            });
+            text.push_str(&format!(
+                "{binding} platforms, with the libraries each takes from the desktop:\n"
+            ));
+            for (platform, libraries) in &qt.plugins {
+                text.push_str(&format!("  {platform}: {}\n", libraries.join(" ")));
+            }
+        }
         if !self.units.is_empty() {
             text.push_str("units:\n");
             let width = self.units.iter().map(|u| u.name.len()).max().unwrap_or(0);

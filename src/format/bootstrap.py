@@ -13,7 +13,7 @@
 import sys
 
 
-def main(app, module, function, log, stdlib_dir):
+def main(app, module, function, log, stdlib_dir, qt_platforms):
     import _imp
     import zipimport
 
@@ -25,6 +25,8 @@ def main(app, module, function, log, stdlib_dir):
         _locate_frozen_modules(stdlib_dir, _imp)
     _load_archive_modules_once(sys.executable, zipimport)
     _watch_for_linecache()
+    if qt_platforms:
+        sys.meta_path.insert(0, _QtPlatformCheck(app, qt_platforms))
     _add_site_builtins()
     own_frames = ("<string>", "<frozen runpy>", main.__code__.co_filename)
 
@@ -40,20 +42,12 @@ def main(app, module, function, log, stdlib_dir):
             sys.__excepthook__(exc_type, exc, tb)
         else:
             text = "".join(traceback.format_exception(exc_type, exc, tb))
+            text += _missing_library_hint(exc)
             if sys.stderr is not None:  # None when fd 2 is closed
                 sys.stderr.write(text)
                 sys.stderr.flush()
-            if log is not None and exc_type is not KeyboardInterrupt:
-                # Nobody reads stderr: keep the traceback where the runtime's
-                # notice will point.
-                try:
-                    import time
-
-                    with open(log, "a", encoding="utf-8", errors="replace") as file:
-                        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-                        file.write(f"--- {stamp} {app} died from an uncaught exception\n{text}")
-                except OSError:
-                    pass
+            if exc_type is not KeyboardInterrupt:
+                _log_failure(log, f"{app} died from an uncaught exception", text)
         if exc_type is KeyboardInterrupt:
             # CPython dies by SIGINT after an unhandled KeyboardInterrupt,
             # remembered in a flag that any exec() of a string resets (and
@@ -64,7 +58,17 @@ def main(app, module, function, log, stdlib_dir):
                 pass
 
     sys.excepthook = excepthook
+    try:
+        _run_entry_point(app, module, function)
+    except SystemExit as exit:
+        # `sys.exit("message")`, a command line's error (or the Qt check's):
+        # double-clicked, it is kept too, as an uncaught exception is.
+        if isinstance(exit.code, str):
+            _log_failure(log, f"{app} stopped with an error", exit.code + "\n")
+        raise
 
+
+def _run_entry_point(app, module, function):
     if function is None:
         import _frozen_importlib
 
@@ -95,6 +99,162 @@ def main(app, module, function, log, stdlib_dir):
                 f"  hint: pack it again with the right `-e MODULE[:FUNC]`"
             )
     _call_like_a_console_script(function, getattr(sys.modules[module], function.split(".")[0]))
+
+
+def _log_failure(log, what, text):
+    # Nobody reads stderr (double-clicked): keep the message where the
+    # runtime's notice will point.
+    if log is None:
+        return
+    try:
+        import time
+
+        with open(log, "a", encoding="utf-8", errors="replace") as file:
+            file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {what}\n{text}")
+    except OSError:
+        pass
+
+
+def _missing_library_hint(exc):
+    # An extension module whose library the system lacks fails to import
+    # with dlopen's message, `libfoo.so.1: cannot open shared object file`.
+    # Say what to install, as the Qt check does.
+    if not isinstance(exc, ImportError) or isinstance(exc, ModuleNotFoundError):
+        return ""
+    message = str(exc.msg if exc.msg is not None else exc)
+    soname, found, _ = message.partition(": cannot open shared object file")
+    if not found or "/" in soname or ".so" not in soname:
+        return ""
+    return f"  hint: this system lacks the library {soname}: {_how_to_install([soname])}\n"
+
+
+def _how_to_install(sonames):
+    # Debian names a library's package after its soname (libxcb-icccm.so.4:
+    # libxcb-icccm4, libX11.so.6: libx11-6); Fedora installs the package
+    # that provides the soname itself.
+    debian = dict.fromkeys(_debian_package(soname) for soname in sonames)
+    fedora = " ".join(f"'{soname}()(64bit)'" for soname in sonames)
+    return (
+        f"install it (Debian, Ubuntu: `sudo apt install {' '.join(debian)}`; "
+        f"Fedora: `sudo dnf install {fedora}`), then start the app again"
+    )
+
+
+# Libraries whose Debian package is not named after them.
+_DEBIAN_PACKAGES = {
+    "libglib-2.0": "libglib2.0-0",
+    "libgobject-2.0": "libglib2.0-0",
+    "libgio-2.0": "libglib2.0-0",
+    "libgmodule-2.0": "libglib2.0-0",
+    "libgthread-2.0": "libglib2.0-0",
+    "libGLdispatch": "libglvnd0",
+}
+
+
+def _debian_package(soname):
+    name, _, version = soname.partition(".so")
+    if name in _DEBIAN_PACKAGES:
+        return _DEBIAN_PACKAGES[name]
+    name = name.lower().replace("_", "-")
+    version = version[1:].split(".")[0]
+    if not version:
+        return name
+    return f"{name}-{version}" if name[-1:].isdigit() else f"{name}{version}"
+
+
+class _QtPlatformCheck:
+    # On sys.meta_path until the app imports a Qt binding's GUI module. Qt
+    # loads its platform plugin when the app creates its application
+    # object, and when a library that plugin takes from the desktop is
+    # missing, it aborts with a message that names none. Before the first
+    # GUI module is imported, the libraries of the platforms Qt will try
+    # are loaded here; if no platform has all of them, the app stops with
+    # their names and what to install. Answers for no module.
+    #
+    # The first import of any GUI module (QtWidgets, QtQuick...) is
+    # watched, not only QtGui's: the app's Python code imports that one,
+    # and its extension module imports QtGui from C, where PySide turns any
+    # failure into "could not import module" and drops our message.
+    def __init__(self, app, bindings):
+        self._app = app
+        self._bindings = {}
+        for modules, plugins in bindings:
+            for module in modules:
+                self._bindings[module] = (modules, plugins)
+
+    def find_spec(self, name, path=None, target=None):
+        binding = self._bindings.get(name)
+        if binding is None:
+            return None
+        modules, plugins = binding
+        for module in modules:
+            self._bindings.pop(module, None)
+        if not self._bindings:
+            try:
+                sys.meta_path.remove(self)
+            except ValueError:
+                pass
+        missing = _qt_platforms_missing(plugins)
+        if missing:
+            raise SystemExit(_qt_missing_message(self._app, missing))
+        return None
+
+
+def _qt_platforms_missing(plugins):
+    # {platform: [missing libraries]} when every platform Qt will try lacks
+    # some; empty when one has all it needs, or when Qt's choice is one we
+    # cannot check (Qt then decides as it would).
+    import os
+
+    try:
+        from _ctypes import dlopen
+    except ImportError:
+        return {}
+    missing = {}
+    for platform in _qt_platforms_wanted(os.environ, sys.argv):
+        # `wayland-egl` and `wayland-brcm` are served by `libqwayland.so`.
+        libraries = plugins.get(platform, plugins.get(platform.split("-")[0]))
+        if libraries is None:
+            return {}
+        lacking = []
+        for soname in libraries:
+            try:
+                dlopen(soname, os.RTLD_LAZY)
+            except OSError as error:
+                # A library present without one of its own: name that one.
+                named, found, _ = str(error).partition(": cannot open shared object file")
+                lacking.append(named if found and "/" not in named else soname)
+        if not lacking:
+            return {}
+        missing[platform] = list(dict.fromkeys(lacking))
+    return missing
+
+
+def _qt_platforms_wanted(environ, argv):
+    # As Qt chooses: `-platform NAME` on the command line, QT_QPA_PLATFORM
+    # (`wayland;xcb` tries each in turn), else xcb, after wayland on a
+    # Wayland desktop.
+    chosen = None
+    for i, arg in enumerate(argv[1:-1], 1):
+        if arg in ("-platform", "--platform"):
+            chosen = argv[i + 1]
+    chosen = chosen or environ.get("QT_QPA_PLATFORM")
+    if chosen:
+        names = [name.split(":")[0].strip() for name in chosen.split(";")]
+        return [name for name in names if name]
+    if environ.get("WAYLAND_DISPLAY") or environ.get("XDG_SESSION_TYPE") == "wayland":
+        return ["wayland", "xcb"]
+    return ["xcb"]
+
+
+def _qt_missing_message(app, missing):
+    lacking = list(dict.fromkeys(soname for sonames in missing.values() for soname in sonames))
+    which = "; ".join(f"`{platform}` needs {', '.join(sonames)}" for platform, sonames in missing.items())
+    return (
+        f"{app}: error: Qt cannot open this app's windows: this system lacks libraries "
+        f"of its platform plugins ({which})\n"
+        f"  hint: {_how_to_install(lacking).replace('install it', 'install them', 1)}"
+    )
 
 
 # pip's console-script wrapper, whose last line calls the function: in a

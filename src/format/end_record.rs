@@ -164,6 +164,7 @@ mod tests {
             extracted: vec!["numpy".to_owned(), "numpy.libs".to_owned()],
             system_cache: Some("/usr/lib/demo/pyferry".to_owned()),
             stdlib: Some("cd".repeat(32)),
+            qt_platforms: Vec::new(),
             hash: "ab".repeat(32),
             pyferry: "0.1.0".to_owned(),
         }

@@ -7,6 +7,7 @@
 
 use super::{Damage, Flavor};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,10 +34,27 @@ pub struct Manifest {
     /// unit): apps that carry the same one share its extracted files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdlib: Option<String>,
+    /// The Qt bindings the app carries with their platform plugins, which
+    /// the runtime checks before Qt would abort (see `QtPlatforms`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qt_platforms: Vec<QtPlatforms>,
     /// SHA-256 of the archive entries and of this manifest (with `hash` empty).
     pub hash: String,
     /// Version of pyferry that packed it.
     pub pyferry: String,
+}
+
+/// A Qt binding's platform plugins (`PySide6/Qt/plugins/platforms/libqxcb.so`
+/// is `xcb`), each with the libraries it takes from the user's desktop,
+/// itself or through the app's own libraries. Qt loads the plugin when the
+/// app creates its application object, and aborts when one is missing with
+/// a message that does not name it; the runtime checks them when the app
+/// first imports one of `modules` (those that need Qt's GUI library:
+/// `PySide6.QtGui`, `PySide6.QtWidgets`...), and names what to install.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QtPlatforms {
+    pub modules: Vec<String>,
+    pub plugins: BTreeMap<String, Vec<String>>,
 }
 
 /// `module` run like `python -m module`, or `module:function` called like a
@@ -121,6 +139,28 @@ impl Manifest {
             && (!dir.starts_with('/') || dir.contains('\0'))
         {
             return bad("system cache directory", dir);
+        }
+        // Each becomes a string literal of the bootstrap command, and a
+        // soname is given to `dlopen`: names only, no paths.
+        let is_file_name = |name: &str| {
+            !name.is_empty()
+                && !name.starts_with('.')
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+        };
+        for qt in &self.qt_platforms {
+            if let Some(module) = qt.modules.iter().find(|module| !is_dotted_name(module)) {
+                return bad("Qt module", module);
+            }
+            for (platform, libraries) in &qt.plugins {
+                if let Some(name) = std::iter::once(platform)
+                    .chain(libraries)
+                    .find(|name| !is_file_name(name))
+                {
+                    return bad("Qt platform plugin", name);
+                }
+            }
         }
         for unit in &self.extracted {
             if unit.is_empty() || unit.contains(['/', '\\', '\0']) || unit == "." || unit == ".." {

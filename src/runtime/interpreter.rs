@@ -20,6 +20,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Runs `handler` when the process exits through `exit()`, which is also
+/// how CPython ends it from inside `Py_RunMain` on `SystemExit`: the
+/// runtime's code after `run_main` does not run then.
+pub fn at_exit(handler: extern "C" fn()) {
+    // SAFETY: `handler` is a plain function without arguments, valid for
+    // the life of the process; atexit only stores the pointer.
+    unsafe {
+        libc::atexit(handler);
+    }
+}
+
 /// Everything the interpreter is started with.
 pub struct Launch<'a> {
     /// `sys.argv`, byte for byte (argv[0] is the path as invoked).

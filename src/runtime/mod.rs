@@ -35,7 +35,7 @@ mod verify;
 use crate::build_python::PYTHON_VERSION;
 use crate::debug::Phases;
 use crate::error::{Error, Result};
-use crate::format::manifest::Manifest;
+use crate::format::manifest::{Manifest, QtPlatforms};
 use crate::format::{BOOTSTRAP_MODULE, Damage, Flavor};
 use interpreter::{Interpreter, Launch, Mode, Started};
 use invocation::{INTERPRETER_VARIABLE, Invocation, LINEAGE_VARIABLE, Lineage, MAX_APP_DEPTH};
@@ -131,7 +131,9 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     let log = unattended::stderr_is_unattended()
         .then(|| unattended::prepare_log(&manifest.name))
         .flatten();
-    let log_size = log.as_deref().map(unattended::log_size);
+    if let Some(log) = &log {
+        unattended::notify_at_exit_if_logged(&manifest.name, log);
+    }
     // The app runs the bootstrap's `main`; python mode gets what python has
     // before its command line runs (the builtins of `site` unless `-S`),
     // from the bootstrap's `python`.
@@ -174,12 +176,6 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     phases.done("interpreter init");
     let status = interpreter.run_main();
     phases.done("app");
-    if let (Some(log), Some(before)) = (&log, log_size)
-        && status != 0
-        && unattended::log_size(log) > before
-    {
-        unattended::notify(&manifest.name, log);
-    }
     Ok(status)
 }
 
@@ -276,12 +272,32 @@ fn bootstrap_command(payload: &Payload, stdlib_dir: &Path, log: Option<&Path>) -
         |path| python_string(&path.to_string_lossy()),
     );
     format!(
-        "__import__({}).main({}, {}, {function}, {log}, {})\n",
+        "__import__({}).main({}, {}, {function}, {log}, {}, {})\n",
         python_string(BOOTSTRAP_MODULE),
         python_string(&manifest.name),
         python_string(&manifest.entry.module),
         python_string(&stdlib_dir.to_string_lossy()),
+        qt_platforms_literal(&manifest.qt_platforms),
     )
+}
+
+/// `[(("PySide6.QtGui", ...), {"xcb": ("libxcb-icccm.so.4", ...), ...})]`
+fn qt_platforms_literal(bindings: &[QtPlatforms]) -> String {
+    let tuple = |items: Vec<String>| format!("({},)", items.join(", "));
+    let bindings = bindings.iter().map(|binding| {
+        let modules = binding.modules.iter().map(|name| python_string(name));
+        let plugins = binding.plugins.iter().map(|(platform, libraries)| {
+            let libraries = libraries.iter().map(|name| python_string(name));
+            format!(
+                "{}: {}",
+                python_string(platform),
+                tuple(libraries.collect())
+            )
+        });
+        let plugins: Vec<String> = plugins.collect();
+        format!("({}, {{{}}})", tuple(modules.collect()), plugins.join(", "))
+    });
+    format!("[{}]", bindings.collect::<Vec<_>>().join(", "))
 }
 
 /// A Python string literal in pure ASCII (the command is decoded with the

@@ -9,8 +9,9 @@ use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 /// A log larger than this is moved to `<app>.log.1` before the next write.
 const MAX_LOG_BYTES: u64 = 1 << 20;
@@ -52,7 +53,7 @@ pub fn prepare_log(app: &str) -> Option<PathBuf> {
 }
 
 /// Size of the log now, to tell later whether something was written.
-pub fn log_size(log: &std::path::Path) -> u64 {
+fn log_size(log: &Path) -> u64 {
     fs::metadata(log).map_or(0, |meta| meta.len())
 }
 
@@ -73,14 +74,37 @@ pub fn report_error(app: &str, text: &str) {
         .and_then(|mut file| {
             file.write_all(format!("--- {app} failed to start\n{text}").as_bytes())
         });
-    if appended.is_ok() {
+    // Once the app's start watches its log, the exit shows the notice.
+    if appended.is_ok() && WATCHED_LOG.get().is_none() {
         notify(app, &log);
+    }
+}
+
+/// The app and its log as they were when it started, for `at_exit`.
+static WATCHED_LOG: OnceLock<(String, PathBuf, u64)> = OnceLock::new();
+
+/// Shows the notice when the process exits, however it exits, if the log
+/// grew meanwhile: only failures write to it (an uncaught exception, a
+/// toolkit the desktop cannot run). CPython exits from inside `Py_RunMain`
+/// on `SystemExit`, so this cannot wait for the app's exit status.
+pub fn notify_at_exit_if_logged(app: &str, log: &Path) {
+    let watched = (app.to_owned(), log.to_owned(), log_size(log));
+    if WATCHED_LOG.set(watched).is_ok() {
+        super::interpreter::at_exit(notify_if_logged);
+    }
+}
+
+extern "C" fn notify_if_logged() {
+    if let Some((app, log, before)) = WATCHED_LOG.get()
+        && log_size(log) > *before
+    {
+        notify(app, log);
     }
 }
 
 /// Shows "APP failed, see LOG" through the desktop's notifier, if there is
 /// a desktop session and one of the usual tools; never waits for it.
-pub fn notify(app: &str, log: &std::path::Path) {
+fn notify(app: &str, log: &Path) {
     let desktop = ["DISPLAY", "WAYLAND_DISPLAY"]
         .iter()
         .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));

@@ -5,14 +5,14 @@ use crate::context::{TestContext, describe, output_of, pyferry, stdout, success}
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 const CRASH: &str = "def explode():\n    raise ValueError('nobody saw this')\nexplode()\n";
 
 /// A stand-in `notify-send`, first on PATH, that records its arguments.
-fn fake_notifier(cx: &TestContext) -> (PathBuf, PathBuf) {
+pub fn fake_notifier(cx: &TestContext) -> (PathBuf, PathBuf) {
     let bin = cx.path().join("fakebin");
     fs::create_dir_all(&bin).expect("mkdir");
     let record = cx.path().join("notices.txt");
@@ -31,25 +31,32 @@ fn fake_notifier(cx: &TestContext) -> (PathBuf, PathBuf) {
 
 /// Runs `exe` as a file manager would: no terminal, all stdio on /dev/null.
 fn double_click(cx: &TestContext, exe: &Path, bin: &Path) {
+    let mut command = cx.command(exe);
+    command.env("DISPLAY", ":0");
+    let output = double_click_command(cx, command, bin);
+    assert_eq!(output.status.code(), Some(1));
+}
+
+/// Runs `command` as a file manager would (no terminal, all stdio on
+/// /dev/null), with the stand-in notifier of `bin` and a private state dir.
+pub fn double_click_command(cx: &TestContext, mut command: Command, bin: &Path) -> Output {
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let output = output_of(
-        cx.command(exe)
+    output_of(
+        command
             .env("PATH", path)
-            .env("DISPLAY", ":0")
             .env("XDG_STATE_HOME", cx.path().join("state"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
-    );
-    assert_eq!(output.status.code(), Some(1));
+    )
 }
 
 /// The notifier runs detached: wait a little for its record.
-fn wait_for(path: &Path) -> String {
+pub fn wait_for(path: &Path) -> String {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(10) {
         if let Ok(text) = fs::read_to_string(path)
@@ -85,6 +92,27 @@ fn an_unseen_crash_is_logged_and_announced() {
         "{text}"
     );
     assert!(text.ends_with("ValueError: nobody saw this\n"), "{text}");
+}
+
+#[test]
+fn an_unseen_exit_message_is_logged_and_announced() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[(
+            "__main__.py",
+            "import sys\nsys.exit('no settings file: ~/.toolrc')\n",
+        )],
+    );
+    let exe = cx.pack("quitter", &[app.to_str().expect("utf-8")]);
+    let (bin, record) = fake_notifier(&cx);
+    double_click(&cx, &exe, &bin);
+    wait_for(&record);
+    let text = fs::read_to_string(cx.path().join("state/pyferry/quitter.log")).expect("log");
+    assert!(
+        text.contains("quitter stopped with an error\nno settings file: ~/.toolrc\n"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Native code: a C extension module built here with gcc and the Python
 //! headers, loading a vendored shared library through an `$ORIGIN` RPATH.
 
-use crate::context::{BUILD_PYTHON, TestContext, stdout, success};
+use crate::context::{BUILD_PYTHON, TestContext, stderr, stdout, success};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -126,4 +126,30 @@ fn extract_only_prints_the_extraction_directory() {
     // Only the first argument is reserved: later ones belong to the app.
     let output = cx.run(&exe, &["5", "--extract-only"]);
     assert_eq!(stdout(&output).lines().next(), Some("33"));
+}
+
+/// An extension module whose library the system lacks fails as under
+/// python, and the traceback ends with what to install.
+#[test]
+fn a_missing_system_library_is_named_with_what_to_install() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    // As if the library came from the system, and this one lacked it.
+    fs::remove_dir_all(app.join("fastpkg.libs")).expect("remove the library");
+    let python = cx.python(&[app.to_str().expect("utf-8")]);
+    let exe = cx.pack("native", &[app.to_str().expect("utf-8")]);
+    let packed = cx.run(&exe, &[] as &[&str]);
+    let error = "ImportError: libvendored-1a2b3c4d.so: cannot open shared object file: \
+                 No such file or directory\n";
+    assert!(stderr(&python).ends_with(error), "{}", stderr(&python));
+    let hint = "  hint: this system lacks the library libvendored-1a2b3c4d.so: install it \
+                (Debian, Ubuntu: `sudo apt install libvendored-1a2b3c4d`; \
+                Fedora: `sudo dnf install 'libvendored-1a2b3c4d.so()(64bit)'`), \
+                then start the app again\n";
+    assert!(
+        stderr(&packed).ends_with(&format!("{error}{hint}")),
+        "{}",
+        stderr(&packed)
+    );
+    assert_eq!(packed.status.code(), python.status.code());
 }

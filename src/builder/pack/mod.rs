@@ -10,6 +10,7 @@ mod entry;
 mod fallback_libraries;
 mod inputs;
 mod python;
+mod qt_platforms;
 #[cfg(pyferry_flavor = "standalone")]
 mod stdlib;
 mod tree;
@@ -123,6 +124,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         mut units,
         mut entries,
         imported,
+        qt_platforms,
     } = app?;
     #[cfg(pyferry_flavor = "standalone")]
     let stdlib = match stdlib? {
@@ -163,6 +165,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
             .as_ref()
             .map(|dir| dir.to_string_lossy().into_owned()),
         stdlib: stdlib.as_deref().map(archive::file_hash).transpose()?,
+        qt_platforms,
         hash: String::new(),
         pyferry: env!("CARGO_PKG_VERSION").to_owned(),
     };
@@ -222,6 +225,7 @@ struct GatheredApp {
     entries: BTreeMap<String, Entry>,
     /// Parts of the standard library left out by default that it imports.
     imported: std::collections::BTreeSet<&'static str>,
+    qt_platforms: Vec<manifest::QtPlatforms>,
 }
 
 /// Installs and byte-compiles the app: its entry point, where its units go,
@@ -258,6 +262,7 @@ fn gather_app(
     }
     #[cfg(pyferry_flavor = "standalone")]
     fallback_libraries::add(&mut tree)?;
+    let qt_platforms = qt_platforms::find(&tree)?;
     #[cfg(pyferry_flavor = "standalone")]
     let imported = stdlib::parts_imported(&tree)?;
     #[cfg(pyferry_flavor = "system")]
@@ -290,6 +295,7 @@ fn gather_app(
         units,
         entries,
         imported,
+        qt_platforms,
     })
 }
 
@@ -552,11 +558,19 @@ fn plan_entries(
         );
     }
     for failure in python.compile(&jobs)? {
+        // One line each: templates named `.py` (PySide6 carries some) are
+        // common in installed packages, and python's report spans three.
+        let mut lines = failure.error.lines().filter(|line| !line.trim().is_empty());
+        let at_line = lines
+            .next()
+            .and_then(|first| first.rsplit_once(", line "))
+            .map(|(_, line)| format!(" at line {line}"))
+            .unwrap_or_default();
+        let reason = lines.next_back().unwrap_or(&failure.error);
         eprintln!(
-            "pyferry: warning: `{}` is not valid Python {}, kept as source only: {}",
+            "pyferry: warning: `{}` is not valid Python {} ({reason}{at_line}), kept as source only",
             failure.file,
             python.minor_version(),
-            failure.error
         );
     }
     // A file that failed to compile has no pyc (the work dir started empty).
