@@ -137,6 +137,13 @@ pub enum Error {
     #[error("usage: {usage}")]
     Usage { usage: String },
 
+    #[error("cannot pack the project of `{}`", path.display())]
+    ProjectConfig {
+        path: PathBuf,
+        #[source]
+        reason: Reason,
+    },
+
     #[error("the app name `{name}` is not usable")]
     BadName { name: String },
 
@@ -193,7 +200,12 @@ impl Error {
             }
             Error::CacheUnsafe { hint, .. } => (*hint).to_owned(),
             Error::NothingToPack => "pass a directory, a wheel or a pip requirement, or `-r FILE`, \
-                                     e.g. `pyferry pack -o app ./src`"
+                                     e.g. `pyferry pack -o app ./src`, or run `pyferry pack` in \
+                                     a project's directory (one with `pyproject.toml`)"
+                .to_owned(),
+            Error::ProjectConfig { .. } => "pack's options in `[tool.pyferry]` are named like \
+                                            its long flags (`pyferry pack --help`); the README \
+                                            shows an example"
                 .to_owned(),
             Error::NoEntryPoint => "pass `-e MODULE[:FUNC]` or `-c CONSOLE_SCRIPT`, or add a \
                                     directory that holds `__main__.py`"

@@ -3,6 +3,7 @@
 use super::desktop_entry::desktop_entry;
 use super::inspect;
 use super::pack::{self, PackOptions};
+use super::project::{PYPROJECT, Project, ToolTable};
 use crate::console;
 use crate::error::{Error, Result, io};
 use crate::runtime::cache;
@@ -21,6 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Pack an app (directories, wheels, requirements) into one executable.
+    #[command(after_help = PACK_EXAMPLES)]
     Pack(Box<PackArgs>),
     /// Show what is inside a packed executable.
     Inspect {
@@ -46,6 +48,16 @@ enum Command {
     },
 }
 
+const PACK_EXAMPLES: &str = "\
+Examples:
+  pyferry pack -o hello hello.py            a script (run like `python hello.py`)
+  pyferry pack -o tool ./tool               a directory with `__main__.py`
+  pyferry pack                              the project here: its `pyproject.toml` gives
+                                            the script, and options in [tool.pyferry]
+  pyferry pack -o black -c black black      a tool from PyPI, by its console script
+  pyferry pack -o app -e app.cli:main ./app numpy -- --find-links ./wheels
+                                            a function as the entry point, with pip's options";
+
 #[derive(Debug, Args)]
 struct DesktopOptions {
     /// Icon of the menu entry (a file path or an icon theme name).
@@ -66,9 +78,9 @@ enum CacheCommand {
 
 #[derive(Debug, Args)]
 struct PackArgs {
-    /// Where to write the executable.
+    /// Where to write the executable (in a project: default `dist/NAME`).
     #[arg(short, long, value_name = "OUT")]
-    output: PathBuf,
+    output: Option<PathBuf>,
     /// Entry point: `pkg.mod` (run as `python -m`) or `pkg.mod:func` (called;
     /// its return value is the exit status).
     #[arg(
@@ -130,6 +142,111 @@ struct PackArgs {
     pip_args: Vec<String>,
 }
 
+/// pack's options from its command line and, in a project (no inputs in a
+/// directory with `pyproject.toml`, or a project directory as the only
+/// input), from the project: its one script is the entry point, and
+/// `[tool.pyferry]` gives the options the command line does not. Returns
+/// the desktop entry's options when one is to be written, and whether the
+/// output was chosen by the project.
+fn pack_options(args: PackArgs) -> Result<(PackOptions, Option<DesktopOptions>, bool)> {
+    let project_dir = match args.inputs.as_slice() {
+        [] if args.requirements.is_empty() && Path::new(PYPROJECT).is_file() => {
+            Some(PathBuf::from("."))
+        }
+        [only] if Path::new(only).join(PYPROJECT).is_file() => Some(PathBuf::from(only)),
+        _ => None,
+    };
+    let project = project_dir.as_deref().map(Project::read).transpose()?;
+    let no_table = ToolTable::default();
+    let table = project.as_ref().map_or(&no_table, |project| &project.table);
+    let (entry, console_script) = match (args.entry, args.console_script) {
+        (None, None) if table.entry.is_some() || table.console_script.is_some() => {
+            (table.entry.clone(), table.console_script.clone())
+        }
+        (None, None) => {
+            let script = project
+                .as_ref()
+                .map(Project::default_console_script)
+                .transpose()?
+                .flatten();
+            (None, script.map(str::to_owned))
+        }
+        given => given,
+    };
+    let name = args.name.or_else(|| table.name.clone());
+    let from_project = args.output.is_none();
+    let output = match (args.output, &table.output, &project) {
+        (Some(output), _, _) => output,
+        (None, Some(output), _) => output.clone(),
+        // `dist/NAME` in the project, as its other builds go to `dist/`.
+        (None, None, Some(project)) => {
+            let named = name
+                .as_ref()
+                .or(console_script.as_ref())
+                .or(project.name.as_ref());
+            let Some(named) = named else {
+                return Err(Error::Usage {
+                    usage: "pyferry pack -o OUT: the project names no script to call the app by"
+                        .to_owned(),
+                });
+            };
+            project.dir.join("dist").join(named)
+        }
+        (None, None, None) => {
+            return Err(Error::Usage {
+                usage: "pyferry pack -o OUT [INPUT]... (or, in a directory with                         `pyproject.toml`, `pyferry pack`)"
+                    .to_owned(),
+            });
+        }
+    };
+    let mut inputs = args.inputs;
+    if inputs.is_empty() && project.is_some() {
+        inputs.push(".".to_owned());
+    }
+    inputs.extend(table.requirements.iter().cloned());
+    // A list given on the command line replaces the table's.
+    let or_table = |given: Vec<String>, table: &Vec<String>| match given.is_empty() {
+        true => table.clone(),
+        false => given,
+    };
+    let options = PackOptions {
+        output,
+        entry,
+        console_script,
+        name,
+        python: args.python.or_else(|| table.python.clone()),
+        requirements: match args.requirements.is_empty() {
+            true => table.requirement_files.clone(),
+            false => args.requirements,
+        },
+        inputs,
+        pip_args: or_table(args.pip_args, &table.pip_args),
+        verbose: args.verbose,
+        keep_sources: !(args.no_sources || table.no_sources == Some(true)),
+        keep_stdlib: or_table(args.keep_stdlib, &table.keep_stdlib),
+        system_cache: args.system_cache.or_else(|| table.system_cache.clone()),
+        extract: or_table(args.extract, &table.extract),
+        no_extract: or_table(args.no_extract, &table.no_extract),
+    };
+    let desktop =
+        (args.desktop_entry || table.desktop_entry == Some(true)).then(|| DesktopOptions {
+            icon: args.desktop.icon.or_else(|| table.icon.clone()),
+            terminal: args.desktop.terminal || table.terminal == Some(true),
+        });
+    Ok((options, desktop, from_project))
+}
+
+/// Creates the missing directory of `output`; returns it if it was made.
+fn make_parent_dir(output: &Path) -> Result<Option<PathBuf>> {
+    match output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => {
+            std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+            Ok(Some(dir.to_owned()))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Runs the builder; returns the exit status.
 pub fn run(argv: Vec<OsString>) -> Result<i32> {
     let cli = match Cli::try_parse_from(argv) {
@@ -141,27 +258,22 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
     };
     match cli.command {
         Command::Pack(args) => {
-            let options = PackOptions {
-                output: args.output,
-                entry: args.entry,
-                console_script: args.console_script,
-                name: args.name,
-                python: args.python,
-                requirements: args.requirements,
-                inputs: args.inputs,
-                pip_args: args.pip_args,
-                verbose: args.verbose,
-                keep_sources: !args.no_sources,
-                keep_stdlib: args.keep_stdlib,
-                system_cache: args.system_cache,
-                extract: args.extract,
-                no_extract: args.no_extract,
+            let (options, desktop, from_project) = pack_options(*args)?;
+            // A project's output goes to `dist/` (or where its table says),
+            // made if need be, and removed again if pack fails.
+            let made = match from_project {
+                true => make_parent_dir(&options.output)?,
+                false => None,
             };
-            let manifest = pack::pack(&options)?;
-            if args.desktop_entry {
+            let manifest = pack::pack(&options).inspect_err(|_| {
+                if let Some(dir) = made {
+                    let _ = std::fs::remove_dir(dir);
+                }
+            })?;
+            if let Some(desktop) = desktop {
                 let dir = options.output.parent().unwrap_or(Path::new("."));
                 let target = dir.join(format!("{}.desktop", manifest.name));
-                write_desktop_entry(&manifest.name, &options.output, &args.desktop, &target)?;
+                write_desktop_entry(&manifest.name, &options.output, &desktop, &target)?;
             }
             console::print(&format!(
                 "packed `{}`: {} (entry point `{}`, Python {}, hash {})\n",

@@ -14,6 +14,7 @@ mod errors;
 #[cfg(pyferry_flavor = "standalone")]
 mod gui;
 mod native;
+mod project;
 mod python_compat;
 #[cfg(pyferry_flavor = "standalone")]
 mod standalone;
