@@ -14,4 +14,5 @@ pub mod cli;
 pub mod desktop_entry;
 pub mod inspect;
 pub mod pack;
+pub mod progress;
 pub mod project;

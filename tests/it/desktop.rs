@@ -189,6 +189,59 @@ fn a_long_first_run_shows_progress_on_a_terminal_only() {
 }
 
 #[test]
+fn pack_shows_its_progress_on_a_terminal_and_its_phases_with_verbose() {
+    let cx = TestContext::new();
+    let project = crate::wheels::greet_project(&cx, "greet_project");
+    let pack = |out: &str| {
+        format!(
+            "{} pack -o {out} -c greet {project} -- --no-build-isolation --no-index",
+            pyferry()
+        )
+    };
+    let output = cx
+        .command("script")
+        .args(["-qec", &pack("on-a-terminal"), "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let shown = stdout(&output);
+    for phase in [
+        "installing with pip",
+        "compiling: [",
+        "writing the executable: [",
+    ] {
+        assert!(
+            shown.contains(phase),
+            "no `{phase}`:\n{}",
+            describe(&output)
+        );
+    }
+
+    // Not on a terminal: nothing but pack's own line on stdout.
+    let quiet = cx.pack_output("piped", &["-c", "greet", &project, "--", "--no-index"]);
+    assert!(quiet.status.success(), "{}", describe(&quiet));
+    assert!(quiet.stderr.is_empty(), "{}", describe(&quiet));
+
+    let args = [
+        "-v",
+        "-c",
+        "greet",
+        &project,
+        "--",
+        "--no-build-isolation",
+        "--no-index",
+    ];
+    let verbose = cx.pack_output("verbose", &args);
+    let text = String::from_utf8_lossy(&verbose.stderr);
+    for phase in ["installing with pip", "compiling", "writing the executable"] {
+        let timed =
+            regex::Regex::new(&format!("(?m)^pyferry: {phase}: [0-9.]+ s$")).expect("regex");
+        assert!(timed.is_match(&text), "no time for `{phase}`:\n{text}");
+    }
+}
+
+#[test]
 fn desktop_entry_subcommand_points_at_the_installed_app() {
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("__main__.py", "print('hi')\n")]);

@@ -10,6 +10,7 @@
 //! The hash covers every entry (name, mode, bytes) and the manifest.
 
 use super::tree::SourceFile;
+use crate::builder::progress::Phase;
 use crate::error::{Error, Reason, Result, io};
 use crate::format::archive_hash::{ArchiveHasher, DIR_MODE};
 use crate::format::manifest::Manifest;
@@ -23,6 +24,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
+
+/// How pack writes: the archive's one timestamp, a private work directory,
+/// and the phase each entry written is a step of.
+pub struct Writing<'a> {
+    pub timestamp: DateTime,
+    pub work_dir: &'a Path,
+    pub phase: &'a Phase,
+}
 
 /// One archive entry: a directory or a file's bytes from disk.
 #[derive(Debug, Clone)]
@@ -39,9 +48,13 @@ pub fn write_executable(
     mut manifest: Manifest,
     prebuilt: Option<&Path>,
     output: &Path,
-    timestamp: DateTime,
-    work_dir: &Path,
+    writing: &Writing,
 ) -> Result<Manifest> {
+    let Writing {
+        timestamp,
+        work_dir,
+        phase,
+    } = *writing;
     let pack_error = |reason: String| Error::Pack {
         reason: Reason(reason),
     };
@@ -74,7 +87,14 @@ pub fn write_executable(
         start: zip_offset,
     });
     let mut hasher = ArchiveHasher::default();
-    let outer = with_native_archive(entries, &manifest.extracted, prebuilt, work_dir, timestamp)?;
+    let outer = with_native_archive(
+        entries,
+        &manifest.extracted,
+        prebuilt,
+        work_dir,
+        timestamp,
+        phase,
+    )?;
     write_entries(
         &mut zip,
         &outer,
@@ -82,6 +102,7 @@ pub fn write_executable(
         Some(&mut hasher),
         &temp,
         compression_for,
+        Some(phase),
     )?;
     manifest.hash = hasher.finish(&manifest);
 
@@ -172,6 +193,7 @@ fn with_native_archive(
     prebuilt: Option<&Path>,
     work_dir: &Path,
     timestamp: DateTime,
+    phase: &Phase,
 ) -> Result<BTreeMap<String, Entry>> {
     let is_native = |name: &str| {
         native
@@ -186,7 +208,7 @@ fn with_native_archive(
         return Ok(outer);
     }
     let path = work_dir.join("native.zip");
-    write_zip(&path, prebuilt, &inner, timestamp)?;
+    write_zip(&path, prebuilt, &inner, timestamp, Some(phase))?;
     outer.insert(format!("{PYFERRY_DIR}/"), Entry::Dir);
     outer.insert(
         NATIVE_ARCHIVE.to_owned(),
@@ -200,11 +222,13 @@ fn with_native_archive(
 
 /// Writes a zip to `path`: the entries of the zip `prebuilt` copied as they
 /// are, then `entries`, all deflated (extracted once, never read in place).
+/// Each entry written is a step of `phase`.
 pub fn write_zip(
     path: &Path,
     prebuilt: Option<&Path>,
     entries: &BTreeMap<String, Entry>,
     timestamp: DateTime,
+    phase: Option<&Phase>,
 ) -> Result<()> {
     let file = fs::File::create(path).map_err(io("create", path))?;
     let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
@@ -217,9 +241,8 @@ pub fn write_zip(
         })?;
         zip.merge_archive(source).map_err(zip_error(path))?;
     }
-    write_entries(&mut zip, entries, timestamp, None, path, |_| {
-        CompressionMethod::Deflated
-    })?;
+    let deflated = |_: &str| CompressionMethod::Deflated;
+    write_entries(&mut zip, entries, timestamp, None, path, deflated, phase)?;
     zip.finish()
         .map_err(zip_error(path))?
         .flush()
@@ -235,9 +258,13 @@ fn write_entries<W: Write + Seek>(
     mut hasher: Option<&mut ArchiveHasher>,
     zip_path: &Path,
     compression: fn(&str) -> CompressionMethod,
+    phase: Option<&Phase>,
 ) -> Result<()> {
     let mut buffer = vec![0; 1 << 20];
     for (name, entry) in entries {
+        if let Some(phase) = phase {
+            phase.step();
+        }
         match entry {
             Entry::Dir => {
                 zip.add_directory(name.trim_end_matches('/'), options(timestamp, 0o755))

@@ -1,7 +1,8 @@
 # Run by `pyferry pack` with the build interpreter: byte-compiles the jobs
 # read as JSON from stdin ([{"source", "target", "display"}]) into
 # unchecked-hash pycs (PEP 552), so nothing is compiled or checked at run
-# time. Prints the files that failed, as JSON.
+# time. Prints one JSON line per job as it is done (pack counts them):
+# `{}`, or the file that failed and why.
 import json
 import py_compile
 import sys
@@ -12,8 +13,8 @@ import warnings
 warnings.simplefilter("ignore", SyntaxWarning)
 warnings.simplefilter("ignore", DeprecationWarning)
 
-failures = []
 for job in json.load(sys.stdin):
+    report = {}
     try:
         py_compile.compile(
             job["source"],
@@ -23,5 +24,6 @@ for job in json.load(sys.stdin):
             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
     except py_compile.PyCompileError as error:
-        failures.append({"file": job["display"], "error": error.msg.strip()})
-json.dump(failures, sys.stdout)
+        report = {"file": job["display"], "error": error.msg.strip()}
+    sys.stdout.write(json.dumps(report) + "\n")
+    sys.stdout.flush()

@@ -7,6 +7,7 @@
 //! requirement. pip resolves; pyferry never does.
 
 use super::python::BuildPython;
+use crate::builder::progress::Progress;
 use crate::error::{Error, Reason, Result};
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -130,7 +131,7 @@ pub fn pip_install(
     inputs: &Inputs,
     requirement_files: &[PathBuf],
     passthrough: &[String],
-    verbose: bool,
+    progress: &Progress,
 ) -> Result<()> {
     if !python.has_pip {
         return Err(Error::BuildPython {
@@ -140,10 +141,6 @@ pub fn pip_install(
             ),
         });
     }
-    let stderr = io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(crate::error::io("duplicate", Path::new("stderr")))?;
     let mut command = python.command();
     command
         .args(["-m", "pip", "install", "--target"])
@@ -158,19 +155,42 @@ pub fn pip_install(
             // conflicts that do not exist in the app.
             "--no-warn-conflicts",
         ]);
-    if !verbose {
-        command.arg("--quiet");
-    }
     command.args(&inputs.pip);
     for file in requirement_files {
         command.arg("-r").arg(file);
     }
     command.args(passthrough);
-    let _ = io::stderr().flush();
-    let status = command
-        .stdout(Stdio::from(stderr))
-        .status()
-        .map_err(crate::error::io("run pip with", &python.path))?;
+    let phase = progress.phase("installing with pip");
+    let status = if progress.is_shown() {
+        // What pip says it is doing (collecting, downloading, building,
+        // installing) becomes the phase's message; its errors and warnings
+        // go to stderr as they would.
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(crate::error::io("run pip with", &python.path))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        for line in io::BufRead::lines(io::BufReader::new(stdout)).map_while(|line| line.ok()) {
+            if !line.trim().is_empty() {
+                phase.message(&line);
+            }
+        }
+        child.wait()
+    } else {
+        // Quiet unless `-v`; pip's stdout goes to stderr, so that pack's
+        // stdout stays its own.
+        if !progress.is_verbose() {
+            command.arg("--quiet");
+        }
+        let stderr = io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(crate::error::io("duplicate", Path::new("stderr")))?;
+        let _ = io::stderr().flush();
+        command.stdout(Stdio::from(stderr)).status()
+    }
+    .map_err(crate::error::io("run pip with", &python.path))?;
+    drop(phase);
     if !status.success() {
         return Err(Error::Pip {
             status: status.to_string(),

@@ -17,6 +17,7 @@ mod tree;
 mod units;
 
 use crate::build_python::BUILD_PYTHON;
+use crate::builder::progress::Progress;
 use crate::error::{Error, Result, io};
 use crate::format::manifest::{self, Manifest};
 use crate::format::units::{Placement, REPORT, UnitReport, extracted_names};
@@ -70,9 +71,8 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     {
         return Err(Error::SystemCachePath { dir: dir.clone() });
     }
-    let mut phases = crate::debug::Phases::start();
+    let progress = Progress::new(options.verbose);
     let python = BuildPython::probe(options.python.as_deref().unwrap_or(Path::new(BUILD_PYTHON)))?;
-    phases.done("pack: probe");
     let inputs = inputs::classify(&options.inputs, &python)?;
     // Private (0700), and removed however pack ends.
     let work = tempfile::Builder::new()
@@ -94,12 +94,17 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     #[cfg(pyferry_flavor = "standalone")]
     let pyferry_id = archive::runtime_id(&runtime);
     #[cfg(pyferry_flavor = "standalone")]
+    let gathering = stdlib::Gathering {
+        python: &python,
+        pyferry_id: &pyferry_id,
+        work_dir: work.path(),
+        timestamp,
+        progress: &progress,
+    };
+    #[cfg(pyferry_flavor = "standalone")]
     let (app, stdlib) = std::thread::scope(|scope| {
-        let stdlib = scope.spawn(|| {
-            let keep = &options.keep_stdlib;
-            stdlib::prepare(&python, keep, &pyferry_id, work.path(), timestamp)
-        });
-        let app = gather_app(options, &python, &inputs, work.path(), &mut phases);
+        let stdlib = scope.spawn(|| stdlib::prepare(&gathering, &options.keep_stdlib));
+        let app = gather_app(options, &python, &inputs, work.path(), &progress);
         let stdlib = stdlib.join().unwrap_or_else(|_| {
             Err(Error::Pack {
                 reason: "gathering the standard library failed".into(),
@@ -116,7 +121,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
                     .to_owned(),
             });
         }
-        let app = gather_app(options, &python, &inputs, work.path(), &mut phases);
+        let app = gather_app(options, &python, &inputs, work.path(), &progress);
         (app, Ok(None))
     };
     let GatheredApp {
@@ -129,13 +134,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     #[cfg(pyferry_flavor = "standalone")]
     let stdlib = match stdlib? {
         Some(gathered) => Some(stdlib_for_the_app(
-            options,
-            &python,
-            &imported,
-            gathered,
-            &pyferry_id,
-            work.path(),
-            timestamp,
+            options, &gathering, &imported, gathered,
         )?),
         None => None,
     };
@@ -149,7 +148,6 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
             name: stdlib_unit::UNIT.to_owned(),
             placement: Placement::Extracted("the standard library".to_owned()),
         });
-        phases.done("pack: standard library");
     }
     let extracted = extracted_names(&units);
     add_units_report(&mut entries, &units, work.path())?;
@@ -169,16 +167,19 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         hash: String::new(),
         pyferry: env!("CARGO_PKG_VERSION").to_owned(),
     };
+    let phase = progress.counted("writing the executable", entries.len());
     let manifest = archive::write_executable(
         &runtime,
         &entries,
         manifest,
         stdlib.as_deref(),
         &options.output,
-        timestamp,
-        work.path(),
+        &archive::Writing {
+            timestamp,
+            work_dir: work.path(),
+            phase: &phase,
+        },
     )?;
-    phases.done("pack: write");
     Ok(manifest)
 }
 
@@ -189,12 +190,9 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
 #[cfg(pyferry_flavor = "standalone")]
 fn stdlib_for_the_app(
     options: &PackOptions,
-    python: &BuildPython,
+    gathering: &stdlib::Gathering,
     imported: &std::collections::BTreeSet<&'static str>,
     gathered: PathBuf,
-    pyferry_id: &str,
-    work_dir: &Path,
-    timestamp: zip::DateTime,
 ) -> Result<PathBuf> {
     let left_out = imported
         .iter()
@@ -215,7 +213,7 @@ fn stdlib_for_the_app(
     }
     crate::debug::note("the app imports tkinter: the standard library is gathered with it");
     std::fs::remove_file(&gathered).map_err(io("remove", &gathered))?;
-    stdlib::prepare(python, &keep, pyferry_id, work_dir, timestamp)
+    stdlib::prepare(gathering, &keep)
 }
 
 /// What `gather_app` found and made.
@@ -236,7 +234,7 @@ fn gather_app(
     python: &BuildPython,
     inputs: &inputs::Inputs,
     work_dir: &Path,
-    phases: &mut crate::debug::Phases,
+    progress: &Progress,
 ) -> Result<GatheredApp> {
     let mut tree = Tree::default();
     for dir in &inputs.plain_dirs {
@@ -251,7 +249,7 @@ fn gather_app(
             inputs,
             &options.requirements,
             &options.pip_args,
-            options.verbose,
+            progress,
         )?;
         // pip --target puts console-script wrappers in bin/, and the
         // programs that wheels carry as scripts (ruff's, uv's), which their
@@ -267,7 +265,6 @@ fn gather_app(
     let imported = stdlib::parts_imported(&tree)?;
     #[cfg(pyferry_flavor = "system")]
     let imported = std::collections::BTreeSet::new();
-    phases.done("pack: inputs");
     let entry = entry::resolve(
         options.entry.as_deref(),
         options.console_script.as_deref(),
@@ -288,8 +285,8 @@ fn gather_app(
         python,
         &work_dir.join("pyc"),
         options.keep_sources,
+        progress,
     )?;
-    phases.done("pack: byte-compile");
     Ok(GatheredApp {
         entry,
         units,
@@ -528,6 +525,7 @@ fn plan_entries(
     python: &BuildPython,
     pyc_dir: &Path,
     keep_sources: bool,
+    progress: &Progress,
 ) -> Result<BTreeMap<String, Entry>> {
     let mut jobs = Vec::new();
     let mut pycs = BTreeMap::new();
@@ -557,7 +555,10 @@ fn plan_entries(
             },
         );
     }
-    for failure in python.compile(&jobs)? {
+    let phase = progress.counted("compiling", jobs.len());
+    let failures = python.compile(&jobs, &phase)?;
+    drop(phase);
+    for failure in failures {
         // One line each: templates named `.py` (PySide6 carries some) are
         // common in installed packages, and python's report spans three.
         let mut lines = failure.error.lines().filter(|line| !line.trim().is_empty());

@@ -5,6 +5,7 @@
 //! same version.
 
 use crate::build_python::{PYTHON_FULL_VERSION, PYTHON_SOABI, PYTHON_VERSION};
+use crate::builder::progress::Phase;
 use crate::error::{Error, Reason, Result, io};
 use crate::format::Flavor;
 use serde::{Deserialize, Serialize};
@@ -150,11 +151,11 @@ impl BuildPython {
         command
     }
 
-    /// Byte-compiles `jobs`; returns the files that are not valid Python
-    /// (they stay in the archive as source only). Compiling is CPU-bound
-    /// and the files independent: one compiler process per core, each
-    /// given an equal share of the source bytes.
-    pub fn compile(&self, jobs: &[CompileJob]) -> Result<Vec<CompileFailure>> {
+    /// Byte-compiles `jobs`, each a step of `phase`; returns the files that
+    /// are not valid Python (they stay in the archive as source only).
+    /// Compiling is CPU-bound and the files independent: one compiler
+    /// process per core, each given an equal share of the source bytes.
+    pub fn compile(&self, jobs: &[CompileJob], phase: &Phase) -> Result<Vec<CompileFailure>> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // A process costs ~20 ms to start: not worth it for a few files.
         let workers = cores.min(jobs.len().div_ceil(MIN_COMPILE_SHARE)).max(1);
@@ -165,9 +166,27 @@ impl BuildPython {
             .iter()
             .map(|share| self.start_compiler(share))
             .collect::<Result<Vec<_>>>()?;
+        // Each compiler's report is read as it comes, by a thread of its
+        // own, so that no compiler waits on a full pipe.
+        let reports: Vec<Result<Vec<CompileFailure>>> = std::thread::scope(|scope| {
+            let readers: Vec<_> = children
+                .into_iter()
+                .map(|child| scope.spawn(move || self.finish_compiler(child, phase)))
+                .collect();
+            readers
+                .into_iter()
+                .map(|reader| {
+                    reader.join().unwrap_or_else(|_| {
+                        Err(Error::Compile {
+                            reason: Reason("reading the byte-compiler's report failed".into()),
+                        })
+                    })
+                })
+                .collect()
+        });
         let mut failures = Vec::new();
-        for child in children {
-            failures.extend(self.finish_compiler(child)?);
+        for report in reports {
+            failures.extend(report?);
         }
         failures.sort_by(|a, b| a.file.cmp(&b.file));
         Ok(failures)
@@ -191,19 +210,34 @@ impl BuildPython {
         Ok(child)
     }
 
-    fn finish_compiler(&self, child: std::process::Child) -> Result<Vec<CompileFailure>> {
+    fn finish_compiler(
+        &self,
+        mut child: std::process::Child,
+        phase: &Phase,
+    ) -> Result<Vec<CompileFailure>> {
         let fail = |reason: String| Error::Compile {
             reason: Reason(reason),
         };
-        let output = child.wait_with_output().map_err(io("run", &self.path))?;
-        if !output.status.success() {
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut failures = Vec::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let line = line.map_err(io("read the report of", &self.path))?;
+            phase.step();
+            if line.trim() != "{}" {
+                failures.push(
+                    serde_json::from_str(&line).map_err(|e| {
+                        fail(format!("the byte-compiler's report is unreadable: {e}"))
+                    })?,
+                );
+            }
+        }
+        let status = child.wait().map_err(io("run", &self.path))?;
+        if !status.success() {
             return Err(fail(format!(
-                "the byte-compiler `{}` failed ({})",
+                "the byte-compiler `{}` failed ({status})",
                 self.path.display(),
-                output.status
             )));
         }
-        serde_json::from_slice(&output.stdout)
-            .map_err(|e| fail(format!("the byte-compiler's report is unreadable: {e}")))
+        Ok(failures)
     }
 }

@@ -18,6 +18,7 @@
 use super::archive::{self, Entry};
 use super::python::{BuildPython, CompileJob};
 use super::tree::{SourceFile, Tree};
+use crate::builder::progress::Progress;
 use crate::error::{Error, Reason, Result, io};
 use crate::format::elf;
 use crate::format::stdlib_unit;
@@ -129,6 +130,17 @@ fn imported_modules(source: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// What gathering the standard library works with, besides the parts to
+/// keep.
+pub struct Gathering<'a> {
+    pub python: &'a BuildPython,
+    /// Its binary's build id: a new pyferry gathers anew.
+    pub pyferry_id: &'a str,
+    pub work_dir: &'a Path,
+    pub timestamp: DateTime,
+    pub progress: &'a Progress,
+}
+
 /// Returns a zip of the `.python` unit's entries (deflated, `timestamp`ed).
 ///
 /// Gathering and compressing it takes most of a small app's pack, and its
@@ -136,13 +148,14 @@ fn imported_modules(source: &str) -> impl Iterator<Item = &str> {
 /// under a key that covers every input file's identity (path, size, mtime,
 /// inode), pyferry itself (`pyferry_id`: its binary's build id), the
 /// options and the timestamp, and reused while they match.
-pub fn prepare(
-    python: &BuildPython,
-    keep: &[String],
-    pyferry_id: &str,
-    work_dir: &Path,
-    timestamp: DateTime,
-) -> Result<PathBuf> {
+pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<PathBuf> {
+    let Gathering {
+        python,
+        pyferry_id,
+        work_dir,
+        timestamp,
+        progress,
+    } = *gathering;
     if let Some(unknown) = keep
         .iter()
         .find(|name| !EXCLUDED_BY_DEFAULT.contains(&name.as_str()))
@@ -172,12 +185,15 @@ pub fn prepare(
         return Ok(built);
     }
 
-    let files = materialize(python, &plan, work_dir)?;
+    // Once per pyferry and build interpreter: the next packs reuse it.
+    let files = materialize(python, &plan, work_dir, progress)?;
     let entries: BTreeMap<String, Entry> = files
         .into_iter()
         .map(|(name, source)| (name, Entry::File(source)))
         .collect();
-    archive::write_zip(&built, None, &entries, timestamp)?;
+    let phase = progress.counted("writing the standard library", entries.len());
+    archive::write_zip(&built, None, &entries, timestamp, Some(&phase))?;
+    drop(phase);
     let Some(cache_dir) = cache_dir else {
         return Ok(built);
     };
@@ -335,6 +351,7 @@ fn materialize(
     python: &BuildPython,
     plan: &Plan,
     work_dir: &Path,
+    progress: &Progress,
 ) -> Result<BTreeMap<String, SourceFile>> {
     let unit = stdlib_unit::UNIT;
     let stdlib = format!("{unit}/{}", stdlib_unit::stdlib_dir());
@@ -375,7 +392,8 @@ fn materialize(
     }
     // The test suite holds files that are invalid on purpose; like
     // compileall, leave out what does not compile (nothing can import it).
-    for failure in python.compile(&jobs)? {
+    let phase = progress.counted("compiling the standard library", jobs.len());
+    for failure in python.compile(&jobs, &phase)? {
         crate::debug::note(&format!("left out `{}`: it does not compile", failure.file));
         failed.insert(format!("{stdlib}/{}", failure.file));
     }
