@@ -31,7 +31,7 @@ DESTDIR ?=
 PYFERRY := $(TARGET_DIR)/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build run test test-tools test-flavor test-compat test-cpython fuzz test-matrix fmt-check clippy install bench bench-rivals clean
+.PHONY: all build kit run test test-tools test-flavor test-compat test-cpython fuzz test-matrix fmt-check clippy install bench bench-rivals clean
 
 all: build
 
@@ -124,8 +124,23 @@ test-matrix:
 	    PYO3_PYTHON=$$python CARGO_TARGET_DIR=target/matrix-$$version $(CARGO) test --release --locked; \
 	done
 
-install: build
-	install -Dm755 $(PYFERRY) $(DESTDIR)$(PREFIX)/bin/pyferry
+# pyferry with its kit: the runtime, pip (the build interpreter's bundled
+# wheel) and the standard library unit every standalone app carries,
+# gathered once, here. It packs with no Python on the machine; `make
+# install` installs it as `pyferry` (standalone flavor).
+KIT ?= $(TARGET_DIR)/release/pyferry-kit
+kit: build
+ifeq ($(FLAVOR),standalone)
+	pip=$$($(PYTHON) -c 'import ensurepip, glob, os; \
+	    print(*glob.glob(os.path.join(os.path.dirname(ensurepip.__file__), "_bundled", "pip-*.whl")))'); \
+	$(PYFERRY) pack --builder-kit --name pyferry -e pip -o $(KIT) $$pip
+INSTALLED := $(KIT)
+else
+INSTALLED := $(PYFERRY)
+endif
+
+install: kit
+	install -Dm755 $(INSTALLED) $(DESTDIR)$(PREFIX)/bin/pyferry
 	install -Dm644 README.md $(DESTDIR)$(PREFIX)/share/doc/pyferry/README.md
 
 bench: build

@@ -61,11 +61,17 @@ pub fn run(argv: Vec<OsString>, prog: &mut String) -> Result<i32> {
         *prog = name.to_string_lossy().into_owned();
     }
     match runtime::payload::locate(&exe, Some(&stamp))? {
+        // pyferry with its kit: the builder, unless started as python (by
+        // pack, for pip and the byte-compiler, and by their children).
+        Some(payload) if payload.manifest.builder && !runtime::invocation::interpreter_mode() => {
+            "pyferry".clone_into(prog);
+            builder::cli::run(argv, Some(builder::kit::Kit { payload }))
+        }
         Some(payload) => {
             prog.clone_from(&payload.manifest.name);
             phases.done("locate payload");
             runtime::run(payload, argv, phases)
         }
-        None => builder::cli::run(argv),
+        None => builder::cli::run(argv, None),
     }
 }

@@ -2,6 +2,7 @@
 
 use super::desktop_entry::desktop_entry;
 use super::inspect;
+use super::kit::Kit;
 use super::pack::{self, PackOptions};
 use super::project::{PYPROJECT, Project, ToolTable};
 use crate::console;
@@ -131,9 +132,13 @@ struct PackArgs {
     desktop_entry: bool,
     #[command(flatten)]
     desktop: DesktopOptions,
-    /// Show pip's full output.
+    /// Show pip's full output, and each phase's time.
     #[arg(short, long)]
     verbose: bool,
+    /// Write pyferry itself with its kit (pip, the standard library, the
+    /// runtime) instead of an app: `make` does, with pip's wheel as input.
+    #[arg(long, hide = true)]
+    builder_kit: bool,
     /// Directories, wheels or pip requirements.
     #[arg(value_name = "INPUT")]
     inputs: Vec<String>,
@@ -227,6 +232,7 @@ fn pack_options(args: PackArgs) -> Result<(PackOptions, Option<DesktopOptions>, 
         system_cache: args.system_cache.or_else(|| table.system_cache.clone()),
         extract: or_table(args.extract, &table.extract),
         no_extract: or_table(args.no_extract, &table.no_extract),
+        builder_kit: args.builder_kit,
     };
     let desktop =
         (args.desktop_entry || table.desktop_entry == Some(true)).then(|| DesktopOptions {
@@ -248,7 +254,7 @@ fn make_parent_dir(output: &Path) -> Result<Option<PathBuf>> {
 }
 
 /// Runs the builder; returns the exit status.
-pub fn run(argv: Vec<OsString>) -> Result<i32> {
+pub fn run(argv: Vec<OsString>, kit: Option<Kit>) -> Result<i32> {
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(error) => {
@@ -265,7 +271,7 @@ pub fn run(argv: Vec<OsString>) -> Result<i32> {
                 true => make_parent_dir(&options.output)?,
                 false => None,
             };
-            let manifest = pack::pack(&options).inspect_err(|_| {
+            let manifest = pack::pack(&options, kit.as_ref()).inspect_err(|_| {
                 if let Some(dir) = made {
                     let _ = std::fs::remove_dir(dir);
                 }

@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod desktop_entry;
 pub mod inspect;
+pub mod kit;
 pub mod pack;
 pub mod progress;
 pub mod project;

@@ -38,6 +38,10 @@ pub struct Manifest {
     /// the runtime checks before Qt would abort (see `QtPlatforms`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub qt_platforms: Vec<QtPlatforms>,
+    /// pyferry itself with its kit (`builder::kit`): the builder CLI, and
+    /// python for the pip and byte-compiler that pack starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub builder: bool,
     /// SHA-256 of the archive entries and of this manifest (with `hash` empty).
     pub hash: String,
     /// Version of pyferry that packed it.

@@ -39,6 +39,11 @@ pub enum Invocation {
 pub const EXTRACT_ONLY: &str = "--extract-only";
 /// The variable that turns a packed app into a python-compatible CLI.
 pub const INTERPRETER_VARIABLE: &str = "PYFERRY_INTERPRETER";
+
+/// Whether `INTERPRETER_VARIABLE` asks for python.
+pub fn interpreter_mode() -> bool {
+    std::env::var_os(INTERPRETER_VARIABLE).is_some_and(|v| v == "1")
+}
 /// The record an app run leaves for its descendants: `HASH16:DEPTH:PID`.
 pub const LINEAGE_VARIABLE: &str = "PYFERRY_APP_LINEAGE";
 /// How many runs of one app may be nested, each started by the one before.

@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{Manifest, QtPlatforms};
 use crate::format::{BOOTSTRAP_MODULE, Damage, Flavor};
 use interpreter::{Interpreter, Launch, Mode, Started};
-use invocation::{INTERPRETER_VARIABLE, Invocation, LINEAGE_VARIABLE, Lineage, MAX_APP_DEPTH};
+use invocation::{Invocation, LINEAGE_VARIABLE, Lineage, MAX_APP_DEPTH};
 use payload::Payload;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
             reason,
         });
     }
-    let interpreter_mode = std::env::var_os(INTERPRETER_VARIABLE).is_some_and(|v| v == "1");
+    let interpreter_mode = invocation::interpreter_mode();
     let app_key = &manifest.hash[..16];
     let lineage = Lineage::read(std::env::var_os(LINEAGE_VARIABLE).as_deref(), app_key);
     let args = argv.get(1..).unwrap_or_default();

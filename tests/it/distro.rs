@@ -79,6 +79,8 @@ fn make_install_puts_pyferry_and_its_docs_under_destdir() {
         .args(["-o", "build", "install", "PREFIX=/usr"])
         .arg(format!("DESTDIR={}", destdir.display()))
         .arg(format!("PYFERRY={}", pyferry()))
+        .arg(format!("FLAVOR={}", Flavor::CURRENT))
+        .arg(format!("KIT={}", cx.path().join("kit").display()))
         .output()
         .expect("make install");
     assert!(output.status.success(), "{}", describe(&output));
@@ -87,8 +89,23 @@ fn make_install_puts_pyferry_and_its_docs_under_destdir() {
         fs::metadata(&installed).expect("installed").mode() & 0o777,
         0o755
     );
+    // Standalone: pyferry with its kit, whose runtime is the binary under
+    // test; system: that binary.
+    let runtime = match Flavor::CURRENT {
+        Flavor::Standalone => {
+            let read = cx.python(&[
+                "-c",
+                "import sys, zipfile; sys.stdout.buffer.write(\
+                 zipfile.ZipFile(sys.argv[1]).read('.pyferry/runtime'))",
+                installed.to_str().expect("utf-8"),
+            ]);
+            assert!(read.status.success(), "{}", describe(&read));
+            read.stdout
+        }
+        Flavor::System => fs::read(&installed).expect("read"),
+    };
     assert!(
-        fs::read(&installed).expect("read") == fs::read(pyferry()).expect("read"),
+        runtime == fs::read(pyferry()).expect("read"),
         "make install installed another binary than the one under test"
     );
     assert!(destdir.join("usr/share/doc/pyferry/README.md").is_file());

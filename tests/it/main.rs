@@ -13,6 +13,8 @@ mod distro;
 mod errors;
 #[cfg(pyferry_flavor = "standalone")]
 mod gui;
+#[cfg(pyferry_flavor = "standalone")]
+mod kit;
 mod native;
 mod project;
 mod python_compat;

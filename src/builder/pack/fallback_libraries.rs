@@ -18,8 +18,9 @@ use std::process::{Command, Stdio};
 const CARRIED: &[&str] = &["libgcc_s.so.1", "libstdc++.so.6", "libz.so.1"];
 
 /// Adds the carried libraries that the app's native files need and do not
-/// bring; returns their names.
-pub fn add(tree: &mut Tree) -> Result<Vec<String>> {
+/// bring; returns their names. `kit_copies` holds them when pyferry's kit
+/// carries them; otherwise the build machine's are taken.
+pub fn add(tree: &mut Tree, kit_copies: Option<&Path>) -> Result<Vec<String>> {
     let brought = |soname: &str| {
         tree.files
             .keys()
@@ -45,16 +46,51 @@ pub fn add(tree: &mut Tree) -> Result<Vec<String>> {
     }
     let mut added = Vec::new();
     for (soname, needing) in needed {
-        let found = locate(soname, &needing)?;
-        let file = SourceFile {
-            path: found,
-            executable: true,
+        let found = match kit_copies.map(|dir| dir.join(soname)) {
+            Some(copy) if copy.is_file() => copy,
+            _ => locate(soname, &needing)?,
         };
-        tree.files
-            .insert(format!("{FALLBACK_LIBRARIES}/{soname}"), file);
+        insert(tree, soname, found);
         added.push(soname.to_owned());
     }
     Ok(added)
+}
+
+/// Adds every carried library, as the dynamic linker's cache finds them:
+/// pyferry's kit carries them for the apps it packs.
+pub fn add_all(tree: &mut Tree) -> Result<()> {
+    let output = Command::new("ldconfig")
+        .arg("-p")
+        .stderr(Stdio::null())
+        .output()
+        .map_err(io("run", Path::new("ldconfig")))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    for soname in CARRIED {
+        let found = text
+            .lines()
+            .filter_map(|line| line.trim().split_once(" => "))
+            .find(|(name, _)| name.split(' ').next() == Some(soname) && name.contains("x86-64"))
+            .map(|(_, path)| PathBuf::from(path))
+            .ok_or_else(|| Error::Pack {
+                reason: format!(
+                    "pyferry's kit carries `{soname}` for the apps it packs, but this machine \
+                     does not have it: install it (gcc's runtime, zlib)"
+                )
+                .into(),
+            })?;
+        let found = std::fs::canonicalize(&found).map_err(io("find", &found))?;
+        insert(tree, soname, found);
+    }
+    Ok(())
+}
+
+fn insert(tree: &mut Tree, soname: &str, path: PathBuf) {
+    let file = SourceFile {
+        path,
+        executable: true,
+    };
+    tree.files
+        .insert(format!("{FALLBACK_LIBRARIES}/{soname}"), file);
 }
 
 /// Where this machine's dynamic linker finds `soname` for `needing`.

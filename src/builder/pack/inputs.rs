@@ -206,6 +206,7 @@ mod tests {
     fn python311() -> BuildPython {
         BuildPython {
             path: PathBuf::from("/usr/bin/python3.11"),
+            env: Vec::new(),
             implementation: "cpython".to_owned(),
             version: vec![3, 11, 2],
             cache_tag: "cpython-311".to_owned(),

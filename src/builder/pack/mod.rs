@@ -17,6 +17,7 @@ mod tree;
 mod units;
 
 use crate::build_python::BUILD_PYTHON;
+use crate::builder::kit::{KIT_RUNTIME, Kit};
 use crate::builder::progress::Progress;
 use crate::error::{Error, Result, io};
 use crate::format::manifest::{self, Manifest};
@@ -55,10 +56,14 @@ pub struct PackOptions {
     /// would decide (`--extract`, `--no-extract`).
     pub extract: Vec<String>,
     pub no_extract: Vec<String>,
+    /// Write pyferry with its kit (`builder::kit`), not an app.
+    pub builder_kit: bool,
 }
 
-/// Packs the app; returns its manifest.
-pub fn pack(options: &PackOptions) -> Result<Manifest> {
+/// Packs the app; returns its manifest. With pyferry's `kit`, its own
+/// python runs pip and byte-compiles (unless `--python` names another), and
+/// its runtime and standard library go into the app.
+pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
     if options.inputs.is_empty() && options.requirements.is_empty() {
         return Err(Error::NothingToPack);
     }
@@ -72,7 +77,14 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
         return Err(Error::SystemCachePath { dir: dir.clone() });
     }
     let progress = Progress::new(options.verbose);
-    let python = BuildPython::probe(options.python.as_deref().unwrap_or(Path::new(BUILD_PYTHON)))?;
+    let python = match (&options.python, kit) {
+        (Some(path), _) => BuildPython::probe(path, &[])?,
+        (None, Some(kit)) => {
+            let (path, env) = kit.python();
+            BuildPython::probe(path, &env)?
+        }
+        (None, None) => BuildPython::probe(Path::new(BUILD_PYTHON), &[])?,
+    };
     let inputs = inputs::classify(&options.inputs, &python)?;
     // Private (0700), and removed however pack ends.
     let work = tempfile::Builder::new()
@@ -85,9 +97,15 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
             .and_then(|value| value.trim().parse().ok()),
     );
 
-    // This very binary, unpacked, is the runtime of what we write.
-    let runtime_path = std::env::current_exe().map_err(io("find", Path::new("/proc/self/exe")))?;
-    let runtime = std::fs::read(&runtime_path).map_err(io("read", &runtime_path))?;
+    // This very binary, unpacked, is the runtime of what we write; with a
+    // kit, the one it carries.
+    let runtime = match kit {
+        Some(kit) => kit.runtime()?,
+        None => {
+            let path = std::env::current_exe().map_err(io("find", Path::new("/proc/self/exe")))?;
+            std::fs::read(&path).map_err(io("read", &path))?
+        }
+    };
 
     // The standalone standard library does not depend on the app: gather
     // it while pip and the byte-compiler work on the app.
@@ -96,6 +114,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     #[cfg(pyferry_flavor = "standalone")]
     let gathering = stdlib::Gathering {
         python: &python,
+        kit: kit.filter(|_| options.python.is_none()),
         pyferry_id: &pyferry_id,
         work_dir: work.path(),
         timestamp,
@@ -104,7 +123,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     #[cfg(pyferry_flavor = "standalone")]
     let (app, stdlib) = std::thread::scope(|scope| {
         let stdlib = scope.spawn(|| stdlib::prepare(&gathering, &options.keep_stdlib));
-        let app = gather_app(options, &python, &inputs, work.path(), &progress);
+        let app = gather_app(options, &python, &inputs, work.path(), &progress, kit);
         let stdlib = stdlib.join().unwrap_or_else(|_| {
             Err(Error::Pack {
                 reason: "gathering the standard library failed".into(),
@@ -121,7 +140,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
                     .to_owned(),
             });
         }
-        let app = gather_app(options, &python, &inputs, work.path(), &progress);
+        let app = gather_app(options, &python, &inputs, work.path(), &progress, kit);
         (app, Ok(None))
     };
     let GatheredApp {
@@ -151,6 +170,9 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
     }
     let extracted = extracted_names(&units);
     add_units_report(&mut entries, &units, work.path())?;
+    if options.builder_kit {
+        add_kit_runtime(&mut entries, &runtime, work.path())?;
+    }
 
     let manifest = Manifest {
         name,
@@ -164,6 +186,7 @@ pub fn pack(options: &PackOptions) -> Result<Manifest> {
             .map(|dir| dir.to_string_lossy().into_owned()),
         stdlib: stdlib.as_deref().map(archive::file_hash).transpose()?,
         qt_platforms,
+        builder: options.builder_kit,
         hash: String::new(),
         pyferry: env!("CARGO_PKG_VERSION").to_owned(),
     };
@@ -235,6 +258,7 @@ fn gather_app(
     inputs: &inputs::Inputs,
     work_dir: &Path,
     progress: &Progress,
+    kit: Option<&Kit>,
 ) -> Result<GatheredApp> {
     let mut tree = Tree::default();
     for dir in &inputs.plain_dirs {
@@ -259,7 +283,14 @@ fn gather_app(
         drop_install_paths(&mut tree, &work_dir.join("records"))?;
     }
     #[cfg(pyferry_flavor = "standalone")]
-    fallback_libraries::add(&mut tree)?;
+    if options.builder_kit {
+        fallback_libraries::add_all(&mut tree)?;
+    } else {
+        let kit_copies = kit.map(Kit::fallback_libraries).transpose()?;
+        fallback_libraries::add(&mut tree, kit_copies.as_deref())?;
+    }
+    #[cfg(pyferry_flavor = "system")]
+    let _ = kit;
     let qt_platforms = qt_platforms::find(&tree)?;
     #[cfg(pyferry_flavor = "standalone")]
     let imported = stdlib::parts_imported(&tree)?;
@@ -387,6 +418,29 @@ fn add_units_report(
             executable: false,
         }),
     );
+    Ok(())
+}
+
+/// Adds the runtime that apps are written on to pyferry's kit.
+fn add_kit_runtime(
+    entries: &mut BTreeMap<String, Entry>,
+    runtime: &[u8],
+    work_dir: &Path,
+) -> Result<()> {
+    if Flavor::CURRENT != Flavor::Standalone {
+        return Err(Error::Usage {
+            usage: "--builder-kit is for the standalone flavor, whose apps carry the \
+                    standard library"
+                .to_owned(),
+        });
+    }
+    let path = work_dir.join("runtime");
+    std::fs::write(&path, runtime).map_err(io("write", &path))?;
+    let file = SourceFile {
+        path,
+        executable: false,
+    };
+    entries.insert(KIT_RUNTIME.to_owned(), Entry::File(file));
     Ok(())
 }
 

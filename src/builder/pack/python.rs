@@ -23,6 +23,9 @@ const COMPILE_SOURCE: &str = include_str!("compile.py");
 pub struct BuildPython {
     #[serde(skip)]
     pub path: PathBuf,
+    /// Variables it needs (pyferry's kit: `PYFERRY_INTERPRETER=1`).
+    #[serde(skip)]
+    pub env: Vec<(&'static str, &'static str)>,
     pub implementation: String,
     pub version: Vec<u32>,
     pub cache_tag: String,
@@ -58,13 +61,15 @@ pub struct CompileFailure {
 }
 
 impl BuildPython {
-    /// Asks `path` what it is, and checks that it matches the runtime.
-    pub fn probe(path: &Path) -> Result<BuildPython> {
+    /// Asks `path` (started with `env`) what it is, and checks that it
+    /// matches the runtime.
+    pub fn probe(path: &Path, env: &[(&'static str, &'static str)]) -> Result<BuildPython> {
         let fail = |reason: String| Error::BuildPython {
             python: path.to_owned(),
             reason: Reason(reason),
         };
         let output = Command::new(path)
+            .envs(env.iter().copied())
             .args(["-I", "-c", PROBE_SOURCE])
             .stderr(Stdio::inherit())
             .output()
@@ -78,6 +83,7 @@ impl BuildPython {
         let mut python: BuildPython = serde_json::from_slice(&output.stdout)
             .map_err(|e| fail(format!("its self-description is unreadable: {e}")))?;
         python.path = path.to_owned();
+        python.env = env.to_vec();
         let found = python.minor_version();
         if python.implementation != "cpython" || found != PYTHON_VERSION {
             return Err(fail(format!(
@@ -145,6 +151,7 @@ impl BuildPython {
             }
         }
         command
+            .envs(self.env.iter().copied())
             .env("PYTHONHASHSEED", "0")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONUTF8", "1");

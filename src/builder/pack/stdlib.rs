@@ -18,6 +18,7 @@
 use super::archive::{self, Entry};
 use super::python::{BuildPython, CompileJob};
 use super::tree::{SourceFile, Tree};
+use crate::builder::kit::Kit;
 use crate::builder::progress::Progress;
 use crate::error::{Error, Reason, Result, io};
 use crate::format::elf;
@@ -134,6 +135,8 @@ fn imported_modules(source: &str) -> impl Iterator<Item = &str> {
 /// keep.
 pub struct Gathering<'a> {
     pub python: &'a BuildPython,
+    /// pyferry's kit, whose standard library is taken as it is.
+    pub kit: Option<&'a Kit>,
     /// Its binary's build id: a new pyferry gathers anew.
     pub pyferry_id: &'a str,
     pub work_dir: &'a Path,
@@ -151,11 +154,28 @@ pub struct Gathering<'a> {
 pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<PathBuf> {
     let Gathering {
         python,
+        kit,
         pyferry_id,
         work_dir,
         timestamp,
         progress,
     } = *gathering;
+    if let Some(kit) = kit {
+        if !keep.is_empty() {
+            return Err(Error::Pack {
+                reason: format!(
+                    "the app needs {} of the standard library (it imports it, or \
+                     `--keep-stdlib` asks for it), which pyferry's own standard library \
+                     leaves out, as standalone apps do by default; pack with `--python PY`, \
+                     a CPython {} that has it, to gather the standard library from there",
+                    keep.join(", "),
+                    crate::build_python::PYTHON_FULL_VERSION,
+                )
+                .into(),
+            });
+        }
+        return kit.stdlib_zip(work_dir);
+    }
     if let Some(unknown) = keep
         .iter()
         .find(|name| !EXCLUDED_BY_DEFAULT.contains(&name.as_str()))

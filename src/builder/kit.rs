@@ -1,0 +1,106 @@
+//! The builder's kit: what lets pyferry pack with no Python on the machine.
+//!
+//! `make` packs pyferry itself (`pack --builder-kit`) as a standalone app
+//! whose manifest says `builder`: its archive holds pip, the standard
+//! library unit every standalone app carries, and the bare runtime that
+//! apps are written on (`KIT_RUNTIME`). Started as `pyferry`, it is the
+//! builder; started with `PYFERRY_INTERPRETER=1`, it is python over pip
+//! and that standard library, which is how pack runs pip and byte-compiles
+//! (pip's own children inherit the variable). The standard library is
+//! gathered once, when pyferry is built, not at each pack.
+
+use crate::error::{Error, Result, io};
+use crate::format::{FALLBACK_LIBRARIES, NATIVE_ARCHIVE, stdlib_unit};
+use crate::runtime::payload::Payload;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The entry of the kit's archive that holds the bare runtime.
+pub const KIT_RUNTIME: &str = ".pyferry/runtime";
+
+use crate::runtime::invocation::INTERPRETER_VARIABLE;
+
+/// pyferry with its kit: the executable and its payload.
+pub struct Kit {
+    pub payload: Payload,
+}
+
+impl Kit {
+    /// The kit's own python: the executable, started as python.
+    pub fn python(&self) -> (&Path, [(&'static str, &'static str); 1]) {
+        (&self.payload.path, [(INTERPRETER_VARIABLE, "1")])
+    }
+
+    /// The GCC runtime and zlib the kit carries (`pack::fallback_libraries`),
+    /// extracted: what an app takes when it needs them, with no `ldd` or
+    /// system copy on the build machine.
+    pub fn fallback_libraries(&self) -> Result<PathBuf> {
+        let version = crate::runtime::cache::ensure_extracted(&self.payload)?;
+        Ok(version.dir.join(FALLBACK_LIBRARIES))
+    }
+
+    fn archive(&self) -> Result<zip::ZipArchive<&File>> {
+        zip::ZipArchive::new(&self.payload.file).map_err(|e| self.damaged(e.to_string()))
+    }
+
+    fn damaged(&self, why: String) -> Error {
+        Error::Pack {
+            reason: format!(
+                "pyferry's own kit in `{}` is unreadable ({why}); install pyferry again",
+                self.payload.path.display()
+            )
+            .into(),
+        }
+    }
+
+    /// The bare runtime that packed apps are written on.
+    pub fn runtime(&self) -> Result<Vec<u8>> {
+        let mut archive = self.archive()?;
+        let mut entry = archive
+            .by_name(KIT_RUNTIME)
+            .map_err(|e| self.damaged(format!("{KIT_RUNTIME}: {e}")))?;
+        let mut runtime = Vec::with_capacity(entry.size() as usize);
+        entry
+            .read_to_end(&mut runtime)
+            .map_err(|e| self.damaged(format!("{KIT_RUNTIME}: {e}")))?;
+        Ok(runtime)
+    }
+
+    /// Writes the standard library unit the kit carries, as the zip pack
+    /// puts into an app, to `work_dir`: its entries copied as they are
+    /// (compressed) from the kit's inner archive.
+    pub fn stdlib_zip(&self, work_dir: &Path) -> Result<PathBuf> {
+        let inner_path = work_dir.join("kit-native.zip");
+        {
+            let mut archive = self.archive()?;
+            let mut inner = archive
+                .by_name(NATIVE_ARCHIVE)
+                .map_err(|e| self.damaged(format!("{NATIVE_ARCHIVE}: {e}")))?;
+            let mut file = File::create(&inner_path).map_err(io("create", &inner_path))?;
+            std::io::copy(&mut inner, &mut file).map_err(io("write", &inner_path))?;
+        }
+        let inner = File::open(&inner_path).map_err(io("read", &inner_path))?;
+        let mut inner = zip::ZipArchive::new(inner)
+            .map_err(|e| self.damaged(format!("{NATIVE_ARCHIVE}: {e}")))?;
+        let path = work_dir.join("stdlib.zip");
+        let file = File::create(&path).map_err(io("create", &path))?;
+        let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let prefix = format!("{}/", stdlib_unit::UNIT);
+        for index in 0..inner.len() {
+            let entry = inner
+                .by_index_raw(index)
+                .map_err(|e| self.damaged(format!("{NATIVE_ARCHIVE}: {e}")))?;
+            let wanted = entry.name().is_ok_and(|name| name.starts_with(&prefix));
+            if wanted {
+                zip.raw_copy_file(entry)
+                    .map_err(|e| self.damaged(format!("copying the standard library: {e}")))?;
+            }
+        }
+        zip.finish()
+            .map_err(|e| self.damaged(format!("copying the standard library: {e}")))?
+            .flush()
+            .map_err(io("write", &path))?;
+        Ok(path)
+    }
+}

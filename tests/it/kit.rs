@@ -1,0 +1,199 @@
+//! pyferry with its kit (`make kit`, what `make install` installs): it packs
+//! with its own python, runtime and standard library, in a root that holds
+//! nothing but glibc, pyferry and a wheelhouse; the apps it packs behave as
+//! the same code in a venv.
+
+use crate::context::{
+    BUILD_PYTHON, TestContext, describe, output_of, pyferry, stderr, success, venv_output,
+    wheel_dir,
+};
+use crate::wheels::greet_project;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// pyferry with its kit, made from the binary under test as `make kit`
+/// makes it (pip's wheel bundled with the build interpreter), once per run.
+fn self_contained_pyferry() -> &'static Path {
+    static KIT: OnceLock<PathBuf> = OnceLock::new();
+    KIT.get_or_init(|| {
+        let dir = crate::context::target_dir().join("test-kit");
+        fs::create_dir_all(&dir).expect("mkdir");
+        let kit = dir.join("pyferry");
+        let output = Command::new("make")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["-o", "build", "kit"])
+            .arg(format!("PYFERRY={}", pyferry()))
+            .arg(format!("PYTHON={BUILD_PYTHON}"))
+            .arg(format!("KIT={}", kit.display()))
+            .env("PYFERRY_PACK_CACHE_DIR", crate::context::pack_cache_dir())
+            .output()
+            .expect("make kit");
+        assert!(output.status.success(), "{}", describe(&output));
+        kit
+    })
+}
+
+/// glibc's files, as the kit needs them.
+const GLIBC: &[&str] = &[
+    "/lib64/ld-linux-x86-64.so.2",
+    "/lib/x86_64-linux-gnu/libc.so.6",
+    "/lib/x86_64-linux-gnu/libm.so.6",
+    "/lib/x86_64-linux-gnu/libpthread.so.0",
+    "/lib/x86_64-linux-gnu/libdl.so.2",
+    "/lib/x86_64-linux-gnu/librt.so.1",
+    "/lib/x86_64-linux-gnu/libutil.so.1",
+    "/lib/x86_64-linux-gnu/libresolv.so.2",
+];
+
+/// Runs `args` chrooted into `root`, with /proc, /dev/shm and /dev/null.
+fn in_root(cx: &TestContext, root: &Path, args: &[&str]) -> Output {
+    let script = "mount -t proc proc \"$0/proc\" && mount -t tmpfs tmpfs \"$0/dev/shm\" \
+                  && mount --bind /dev/null \"$0/dev/null\" && exec chroot \"$0\" \"$@\"";
+    output_of(
+        cx.command("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .arg(root)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").expect("PATH")),
+    )
+}
+
+const NUMERIC_APP: &str = "import numpy, pydantic_core\n\
+    print(numpy.fft.fft(numpy.ones(4)).real, numpy.linalg.det(numpy.eye(3)))\n\
+    print(pydantic_core.SchemaValidator({'type': 'int'}).validate_python('42'))\n";
+
+#[test]
+fn the_self_contained_pyferry_packs_where_only_glibc_is() {
+    let cx = TestContext::new();
+    let root = cx.path().join("root");
+    for path in GLIBC.iter().filter(|path| Path::new(path).exists()) {
+        let copy = root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(copy.parent().expect("parent")).expect("mkdir");
+        fs::copy(path, &copy).expect("copy a glibc file");
+    }
+    for dir in ["tmp", "proc", "dev/shm", "out", "wheels", "app"] {
+        fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    fs::write(root.join("dev/null"), "").expect("a mount point");
+    fs::copy(self_contained_pyferry(), root.join("pyferry")).expect("copy pyferry");
+    for wheel in fs::read_dir(wheel_dir()).expect("list wheels").flatten() {
+        let name = wheel.file_name().to_string_lossy().into_owned();
+        let wanted = ["numpy-", "pydantic_core-", "typing_extensions-"];
+        if wanted.iter().any(|prefix| name.starts_with(prefix)) {
+            fs::copy(wheel.path(), root.join("wheels").join(&name)).expect("copy a wheel");
+        }
+    }
+    fs::write(root.join("app/__main__.py"), NUMERIC_APP).expect("write");
+    let project = greet_project(&cx, "root/project");
+
+    // Nothing but glibc, pyferry and the inputs: no Python, no ldd.
+    let mut files = BTreeSet::new();
+    let mut pending = vec![root.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).expect("list").flatten() {
+            match entry.path().is_dir() {
+                true => pending.push(entry.path()),
+                false => {
+                    files.insert(entry.path());
+                }
+            }
+        }
+    }
+    assert!(
+        files.iter().all(|file| {
+            let name = file.strip_prefix(&root).expect("below");
+            GLIBC.iter().any(|glibc| Path::new(glibc).ends_with(name))
+                || ["pyferry", "dev/null"]
+                    .iter()
+                    .any(|own| name == Path::new(own))
+                || ["wheels", "app", "project"]
+                    .iter()
+                    .any(|dir| name.starts_with(dir))
+        }),
+        "{files:?}"
+    );
+
+    let packed = in_root(
+        &cx,
+        &root,
+        &[
+            "/pyferry",
+            "pack",
+            "-o",
+            "/out/numeric",
+            "/app",
+            "numpy",
+            "pydantic-core",
+        ]
+        .into_iter()
+        .chain(["--", "--no-index", "--find-links", "/wheels"])
+        .collect::<Vec<_>>(),
+    );
+    assert!(packed.status.success(), "{}", describe(&packed));
+    let numeric = in_root(&cx, &root, &["/out/numeric"]);
+    let expected = venv_output(&cx, &root.join("app/__main__.py"));
+    assert_eq!(success(&numeric), expected, "{}", describe(&numeric));
+
+    // A project, built by pip with build isolation, by the kit's python.
+    let packed = in_root(
+        &cx,
+        &root,
+        &["/pyferry", "pack", "/project", "--", "--no-index"],
+    );
+    assert!(packed.status.success(), "{}", describe(&packed));
+    let greet = in_root(&cx, &root, &["/project/dist/greet", "a", "b"]);
+    let venv = cx.path().join("venv");
+    let made = Command::new(BUILD_PYTHON)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .expect("venv");
+    assert!(made.success());
+    let installed = Command::new(BUILD_PYTHON)
+        .args(["-m", "pip", "--python"])
+        .arg(venv.join("bin/python"))
+        .args(["install", "--quiet", "--no-index"])
+        .arg(&project)
+        .output()
+        .expect("pip install");
+    assert!(installed.status.success(), "{}", describe(&installed));
+    let expected = output_of(cx.command(venv.join("bin/greet")).args(["a", "b"]));
+    assert_eq!(
+        greet.status.code(),
+        expected.status.code(),
+        "{}",
+        describe(&greet)
+    );
+    assert_eq!(greet.stdout, expected.stdout, "{}", describe(&greet));
+}
+
+#[test]
+fn parts_of_the_standard_library_the_kit_leaves_out_need_another_python() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("tk", &[("__main__.py", "import tkinter\n")]);
+    let refused = output_of(
+        cx.command(self_contained_pyferry())
+            .args(["pack", "-o"])
+            .arg(cx.path().join("tk-app"))
+            .arg(&app),
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    let message = stderr(&refused);
+    assert!(
+        message.contains("the app needs tkinter of the standard library")
+            && message.contains("--python PY"),
+        "{message}"
+    );
+    // With the build interpreter named, the same pyferry gathers it.
+    let packed = output_of(
+        cx.command(self_contained_pyferry())
+            .args(["pack", "--python", BUILD_PYTHON, "-o"])
+            .arg(cx.path().join("tk-app"))
+            .arg(&app),
+    );
+    assert!(packed.status.success(), "{}", describe(&packed));
+}
