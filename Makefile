@@ -31,7 +31,7 @@ DESTDIR ?=
 PYFERRY := $(TARGET_DIR)/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build kit run test test-tools test-flavor test-compat test-cpython fuzz test-matrix fmt-check clippy install bench bench-rivals clean
+.PHONY: all build kit wheel run test test-tools test-flavor test-compat test-cpython fuzz test-matrix fmt-check clippy install bench bench-rivals clean
 
 all: build
 
@@ -138,6 +138,38 @@ INSTALLED := $(KIT)
 else
 INSTALLED := $(PYFERRY)
 endif
+
+# A wheel of pyferry with its kit, for `pip install`, `pipx install` and
+# `uv tool install`: the file goes to the environment's bin/ as `pyferry`,
+# needs no Python, and its platform tag is the glibc that auditwheel finds
+# its symbols need. pypa's `wheel` and `auditwheel` come from PyPI, into
+# target/tools-venv.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+WHEEL_STAGE := target/wheel/stage/pyferry-$(VERSION)
+TOOLS := target/tools-venv
+$(TOOLS)/.complete:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check wheel==0.45.1 auditwheel==6.8.2 uv==0.13.9
+	touch $@
+wheel: kit $(TOOLS)/.complete
+ifneq ($(FLAVOR),standalone)
+	$(error the wheel carries the standalone flavor: make wheel FLAVOR=standalone)
+endif
+	rm -rf target/wheel && mkdir -p $(WHEEL_STAGE).dist-info $(WHEEL_STAGE).data/scripts
+	install -m755 $(KIT) $(WHEEL_STAGE).data/scripts/pyferry
+	{ printf 'Metadata-Version: 2.1\nName: pyferry\nVersion: $(VERSION)\n'; \
+	  printf 'Summary: Ship a Python application as one executable file\nLicense: MIT\n'; \
+	  printf 'Description-Content-Type: text/markdown\n\n'; cat README.md; } \
+	    > $(WHEEL_STAGE).dist-info/METADATA
+	printf 'Wheel-Version: 1.0\nGenerator: pyferry make wheel\nRoot-Is-Purelib: false\nTag: py3-none-linux_x86_64\n' \
+	    > $(WHEEL_STAGE).dist-info/WHEEL
+	$(TOOLS)/bin/wheel pack --dest-dir target/wheel target/wheel/stage
+	plat=$$($(TOOLS)/bin/auditwheel show target/wheel/pyferry-$(VERSION)-py3-none-linux_x86_64.whl \
+	    | tr -d '\n' | grep -o '"manylinux_[0-9]*_[0-9]*_x86_64"' | head -1 | tr -d '"'); \
+	test -n "$$plat" || { echo "auditwheel finds no manylinux tag for pyferry"; exit 1; }; \
+	$(TOOLS)/bin/wheel tags --remove --platform-tag $$plat \
+	    target/wheel/pyferry-$(VERSION)-py3-none-linux_x86_64.whl
+	ls target/wheel/*.whl
 
 install: kit
 	install -Dm755 $(INSTALLED) $(DESTDIR)$(PREFIX)/bin/pyferry

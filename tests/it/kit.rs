@@ -197,3 +197,116 @@ fn parts_of_the_standard_library_the_kit_leaves_out_need_another_python() {
     );
     assert!(packed.status.success(), "{}", describe(&packed));
 }
+
+/// The wheel `make wheel` writes, from the binary under test.
+fn wheel() -> &'static Path {
+    static WHEEL: OnceLock<PathBuf> = OnceLock::new();
+    WHEEL.get_or_init(|| {
+        let output = Command::new("make")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["-o", "build", "wheel"])
+            .arg(format!("PYFERRY={}", pyferry()))
+            .arg(format!("PYTHON={BUILD_PYTHON}"))
+            .arg(format!("KIT={}", self_contained_pyferry().display()))
+            .env("PYFERRY_PACK_CACHE_DIR", crate::context::pack_cache_dir())
+            .output()
+            .expect("make wheel");
+        assert!(output.status.success(), "{}", describe(&output));
+        let dir = crate::context::target_dir().join("wheel");
+        fs::read_dir(&dir)
+            .expect("target/wheel")
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
+            .expect("a wheel in target/wheel")
+    })
+}
+
+/// Installed into venvs of other Pythons than pyferry embeds, and with
+/// `uv tool install`, the wheel gives a `pyferry` that packs and runs apps.
+#[test]
+fn the_wheel_installs_and_packs_under_other_pythons_and_uv() {
+    let cx = TestContext::new();
+    let wheel = wheel();
+    let name = wheel
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        regex::Regex::new(r"^pyferry-[0-9.]+-py3-none-manylinux_2_[0-9]+_x86_64\.whl$")
+            .expect("regex")
+            .is_match(&name),
+        "{name}"
+    );
+    let app = cx.write_tree(
+        "app",
+        &[(
+            "__main__.py",
+            "import sys\nprint('hello from', sys.version.split()[0], sys.argv[1:])\n",
+        )],
+    );
+    let expected = success(&cx.python(&[app.join("__main__.py").to_str().expect("utf-8"), "x"]));
+    let works = |pyferry: &Path, label: &str| {
+        let version = success(&output_of(cx.command(pyferry).arg("--version")));
+        assert!(version.contains("standalone flavor"), "{label}: {version}");
+        let out = cx.path().join(format!("hello-{label}"));
+        let packed = output_of(cx.command(pyferry).args(["pack", "-o"]).arg(&out).arg(&app));
+        assert!(packed.status.success(), "{label}: {}", describe(&packed));
+        assert_eq!(
+            success(&output_of(cx.command(&out).arg("x"))),
+            expected,
+            "{label}"
+        );
+    };
+
+    let versions = Path::new(BUILD_PYTHON)
+        .ancestors()
+        .nth(3)
+        .expect("pyenv's versions");
+    let pyenv_312 = fs::read_dir(versions)
+        .expect("pyenv's versions")
+        .flatten()
+        .map(|entry| entry.path().join("bin/python3.12"))
+        .find(|python| python.exists())
+        .expect("pyenv's CPython 3.12");
+    for (label, python) in [
+        ("debian-3.11", PathBuf::from("/usr/bin/python3.11")),
+        ("pyenv-3.12", pyenv_312),
+    ] {
+        let venv = cx.path().join(label);
+        let made = output_of(Command::new(&python).args(["-m", "venv"]).arg(&venv));
+        assert!(made.status.success(), "{label}: {}", describe(&made));
+        let installed = output_of(
+            cx.command(venv.join("bin/python"))
+                .args(["-m", "pip", "install", "--quiet", "--no-index"])
+                .arg(wheel),
+        );
+        assert!(
+            installed.status.success(),
+            "{label}: {}",
+            describe(&installed)
+        );
+        works(&venv.join("bin/pyferry"), label);
+    }
+
+    let uv = crate::context::target_dir().join("tools-venv/bin/uv");
+    let tools = cx.path().join("uv");
+    let installed = output_of(
+        cx.command(&uv)
+            .args([
+                "tool",
+                "install",
+                "--offline",
+                "--python",
+                "/usr/bin/python3.11",
+            ])
+            .arg(wheel)
+            .env("UV_TOOL_DIR", tools.join("tools"))
+            .env("UV_TOOL_BIN_DIR", tools.join("bin"))
+            .env("UV_CACHE_DIR", tools.join("cache"))
+            .env("UV_PYTHON_DOWNLOADS", "never"),
+    );
+    assert!(installed.status.success(), "uv: {}", describe(&installed));
+    works(&tools.join("bin/pyferry"), "uv");
+}
