@@ -133,7 +133,7 @@ kit: build
 ifeq ($(FLAVOR),standalone)
 	pip=$$($(PYTHON) -c 'import ensurepip, glob, os; \
 	    print(*glob.glob(os.path.join(os.path.dirname(ensurepip.__file__), "_bundled", "pip-*.whl")))'); \
-	$(PYFERRY) pack --builder-kit --name pyferry -e pip -o $(KIT) $$pip
+	$(PYFERRY) pack --builder-kit --keep-stdlib include --name pyferry -e pip -o $(KIT) $$pip
 INSTALLED := $(KIT)
 else
 INSTALLED := $(PYFERRY)

@@ -110,7 +110,7 @@ struct PackArgs {
     no_sources: bool,
     /// Keep a part of the standard library that standalone apps leave out by
     /// default: test, idlelib, tkinter, turtledemo, ensurepip, lib2to3,
-    /// pydoc_data, nis (repeatable).
+    /// pydoc_data, nis, include (CPython's C headers) (repeatable).
     #[arg(long, value_name = "PART")]
     keep_stdlib: Vec<String>,
     /// Where a system package pre-extracts the app at install time (with

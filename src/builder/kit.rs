@@ -69,8 +69,10 @@ impl Kit {
 
     /// Writes the standard library unit the kit carries, as the zip pack
     /// puts into an app, to `work_dir`: its entries copied as they are
-    /// (compressed) from the kit's inner archive.
-    pub fn stdlib_zip(&self, work_dir: &Path) -> Result<PathBuf> {
+    /// (compressed) from the kit's inner archive; CPython's C headers only
+    /// if `headers` (the kit keeps them for pip, apps leave them out by
+    /// default).
+    pub fn stdlib_zip(&self, work_dir: &Path, headers: bool) -> Result<PathBuf> {
         let inner_path = work_dir.join("kit-native.zip");
         {
             let mut archive = self.archive()?;
@@ -87,12 +89,17 @@ impl Kit {
         let file = File::create(&path).map_err(io("create", &path))?;
         let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
         let prefix = format!("{}/", stdlib_unit::UNIT);
+        let header_dir = format!("{prefix}include/");
+        // pyconfig.h is a header every app carries: sysconfig reads it.
+        let wanted = |name: &str| {
+            name.starts_with(&prefix)
+                && (headers || !name.starts_with(&header_dir) || name.ends_with("/pyconfig.h"))
+        };
         for index in 0..inner.len() {
             let entry = inner
                 .by_index_raw(index)
                 .map_err(|e| self.damaged(format!("{NATIVE_ARCHIVE}: {e}")))?;
-            let wanted = entry.name().is_ok_and(|name| name.starts_with(&prefix));
-            if wanted {
+            if entry.name().is_ok_and(|name| wanted(&name)) {
                 zip.raw_copy_file(entry)
                     .map_err(|e| self.damaged(format!("copying the standard library: {e}")))?;
             }

@@ -299,6 +299,26 @@ def python(stdlib_dir, site, venv=False):
         site_module.main()
     elif site:
         _add_site_builtins()
+        _run_sitecustomize()
+
+
+def _run_sitecustomize():
+    # As python's `site` does: a `sitecustomize` on sys.path runs. pip's
+    # isolated build environments put theirs on PYTHONPATH to add the build
+    # requirements; so do other tools. Errors are reported as `site` does.
+    try:
+        import sitecustomize  # noqa: F401
+    except ImportError as exc:
+        if exc.name != "sitecustomize":
+            raise
+    except Exception as exc:
+        if sys.flags.verbose:
+            sys.excepthook(*sys.exc_info())
+        else:
+            sys.stderr.write(
+                "Error in sitecustomize; set PYTHONVERBOSE for traceback:\n"
+                f"{type(exc).__name__}: {exc}\n"
+            )
 
 
 def _add_site_builtins():

@@ -310,3 +310,79 @@ fn the_wheel_installs_and_packs_under_other_pythons_and_uv() {
     assert!(installed.status.success(), "uv: {}", describe(&installed));
     works(&tools.join("bin/pyferry"), "uv");
 }
+
+/// A project whose C extension pip builds: with the kit's python, the
+/// kit's CPython headers and the machine's C compiler, as pip would with a
+/// python of its own; compared with the project installed in a venv.
+#[test]
+fn a_project_with_a_c_extension_builds_with_the_kits_python() {
+    let cx = TestContext::new();
+    let wheels = crate::context::target_dir().join("test-build-wheels");
+    let build_requirements = ["setuptools==65.5.0", "wheel==0.45.1"];
+    crate::context::download_wheels_once(
+        &wheels,
+        &build_requirements.join(" "),
+        &build_requirements,
+    );
+    let project = cx.write_tree(
+        "square",
+        &[
+            (
+                "pyproject.toml",
+                "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\
+                 [project]\nname = \"square\"\nversion = \"1.0\"\n\
+                 [project.scripts]\nsquare = \"square_cli:main\"\n",
+            ),
+            (
+                "setup.py",
+                "from setuptools import Extension, setup\n\
+                 setup(ext_modules=[Extension('_square', ['_square.c'])], py_modules=['square_cli'])\n",
+            ),
+            (
+                "_square.c",
+                "#include <Python.h>\n\
+                 static PyObject *square(PyObject *self, PyObject *arg) {\n\
+                 long x = PyLong_AsLong(arg);\n\
+                 if (x == -1 && PyErr_Occurred()) return NULL;\n\
+                 return PyLong_FromLong(x * x);\n}\n\
+                 static PyMethodDef methods[] = {{\"square\", square, METH_O, \"\"}, {NULL, NULL, 0, NULL}};\n\
+                 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"_square\", NULL, -1, methods};\n\
+                 PyMODINIT_FUNC PyInit__square(void) { return PyModule_Create(&module); }\n",
+            ),
+            (
+                "square_cli.py",
+                "import sys, _square\n\
+                 def main():\n    print([_square.square(int(a)) for a in sys.argv[1:]], _square.__name__)\n",
+            ),
+        ],
+    );
+    let pip_args = [
+        "--no-index",
+        "--find-links",
+        wheels.to_str().expect("utf-8"),
+    ];
+    let packed = output_of(
+        cx.command(self_contained_pyferry())
+            .args(["pack", "-o"])
+            .arg(cx.path().join("square-app"))
+            .arg(&project)
+            .arg("--")
+            .args(pip_args),
+    );
+    assert!(packed.status.success(), "{}", describe(&packed));
+    let venv = cx.path().join("venv");
+    let made = output_of(Command::new(BUILD_PYTHON).args(["-m", "venv"]).arg(&venv));
+    assert!(made.status.success(), "{}", describe(&made));
+    let installed = output_of(
+        cx.command(venv.join("bin/python"))
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(pip_args)
+            .arg(&project),
+    );
+    assert!(installed.status.success(), "{}", describe(&installed));
+    let expected = success(&output_of(
+        cx.command(venv.join("bin/square")).args(["2", "3"]),
+    ));
+    let output = output_of(cx.command(cx.path().join("square-app")).args(["2", "3"]));
+    assert_eq!(success(&output), expected, "{}", describe(&output));
+}

@@ -2,7 +2,9 @@
 //! signals, exit paths, runtime flags, interpreter mode. Each test runs
 //! both and compares.
 
-use crate::context::{BUILD_PYTHON, StdinBytes, TestContext, describe, stderr, stdout, success};
+use crate::context::{
+    BUILD_PYTHON, StdinBytes, TestContext, describe, output_of, stderr, stdout, success,
+};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -649,4 +651,39 @@ fn multiprocessing_workers_in_an_entry_module() {
         .expect("python");
     assert_eq!(success(&packed), success(&python));
     assert!(stdout(&packed).contains("spawn [0, 1, 8, 27]"));
+}
+
+/// As python: a `sitecustomize` on PYTHONPATH runs before the command line
+/// (pip's isolated build environments add their requirements with one),
+/// not with `-S` or `-I`.
+#[test]
+fn python_mode_runs_sitecustomize_as_python_does() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", "print('app')\n")]);
+    let exe = cx.pack("custom", &[app.to_str().expect("utf-8")]);
+    let custom = cx.write_tree(
+        "customizing",
+        &[("sitecustomize.py", "import sys\nsys.customized = 'yes'\n")],
+    );
+    let code = "import sys; print(getattr(sys, 'customized', 'no'))";
+    for flags in [&[][..], &["-S"], &["-I"]] {
+        let args: Vec<&str> = flags.iter().copied().chain(["-c", code]).collect();
+        let packed = output_of(
+            cx.command(&exe)
+                .env("PYFERRY_INTERPRETER", "1")
+                .env("PYTHONPATH", &custom)
+                .args(&args),
+        );
+        let python = output_of(
+            cx.command(BUILD_PYTHON)
+                .env("PYTHONPATH", &custom)
+                .args(&args),
+        );
+        assert_eq!(
+            stdout(&packed),
+            stdout(&python),
+            "{flags:?}: {}",
+            describe(&packed)
+        );
+    }
 }

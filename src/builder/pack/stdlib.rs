@@ -34,8 +34,11 @@ use zip::DateTime;
 /// Parts of the standard library left out unless `--keep-stdlib` names
 /// them: test suites, GUI and IDE, installers, the 2to3 tool, pydoc's data,
 /// and `nis` (deprecated by PEP 594, gone in 3.13; in 3.11 it alone pulls
-/// in libnsl, libtirpc and five Kerberos libraries, 1.7 MB).
+/// in libnsl, libtirpc and five Kerberos libraries, 1.7 MB), and `include`,
+/// CPython's C headers (1.1 MB; pyferry's kit keeps them, so that pip
+/// builds C extensions with the kit's python).
 pub const EXCLUDED_BY_DEFAULT: &[&str] = &[
+    "include",
     "test",
     "idlelib",
     "tkinter",
@@ -73,6 +76,8 @@ struct Plan {
     /// Tcl's and Tk's script libraries, by name relative to the unit, when
     /// tkinter is kept.
     tcl_tk: BTreeMap<String, SourceFile>,
+    /// CPython's C headers, by name relative to the unit, when kept.
+    headers: BTreeMap<String, SourceFile>,
 }
 
 /// The top-level modules through which an app uses each part left out by
@@ -160,8 +165,13 @@ pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<PathBuf> {
         timestamp,
         progress,
     } = *gathering;
+    // The kit carries the headers, and its apps' unit is its own without
+    // them; the other parts would have to be gathered.
     if let Some(kit) = kit {
+        let headers = keep.iter().any(|part| part == "include");
+        let keep: Vec<&String> = keep.iter().filter(|part| *part != "include").collect();
         if !keep.is_empty() {
+            let keep: Vec<&str> = keep.iter().map(|part| part.as_str()).collect();
             return Err(Error::Pack {
                 reason: format!(
                     "the app needs {} of the standard library (it imports it, or \
@@ -174,7 +184,7 @@ pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<PathBuf> {
                 .into(),
             });
         }
-        return kit.stdlib_zip(work_dir);
+        return kit.stdlib_zip(work_dir, headers);
     }
     if let Some(unknown) = keep
         .iter()
@@ -265,13 +275,39 @@ fn plan(python: &BuildPython, excluded: &dyn Fn(&str) -> bool) -> Result<Plan> {
         true => BTreeMap::new(),
         false => tcl_tk_libraries(python)?,
     };
+    let headers = match excluded("include") {
+        true => BTreeMap::new(),
+        false => headers(python)?,
+    };
     Ok(Plan {
         modules,
         data,
         extensions,
         libraries,
         tcl_tk,
+        headers,
     })
+}
+
+/// CPython's C headers (`include/python3.11/`, with `cpython/` and
+/// `internal/`), by name in the unit, where sysconfig's `INCLUDEPY` names
+/// them below the runtime's prefix.
+fn headers(python: &BuildPython) -> Result<BTreeMap<String, SourceFile>> {
+    let into = format!("include/python{}", python.minor_version());
+    let dir = PathBuf::from(build_prefix(python)).join(&into);
+    if !dir.join("Python.h").is_file() {
+        return Err(stdlib_error(format!(
+            "its C headers are not in `{}`, so `--keep-stdlib include` cannot keep them",
+            dir.display()
+        )));
+    }
+    let mut tree = Tree::default();
+    tree.add_dir(&dir, |_| false)?;
+    Ok(tree
+        .files
+        .into_iter()
+        .map(|(name, source)| (format!("{into}/{name}"), source))
+        .collect())
 }
 
 /// Tcl's and Tk's script libraries as the build interpreter's tkinter uses
@@ -346,6 +382,7 @@ fn cache_key(
     }
     files.extend(plan.data.values().map(|source| source.path.clone()));
     files.extend(plan.tcl_tk.values().map(|source| source.path.clone()));
+    files.extend(plan.headers.values().map(|source| source.path.clone()));
     files.extend(plan.extensions.iter().cloned());
     for (name, path) in &plan.libraries.paths {
         text(name);
@@ -421,7 +458,7 @@ fn materialize(
     for (relative, source) in &plan.data {
         files.insert(format!("{stdlib}/{relative}"), source.clone());
     }
-    for (relative, source) in &plan.tcl_tk {
+    for (relative, source) in plan.tcl_tk.iter().chain(&plan.headers) {
         files.insert(format!("{unit}/{relative}"), source.clone());
     }
 
@@ -475,8 +512,17 @@ fn relocated_sysconfig_data(
     source: &Path,
     work_dir: &Path,
 ) -> Result<PathBuf> {
-    let text = fs::read_to_string(source).map_err(io("read", source))?;
+    let mut text = fs::read_to_string(source).map_err(io("read", source))?;
     let prefix = build_prefix(python);
+    // The build's linker flags for its shared libpython (pyenv adds an
+    // RPATH to its lib/): extension modules built by pip with this runtime
+    // link no libpython, and must not name the packing machine's cache.
+    for flag in [
+        format!("-Wl,-rpath,{prefix}/lib"),
+        format!("-L{prefix}/lib"),
+    ] {
+        text = text.replace(&format!(" {flag}"), "").replace(&flag, "");
+    }
     let mut relocated = text.replace(&prefix, PREFIX_MARKER);
     relocated.push_str(&format!(
         "\n\n# Added by pyferry pack: paths below this runtime's prefix, and its\n\
