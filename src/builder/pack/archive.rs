@@ -341,17 +341,31 @@ fn compression_for(name: &str) -> CompressionMethod {
     }
 }
 
-/// SHA-256 of a file, hex.
-pub fn file_hash(path: &Path) -> Result<String> {
-    let mut file = fs::File::open(path).map_err(io("read", path))?;
+/// What the standard library unit's zip holds, as a hash: every entry's
+/// name, mode, size and CRC-32, in order. Not the zip's own bytes: the same
+/// unit written by another route (raw-copied from pyferry's kit, or
+/// gathered and deflated here) has other local headers, and must hash the
+/// same, so that apps carrying it share its extracted files (whose bytes
+/// the runtime checks against these CRCs before sharing them).
+pub fn zip_content_hash(path: &Path) -> Result<String> {
+    let file = fs::File::open(path).map_err(io("read", path))?;
+    let unreadable = |e: zip::result::ZipError| Error::Io {
+        op: "read",
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    };
+    let mut zip = zip::ZipArchive::new(file).map_err(unreadable)?;
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 1 << 20];
-    loop {
-        match file.read(&mut buffer).map_err(io("read", path))? {
-            0 => return Ok(hex(&hasher.finalize())),
-            read => hasher.update(&buffer[..read]),
-        }
+    for index in 0..zip.len() {
+        let entry = zip.by_index_raw(index).map_err(unreadable)?;
+        let name = entry.name_raw();
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name);
+        hasher.update(entry.unix_mode().unwrap_or(0).to_le_bytes());
+        hasher.update(entry.size().to_le_bytes());
+        hasher.update(entry.crc32().to_le_bytes());
     }
+    Ok(hex(&hasher.finalize()))
 }
 
 /// What identifies this pyferry binary: its build id, or, failing that, the

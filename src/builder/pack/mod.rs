@@ -184,7 +184,10 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
             .system_cache
             .as_ref()
             .map(|dir| dir.to_string_lossy().into_owned()),
-        stdlib: stdlib.as_deref().map(archive::file_hash).transpose()?,
+        stdlib: stdlib
+            .as_deref()
+            .map(archive::zip_content_hash)
+            .transpose()?,
         qt_platforms,
         builder: options.builder_kit,
         hash: String::new(),
