@@ -295,3 +295,23 @@ pub fn venv_output(cx: &TestContext, app: &Path) -> String {
     let python = baseline_venv().join("bin/python");
     success(&cx.command(python).arg(app).output().expect("run the venv"))
 }
+
+/// A venv of the build interpreter at `dir`, with `pip install ARGS` (run
+/// by the build interpreter's pip): the baseline a packed project must match.
+pub fn venv_with(dir: &Path, args: &[&OsStr]) -> PathBuf {
+    let made = Command::new(BUILD_PYTHON)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir)
+        .output()
+        .expect("create a venv");
+    assert!(made.status.success(), "{}", describe(&made));
+    let installed = Command::new(BUILD_PYTHON)
+        .args(["-m", "pip", "--python"])
+        .arg(dir.join("bin/python"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(args)
+        .output()
+        .expect("pip install");
+    assert!(installed.status.success(), "{}", describe(&installed));
+    dir.to_owned()
+}

@@ -5,10 +5,11 @@
 
 use crate::context::{
     BUILD_PYTHON, TestContext, describe, output_of, pyferry, stderr, success, venv_output,
-    wheel_dir,
+    venv_with, wheel_dir,
 };
 use crate::wheels::greet_project;
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -146,21 +147,10 @@ fn the_self_contained_pyferry_packs_where_only_glibc_is() {
     );
     assert!(packed.status.success(), "{}", describe(&packed));
     let greet = in_root(&cx, &root, &["/project/dist/greet", "a", "b"]);
-    let venv = cx.path().join("venv");
-    let made = Command::new(BUILD_PYTHON)
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&venv)
-        .status()
-        .expect("venv");
-    assert!(made.success());
-    let installed = Command::new(BUILD_PYTHON)
-        .args(["-m", "pip", "--python"])
-        .arg(venv.join("bin/python"))
-        .args(["install", "--quiet", "--no-index"])
-        .arg(&project)
-        .output()
-        .expect("pip install");
-    assert!(installed.status.success(), "{}", describe(&installed));
+    let venv = venv_with(
+        &cx.path().join("venv"),
+        &["--no-index".as_ref(), project.as_ref()],
+    );
     let expected = output_of(cx.command(venv.join("bin/greet")).args(["a", "b"]));
     assert_eq!(
         greet.status.code(),
@@ -370,16 +360,9 @@ fn a_project_with_a_c_extension_builds_with_the_kits_python() {
             .args(pip_args),
     );
     assert!(packed.status.success(), "{}", describe(&packed));
-    let venv = cx.path().join("venv");
-    let made = output_of(Command::new(BUILD_PYTHON).args(["-m", "venv"]).arg(&venv));
-    assert!(made.status.success(), "{}", describe(&made));
-    let installed = output_of(
-        cx.command(venv.join("bin/python"))
-            .args(["-m", "pip", "install", "--quiet"])
-            .args(pip_args)
-            .arg(&project),
-    );
-    assert!(installed.status.success(), "{}", describe(&installed));
+    let mut install: Vec<&OsStr> = pip_args.iter().map(OsStr::new).collect();
+    install.push(project.as_os_str());
+    let venv = venv_with(&cx.path().join("venv"), &install);
     let expected = success(&output_of(
         cx.command(venv.join("bin/square")).args(["2", "3"]),
     ));

@@ -3,11 +3,11 @@
 //! command line over the table; compared with the project installed in a
 //! venv.
 
-use crate::context::{BUILD_PYTHON, TestContext, describe, output_of, pyferry, stderr, wheel_dir};
+use crate::context::{TestContext, describe, output_of, pyferry, stderr, venv_with, wheel_dir};
 use crate::wheels::greet_project;
+use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 /// Appends `text` to the project's `pyproject.toml`.
 fn configure(project: &Path, text: &str) {
@@ -45,21 +45,11 @@ fn pack_in_a_project_takes_its_script_and_its_table() {
     let exe = project.join("dist/greeter");
 
     // The same project installed in a venv, run by its script.
-    let venv = cx.path().join("venv");
-    let made = Command::new(BUILD_PYTHON)
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&venv)
-        .status()
-        .expect("venv");
-    assert!(made.success());
-    let installed = Command::new(BUILD_PYTHON)
-        .args(["-m", "pip", "--python"])
-        .arg(venv.join("bin/python"))
-        .args(["install", "--quiet", "--no-build-isolation", "--no-index"])
-        .arg(project)
-        .output()
-        .expect("pip install");
-    assert!(installed.status.success(), "{}", describe(&installed));
+    let install = ["--no-build-isolation", "--no-index"].map(OsStr::new);
+    let venv = venv_with(
+        &cx.path().join("venv"),
+        &[&install[..], &[project.as_os_str()]].concat(),
+    );
     let expected = output_of(cx.command(venv.join("bin/greet")).args(["a", "b"]));
     let output = output_of(cx.command(&exe).args(["a", "b"]));
     assert_eq!(
