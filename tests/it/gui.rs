@@ -6,8 +6,10 @@
 
 use crate::context::{
     BUILD_PYTHON, TestContext, describe, download_wheels_once, stderr, stdout, target_dir,
+    venv_with,
 };
 use crate::desktop::{double_click_command, fake_notifier, wait_for};
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -211,22 +213,10 @@ fn qt_venv() -> PathBuf {
         return dir;
     }
     let _ = fs::remove_dir_all(&dir);
-    let created = Command::new(BUILD_PYTHON)
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&dir)
-        .status()
-        .expect("create a venv");
-    assert!(created.success(), "creating {} failed", dir.display());
-    let output = Command::new(BUILD_PYTHON)
-        .args(["-m", "pip", "--python"])
-        .arg(dir.join("bin/python"))
-        .args(["install", "--disable-pip-version-check", "--quiet"])
-        .args(["--no-index", "--find-links"])
-        .arg(qt_wheels())
-        .args(QT_WHEELS)
-        .output()
-        .expect("run pip install");
-    assert!(output.status.success(), "{}", describe(&output));
+    let mut install = vec!["--no-index".as_ref(), "--find-links".as_ref()];
+    install.push(qt_wheels().as_os_str());
+    install.extend(QT_WHEELS.iter().map(OsStr::new));
+    venv_with(&dir, &install);
     fs::write(&marker, QT_WHEELS.join(" ")).expect("marker");
     dir
 }
