@@ -16,9 +16,13 @@
 //!   -> installs them with pip into a staging dir -> resolves the entry point
 //!   -> byte-compiles -> finds the native units -> writes a deterministic
 //!   zip and its hash -> a temp file -> one rename. `inspect` reads it back.
+//!   pyferry as installed carries a payload of its own, its kit (manifest
+//!   `builder`): then it is the CLI too, and its own python when started
+//!   with `PYFERRY_INTERPRETER=1` (pack's pip and byte-compiler).
 //!
 //! The runtime never uses the builder, and the builder writes only the
-//! format (its `inspect` and `cache` commands read what the runtime wrote).
+//! format (its `inspect` and `cache` commands, and the kit, read what the
+//! runtime reads or wrote).
 //! Shared plumbing lives at the root: `error` (one error type and its
 //! renderer), `console`, `debug`, `balance`, and `build_python` (facts about
 //! the embedded CPython, from `build.rs`).

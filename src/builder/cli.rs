@@ -199,7 +199,7 @@ fn pack_options(args: PackArgs) -> Result<(PackOptions, Option<DesktopOptions>, 
         }
         (None, None, None) => {
             return Err(Error::Usage {
-                usage: "pyferry pack -o OUT [INPUT]... (or, in a directory with                         `pyproject.toml`, `pyferry pack`)"
+                usage: "pyferry pack -o OUT [INPUT]... (or, in a directory with `pyproject.toml`: pyferry pack)"
                     .to_owned(),
             });
         }

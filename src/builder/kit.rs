@@ -11,6 +11,7 @@
 
 use crate::error::{Error, Result, io};
 use crate::format::{FALLBACK_LIBRARIES, NATIVE_ARCHIVE, stdlib_unit};
+use crate::runtime::invocation::INTERPRETER_VARIABLE;
 use crate::runtime::payload::Payload;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -18,8 +19,6 @@ use std::path::{Path, PathBuf};
 
 /// The entry of the kit's archive that holds the bare runtime.
 pub const KIT_RUNTIME: &str = ".pyferry/runtime";
-
-use crate::runtime::invocation::INTERPRETER_VARIABLE;
 
 /// pyferry with its kit: the executable and its payload.
 pub struct Kit {
