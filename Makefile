@@ -141,9 +141,10 @@ endif
 
 # A wheel of pyferry with its kit, for `pip install`, `pipx install` and
 # `uv tool install`: the file goes to the environment's bin/ as `pyferry`,
-# needs no Python, and its platform tag is the glibc that auditwheel finds
-# its symbols need. pypa's `wheel` and `auditwheel` come from PyPI, into
-# target/tools-venv.
+# needs no Python, and its platform tag is the newest glibc that pyferry
+# (as auditwheel finds) or a library it carries into apps (the kit's
+# extracted files, by objdump) needs. pypa's `wheel`, `auditwheel` and uv
+# come from PyPI, into target/tools-venv.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 WHEEL_STAGE := target/wheel/stage/pyferry-$(VERSION)
 TOOLS := target/tools-venv
@@ -167,6 +168,12 @@ endif
 	plat=$$($(TOOLS)/bin/auditwheel show target/wheel/pyferry-$(VERSION)-py3-none-linux_x86_64.whl \
 	    | tr -d '\n' | grep -o '"manylinux_[0-9]*_[0-9]*_x86_64"' | head -1 | tr -d '"'); \
 	test -n "$$plat" || { echo "auditwheel finds no manylinux tag for pyferry"; exit 1; }; \
+	prefix=$$(PYFERRY_INTERPRETER=1 $(KIT) -I -c 'import sys; print(sys.prefix)'); \
+	kit_glibc=$$(find "$$prefix/.." -name '*.so*' -type f -exec objdump -T {} + 2>/dev/null \
+	    | grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2 -n | tail -1 | cut -d. -f2); \
+	own_glibc=$$(echo $$plat | cut -d_ -f3); \
+	if [ -n "$$kit_glibc" ] && [ "$$kit_glibc" -gt "$$own_glibc" ]; then \
+	    plat=manylinux_2_$${kit_glibc}_x86_64; fi; \
 	$(TOOLS)/bin/wheel tags --remove --platform-tag $$plat \
 	    target/wheel/pyferry-$(VERSION)-py3-none-linux_x86_64.whl
 	ls target/wheel/*.whl
