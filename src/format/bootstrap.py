@@ -307,10 +307,11 @@ def _run_sitecustomize():
     # isolated build environments put theirs on PYTHONPATH to add the build
     # requirements; so do other tools. Errors are reported as `site` does.
     try:
-        import sitecustomize  # noqa: F401
-    except ImportError as exc:
-        if exc.name != "sitecustomize":
-            raise
+        try:
+            import sitecustomize  # noqa: F401
+        except ImportError as exc:
+            if exc.name != "sitecustomize":
+                raise  # An import inside it failed: reported below.
     except Exception as exc:
         if sys.flags.verbose:
             sys.excepthook(*sys.exc_info())

@@ -686,4 +686,26 @@ fn python_mode_runs_sitecustomize_as_python_does() {
             describe(&packed)
         );
     }
+    // A sitecustomize whose own import fails is reported, not fatal.
+    let broken = cx.write_tree(
+        "broken",
+        &[("sitecustomize.py", "import no_such_module_here\n")],
+    );
+    let run = |program: &Path| {
+        output_of(
+            cx.command(program)
+                .env("PYFERRY_INTERPRETER", "1")
+                .env("PYTHONPATH", &broken)
+                .args(["-c", code]),
+        )
+    };
+    let (packed, python) = (run(&exe), run(Path::new(BUILD_PYTHON)));
+    assert_eq!(
+        packed.status.code(),
+        python.status.code(),
+        "{}",
+        describe(&packed)
+    );
+    assert_eq!(stdout(&packed), stdout(&python));
+    assert_eq!(stderr(&packed), stderr(&python));
 }
