@@ -80,25 +80,41 @@ pub fn report_error(app: &str, text: &str) {
     }
 }
 
-/// The app and its log as they were when it started, for `at_exit`.
-static WATCHED_LOG: OnceLock<(String, PathBuf, u64)> = OnceLock::new();
+/// The app, its log's size when it started, and the process that watches
+/// it, for `at_exit`.
+struct WatchedLog {
+    app: String,
+    log: PathBuf,
+    size: u64,
+    pid: u32,
+}
+
+static WATCHED_LOG: OnceLock<WatchedLog> = OnceLock::new();
 
 /// Shows the notice when the process exits, however it exits, if the log
 /// grew meanwhile: only failures write to it (an uncaught exception, a
 /// toolkit the desktop cannot run). CPython exits from inside `Py_RunMain`
 /// on `SystemExit`, so this cannot wait for the app's exit status.
 pub fn notify_at_exit_if_logged(app: &str, log: &Path) {
-    let watched = (app.to_owned(), log.to_owned(), log_size(log));
+    let watched = WatchedLog {
+        app: app.to_owned(),
+        log: log.to_owned(),
+        size: log_size(log),
+        pid: std::process::id(),
+    };
     if WATCHED_LOG.set(watched).is_ok() {
         super::interpreter::at_exit(notify_if_logged);
     }
 }
 
 extern "C" fn notify_if_logged() {
-    if let Some((app, log, before)) = WATCHED_LOG.get()
-        && log_size(log) > *before
+    // A forked child that exits through `exit()` runs the handler too: the
+    // notice is the watching process's alone.
+    if let Some(watched) = WATCHED_LOG.get()
+        && watched.pid == std::process::id()
+        && log_size(&watched.log) > watched.size
     {
-        notify(app, log);
+        notify(&watched.app, &watched.log);
     }
 }
 
