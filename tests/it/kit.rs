@@ -7,12 +7,12 @@ use crate::context::{
     BUILD_PYTHON, TestContext, describe, output_of, pyferry, stderr, success, venv_output,
     venv_with, wheel_dir,
 };
+use crate::standalone::{glibc_files, is_glibc, ldd_files, list_files, run_in_root};
 use crate::wheels::greet_project;
-use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
 /// pyferry with its kit, made from the binary under test as `make kit`
@@ -37,32 +37,6 @@ fn self_contained_pyferry() -> &'static Path {
     })
 }
 
-/// glibc's files, as the kit needs them.
-const GLIBC: &[&str] = &[
-    "/lib64/ld-linux-x86-64.so.2",
-    "/lib/x86_64-linux-gnu/libc.so.6",
-    "/lib/x86_64-linux-gnu/libm.so.6",
-    "/lib/x86_64-linux-gnu/libpthread.so.0",
-    "/lib/x86_64-linux-gnu/libdl.so.2",
-    "/lib/x86_64-linux-gnu/librt.so.1",
-    "/lib/x86_64-linux-gnu/libutil.so.1",
-    "/lib/x86_64-linux-gnu/libresolv.so.2",
-];
-
-/// Runs `args` chrooted into `root`, with /proc, /dev/shm and /dev/null.
-fn in_root(cx: &TestContext, root: &Path, args: &[&str]) -> Output {
-    let script = "mount -t proc proc \"$0/proc\" && mount -t tmpfs tmpfs \"$0/dev/shm\" \
-                  && mount --bind /dev/null \"$0/dev/null\" && exec chroot \"$0\" \"$@\"";
-    output_of(
-        cx.command("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", script])
-            .arg(root)
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").expect("PATH")),
-    )
-}
-
 const NUMERIC_APP: &str = "import numpy, pydantic_core\n\
     print(numpy.fft.fft(numpy.ones(4)).real, numpy.linalg.det(numpy.eye(3)))\n\
     print(pydantic_core.SchemaValidator({'type': 'int'}).validate_python('42'))\n";
@@ -71,15 +45,10 @@ const NUMERIC_APP: &str = "import numpy, pydantic_core\n\
 fn the_self_contained_pyferry_packs_where_only_glibc_is() {
     let cx = TestContext::new();
     let root = cx.path().join("root");
-    for path in GLIBC.iter().filter(|path| Path::new(path).exists()) {
-        let copy = root.join(path.trim_start_matches('/'));
-        fs::create_dir_all(copy.parent().expect("parent")).expect("mkdir");
-        fs::copy(path, &copy).expect("copy a glibc file");
-    }
-    for dir in ["tmp", "proc", "dev/shm", "out", "wheels", "app"] {
+    glibc_files(&root, &ldd_files(self_contained_pyferry()));
+    for dir in ["out", "wheels", "app"] {
         fs::create_dir_all(root.join(dir)).expect("mkdir");
     }
-    fs::write(root.join("dev/null"), "").expect("a mount point");
     fs::copy(self_contained_pyferry(), root.join("pyferry")).expect("copy pyferry");
     for wheel in fs::read_dir(wheel_dir()).expect("list wheels").flatten() {
         let name = wheel.file_name().to_string_lossy().into_owned();
@@ -92,33 +61,19 @@ fn the_self_contained_pyferry_packs_where_only_glibc_is() {
     let project = greet_project(&cx, "root/project");
 
     // Nothing but glibc, pyferry and the inputs: no Python, no ldd.
-    let mut files = BTreeSet::new();
-    let mut pending = vec![root.clone()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).expect("list").flatten() {
-            match entry.path().is_dir() {
-                true => pending.push(entry.path()),
-                false => {
-                    files.insert(entry.path());
-                }
-            }
-        }
-    }
+    let files = list_files(&root);
     assert!(
-        files.iter().all(|file| {
-            let name = file.strip_prefix(&root).expect("below");
-            GLIBC.iter().any(|glibc| Path::new(glibc).ends_with(name))
-                || ["pyferry", "dev/null"]
-                    .iter()
-                    .any(|own| name == Path::new(own))
-                || ["wheels", "app", "project"]
+        files.iter().all(|name| {
+            is_glibc(name)
+                || ["pyferry", "dev/null"].contains(&name.as_str())
+                || ["wheels/", "app/", "project/"]
                     .iter()
                     .any(|dir| name.starts_with(dir))
         }),
         "{files:?}"
     );
 
-    let packed = in_root(
+    let packed = run_in_root(
         &cx,
         &root,
         &[
@@ -135,18 +90,18 @@ fn the_self_contained_pyferry_packs_where_only_glibc_is() {
         .collect::<Vec<_>>(),
     );
     assert!(packed.status.success(), "{}", describe(&packed));
-    let numeric = in_root(&cx, &root, &["/out/numeric"]);
+    let numeric = run_in_root(&cx, &root, &["/out/numeric"]);
     let expected = venv_output(&cx, &root.join("app/__main__.py"));
     assert_eq!(success(&numeric), expected, "{}", describe(&numeric));
 
     // A project, built by pip with build isolation, by the kit's python.
-    let packed = in_root(
+    let packed = run_in_root(
         &cx,
         &root,
         &["/pyferry", "pack", "/project", "--", "--no-index"],
     );
     assert!(packed.status.success(), "{}", describe(&packed));
-    let greet = in_root(&cx, &root, &["/project/dist/greet", "a", "b"]);
+    let greet = run_in_root(&cx, &root, &["/project/dist/greet", "a", "b"]);
     let venv = venv_with(
         &cx.path().join("venv"),
         &["--no-index".as_ref(), project.as_ref()],

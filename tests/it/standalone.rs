@@ -6,6 +6,7 @@ use crate::context::{TestContext, describe, stderr, success};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 /// Exercises the standard library's native parts, each through the shared
 /// libraries it needs (libssl, libsqlite3, libffi, liblzma, ...).
@@ -66,7 +67,7 @@ prefix True
 ";
 
 /// glibc's own files, which every target machine has.
-fn is_glibc(path: &str) -> bool {
+pub fn is_glibc(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     [
         "ld-linux-x86-64.so.2",
@@ -82,7 +83,7 @@ fn is_glibc(path: &str) -> bool {
 }
 
 /// The files `ldd` says the executable loads.
-fn ldd_files(exe: &Path) -> Vec<String> {
+pub fn ldd_files(exe: &Path) -> Vec<String> {
     let output = std::process::Command::new("ldd")
         .arg(exe)
         .output()
@@ -112,7 +113,7 @@ fn runs_in_a_chroot_that_holds_only_glibc() {
     assert!(needed.iter().any(|path| path.ends_with("/libc.so.6")));
 
     let root = glibc_root(&cx, &exe, &needed);
-    let run = || run_in_root(&cx, &root);
+    let run = || run_in_root(&cx, &root, &["/app"]);
     let first = run();
     assert_eq!(success(&first), EXPECTED, "{}", describe(&first));
     // Extracted once, to the fallback cache inside the root; reused.
@@ -127,12 +128,31 @@ fn runs_in_a_chroot_that_holds_only_glibc() {
 }
 
 /// A root that holds glibc's files at their paths (`needed`), the app as
-/// `/app`, an empty /tmp (the cache falls back there: no HOME, no passwd),
-/// and mount points for /proc (the runtime reads /proc/self/exe) and
-/// /dev/shm (multiprocessing semaphores).
+/// `/app`, and what `glibc_files` lays out.
 fn glibc_root(cx: &TestContext, exe: &Path, needed: &[String]) -> PathBuf {
     let root = cx.path().join("root");
-    // And the rest of glibc's libraries, which extension modules may name.
+    glibc_files(&root, needed);
+    fs::copy(exe, root.join("app")).expect("copy the app");
+    let files = list_files(&root);
+    assert!(
+        files
+            .iter()
+            .all(|f| f == "app" || f == "dev/null" || is_glibc(f)),
+        "the root holds more than glibc and the app: {files:?}"
+    );
+    // Data, not code: CA certificates, at Fedora's path.
+    let bundle = root.join("etc/pki/tls/certs/ca-bundle.crt");
+    fs::create_dir_all(bundle.parent().expect("parent")).expect("mkdir");
+    fs::copy("/etc/ssl/certs/ca-certificates.crt", &bundle).expect("copy certificates");
+    root
+}
+
+/// Lays out in `root` glibc's files at their paths (`needed`, and the rest
+/// of glibc's libraries, which extension modules may name), an empty /tmp
+/// (the cache falls back there: no HOME, no passwd), and mount points for
+/// /proc (the runtime reads /proc/self/exe), /dev/shm (multiprocessing
+/// semaphores) and /dev/null (what `Command::output` gives a child's stdin).
+pub fn glibc_files(root: &Path, needed: &[String]) {
     let libc = needed
         .iter()
         .find(|path| path.ends_with("/libc.so.6"))
@@ -157,26 +177,18 @@ fn glibc_root(cx: &TestContext, exe: &Path, needed: &[String]) -> PathBuf {
     for dir in ["tmp", "proc", "dev/shm"] {
         fs::create_dir_all(root.join(dir)).expect("mkdir");
     }
-    fs::copy(exe, root.join("app")).expect("copy the app");
-    let files = list_files(&root);
-    assert!(
-        files.iter().all(|f| f == "app" || is_glibc(f)),
-        "the root holds more than glibc and the app: {files:?}"
-    );
-    // Data, not code: CA certificates, at Fedora's path.
-    let bundle = root.join("etc/pki/tls/certs/ca-bundle.crt");
-    fs::create_dir_all(bundle.parent().expect("parent")).expect("mkdir");
-    fs::copy("/etc/ssl/certs/ca-certificates.crt", &bundle).expect("copy certificates");
-    root
+    fs::write(root.join("dev/null"), "").expect("a mount point");
 }
 
-/// Runs `/app` chrooted into `root`, in a mount namespace of its own.
-fn run_in_root(cx: &TestContext, root: &Path) -> std::process::Output {
+/// Runs `args` chrooted into `root` (laid out by `glibc_files`), in a mount
+/// namespace of its own.
+pub fn run_in_root(cx: &TestContext, root: &Path, args: &[&str]) -> Output {
     let script = "mount -t proc proc \"$0/proc\" && mount -t tmpfs tmpfs \"$0/dev/shm\" \
-                  && exec chroot \"$0\" /app";
+                  && mount --bind /dev/null \"$0/dev/null\" && exec chroot \"$0\" \"$@\"";
     cx.command("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", script])
         .arg(root)
+        .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").expect("PATH"))
         .output()
@@ -216,7 +228,7 @@ fn native_wheels_run_in_a_chroot_that_holds_only_glibc() {
     assert_eq!(success(&cx.run(&exe, &[] as &[&str])), venv);
 
     let root = glibc_root(&cx, &exe, &ldd_files(&exe));
-    let chrooted = run_in_root(&cx, &root);
+    let chrooted = run_in_root(&cx, &root, &["/app"]);
     let expected = venv.replace(
         "carried []",
         "carried ['libgcc_s.so.1', 'libstdc++.so.6', 'libz.so.1']",
@@ -224,7 +236,7 @@ fn native_wheels_run_in_a_chroot_that_holds_only_glibc() {
     assert_eq!(success(&chrooted), expected, "{}", describe(&chrooted));
 }
 
-fn list_files(root: &Path) -> Vec<String> {
+pub fn list_files(root: &Path) -> Vec<String> {
     let mut files = Vec::new();
     let mut pending = vec![root.to_owned()];
     while let Some(dir) = pending.pop() {
