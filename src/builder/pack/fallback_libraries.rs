@@ -4,10 +4,11 @@
 //! needs one that it does not carry itself, the build machine's copy goes
 //! into the `format::FALLBACK_LIBRARIES` unit (standalone flavor).
 
+use super::needed::NeededLibraries;
 use super::tree::{SourceFile, Tree};
 use super::units::is_native_file;
 use crate::error::{Error, Result, io};
-use crate::format::{FALLBACK_LIBRARIES, elf};
+use crate::format::FALLBACK_LIBRARIES;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,7 +21,11 @@ const CARRIED: &[&str] = &["libgcc_s.so.1", "libstdc++.so.6", "libz.so.1"];
 /// Adds the carried libraries that the app's native files need and do not
 /// bring; returns their names. `kit_copies` holds them when pyferry's kit
 /// carries them; otherwise the build machine's are taken.
-pub fn add(tree: &mut Tree, kit_copies: Option<&Path>) -> Result<Vec<String>> {
+pub fn add(
+    tree: &mut Tree,
+    kit_copies: Option<&Path>,
+    needed_by: &mut NeededLibraries,
+) -> Result<Vec<String>> {
     let brought = |soname: &str| {
         tree.files
             .keys()
@@ -32,12 +37,8 @@ pub fn add(tree: &mut Tree, kit_copies: Option<&Path>) -> Result<Vec<String>> {
         if !is_native_file(name) {
             continue;
         }
-        let image = std::fs::read(&file.path).map_err(io("read", &file.path))?;
-        let Ok(parsed) = elf::Image::parse(&image) else {
-            continue;
-        };
-        for soname in parsed.dynamic(&image).needed {
-            if let Some(carried) = CARRIED.iter().find(|carried| **carried == soname)
+        for soname in needed_by.of(&file.path)? {
+            if let Some(carried) = CARRIED.iter().find(|carried| *carried == soname)
                 && !brought(carried)
             {
                 needed.entry(carried).or_insert_with(|| file.path.clone());

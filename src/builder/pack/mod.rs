@@ -9,6 +9,7 @@ mod entry;
 #[cfg(pyferry_flavor = "standalone")]
 mod fallback_libraries;
 mod inputs;
+mod needed;
 mod python;
 mod qt_platforms;
 #[cfg(pyferry_flavor = "standalone")]
@@ -26,6 +27,7 @@ use crate::format::{
     BOOTSTRAP_MODULE, BOOTSTRAP_SOURCE, Flavor, PYFERRY_DIR, archive_path, stdlib_unit,
 };
 use archive::Entry;
+use needed::NeededLibraries;
 use python::{BuildPython, CompileJob};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -285,16 +287,17 @@ fn gather_app(
         add_native_programs(&mut tree, &staging.join("bin"))?;
         drop_install_paths(&mut tree, &work_dir.join("records"))?;
     }
+    let mut needed = NeededLibraries::default();
     #[cfg(pyferry_flavor = "standalone")]
     if options.builder_kit {
         fallback_libraries::add_all(&mut tree)?;
     } else {
         let kit_copies = kit.map(Kit::fallback_libraries).transpose()?;
-        fallback_libraries::add(&mut tree, kit_copies.as_deref())?;
+        fallback_libraries::add(&mut tree, kit_copies.as_deref(), &mut needed)?;
     }
     #[cfg(pyferry_flavor = "system")]
     let _ = kit;
-    let qt_platforms = qt_platforms::find(&tree)?;
+    let qt_platforms = qt_platforms::find(&tree, &mut needed)?;
     #[cfg(pyferry_flavor = "standalone")]
     let imported = stdlib::parts_imported(&tree)?;
     #[cfg(pyferry_flavor = "system")]

@@ -6,11 +6,11 @@
 //! lists them (`format::manifest::QtPlatforms`), so that the runtime can name
 //! what to install.
 
+use super::needed::NeededLibraries;
 use super::tree::Tree;
 use super::units::is_native_file;
-use crate::error::{Result, io};
+use crate::error::Result;
 use crate::format::archive_path;
-use crate::format::elf;
 use crate::format::manifest::QtPlatforms;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -32,7 +32,7 @@ const GLIBC: &[&str] = &[
 /// each needs from outside the app (directly, or through the app's own
 /// libraries, which Qt finds by their RUNPATH), and the binding's modules
 /// that need Qt's GUI library, whose import the runtime watches.
-pub fn find(tree: &Tree) -> Result<Vec<QtPlatforms>> {
+pub fn find(tree: &Tree, needed: &mut NeededLibraries) -> Result<Vec<QtPlatforms>> {
     let mut bindings: BTreeMap<&str, QtPlatforms> = BTreeMap::new();
     let plugins = tree
         .files
@@ -61,7 +61,7 @@ pub fn find(tree: &Tree) -> Result<Vec<QtPlatforms>> {
         .collect();
     let mut needs = Needs {
         brought: &brought,
-        known: HashMap::new(),
+        needed,
     };
     for (name, file) in &tree.files {
         let binding = archive_path::top_level(name);
@@ -125,26 +125,13 @@ fn file_name(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
 }
 
-/// What shared objects need from the system, each file read once.
+/// What shared objects need from the system.
 struct Needs<'t> {
     brought: &'t HashMap<&'t str, &'t Path>,
-    /// `DT_NEEDED` of each file read so far.
-    known: HashMap<&'t Path, Vec<String>>,
+    needed: &'t mut NeededLibraries,
 }
 
 impl<'t> Needs<'t> {
-    fn needed(&mut self, path: &'t Path) -> Result<&[String]> {
-        if !self.known.contains_key(path) {
-            let image = std::fs::read(path).map_err(io("read", path))?;
-            // Not ELF (a linker script, say): it needs nothing we can tell.
-            let needed = elf::Image::parse(&image)
-                .map(|parsed| parsed.dynamic(&image).needed)
-                .unwrap_or_default();
-            self.known.insert(path, needed);
-        }
-        Ok(&self.known[path])
-    }
-
     /// What `path` needs, following the app's own libraries: those it
     /// reaches of the app's, and the rest, which neither the app nor glibc
     /// brings.
@@ -153,7 +140,7 @@ impl<'t> Needs<'t> {
         let mut seen = BTreeSet::from([path]);
         let mut pending = vec![path];
         while let Some(file) = pending.pop() {
-            for soname in self.needed(file)?.to_vec() {
+            for soname in self.needed.of(file)?.to_vec() {
                 if let Some(own) = self.brought.get(soname.as_str()) {
                     if seen.insert(*own) {
                         pending.push(*own);
