@@ -72,16 +72,11 @@ impl Kit {
     /// if `headers` (the kit keeps them for pip, apps leave them out by
     /// default).
     pub fn stdlib_zip(&self, work_dir: &Path, headers: bool) -> Result<PathBuf> {
-        let inner_path = work_dir.join("kit-native.zip");
-        {
-            let mut archive = self.archive()?;
-            let mut inner = archive
-                .by_name(NATIVE_ARCHIVE)
-                .map_err(|e| self.damaged(format!("{NATIVE_ARCHIVE}: {e}")))?;
-            let mut file = File::create(&inner_path).map_err(io("create", &inner_path))?;
-            std::io::copy(&mut inner, &mut file).map_err(io("write", &inner_path))?;
-        }
-        let inner = File::open(&inner_path).map_err(io("read", &inner_path))?;
+        // The inner archive, read in place, as the runtime extracts it.
+        let (inner, _) =
+            crate::runtime::extract::open_native(&self.payload.file, self.payload.entries)
+                .map_err(|why| self.damaged(why.to_string()))?
+                .ok_or_else(|| self.damaged(format!("it has no `{NATIVE_ARCHIVE}`")))?;
         let mut inner = zip::ZipArchive::new(inner)
             .map_err(|e| self.damaged(format!("{NATIVE_ARCHIVE}: {e}")))?;
         let path = work_dir.join("stdlib.zip");
