@@ -9,12 +9,16 @@
 //! (pip's own children inherit the variable). The standard library is
 //! gathered once, when pyferry is built, not at each pack.
 
-use crate::error::{Error, Result, io};
+#[cfg(pyferry_flavor = "standalone")]
+use crate::builder::pack::archive::{StdlibParts, ZipCopy};
+use crate::error::{Error, Result};
 use crate::format::{FALLBACK_LIBRARIES, NATIVE_ARCHIVE, stdlib_unit};
 use crate::runtime::invocation::INTERPRETER_VARIABLE;
 use crate::runtime::payload::Payload;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
+#[cfg(pyferry_flavor = "standalone")]
+use std::io::Seek;
 use std::path::{Path, PathBuf};
 
 /// The entry of the kit's archive that holds the bare runtime.
@@ -66,12 +70,22 @@ impl Kit {
         Ok(runtime)
     }
 
-    /// Writes the standard library unit the kit carries, as the zip pack
-    /// puts into an app, to `work_dir`: its entries copied as they are
-    /// (compressed) from the kit's inner archive; CPython's C headers only
-    /// if `headers` (the kit keeps them for pip, apps leave them out by
-    /// default).
-    pub fn stdlib_zip(&self, work_dir: &Path, headers: bool) -> Result<PathBuf> {
+    /// Writes the standard library the kit carries, in the parts pack puts
+    /// into an app, to `work_dir`: its entries copied as they are
+    /// (compressed), the archived modules from the kit's own archive, the
+    /// rest from its inner archive; CPython's C headers only if `headers`
+    /// (the kit keeps them for pip, apps leave them out by default).
+    #[cfg(pyferry_flavor = "standalone")]
+    pub fn stdlib_parts(&self, work_dir: &Path, headers: bool) -> Result<StdlibParts> {
+        let parts = StdlibParts {
+            archived: work_dir.join("stdlib-archived.zip"),
+            extracted: work_dir.join("stdlib-extracted.zip"),
+        };
+        let prefix = format!("{}/", stdlib_unit::UNIT);
+        let mut outer = self.archive()?;
+        self.copy_entries(&mut outer, &parts.archived, |name| {
+            name.starts_with(&prefix)
+        })?;
         // The inner archive, read in place, as the runtime extracts it.
         let (inner, _) =
             crate::runtime::extract::open_native(&self.payload.file, self.payload.entries)
@@ -79,29 +93,37 @@ impl Kit {
                 .ok_or_else(|| self.damaged(format!("it has no `{NATIVE_ARCHIVE}`")))?;
         let mut inner = zip::ZipArchive::new(inner)
             .map_err(|e| self.damaged(format!("{NATIVE_ARCHIVE}: {e}")))?;
-        let path = work_dir.join("stdlib.zip");
-        let file = File::create(&path).map_err(io("create", &path))?;
-        let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
-        let prefix = format!("{}/", stdlib_unit::UNIT);
         let header_dir = format!("{prefix}include/");
         // pyconfig.h is a header every app carries: sysconfig reads it.
-        let wanted = |name: &str| {
+        self.copy_entries(&mut inner, &parts.extracted, |name| {
             name.starts_with(&prefix)
                 && (headers || !name.starts_with(&header_dir) || name.ends_with("/pyconfig.h"))
-        };
-        for index in 0..inner.len() {
-            let entry = inner
+        })?;
+        Ok(parts)
+    }
+
+    /// Copies the entries of `from` whose names are `wanted` into a new zip
+    /// at `path`.
+    #[cfg(pyferry_flavor = "standalone")]
+    fn copy_entries<R: Read + Seek>(
+        &self,
+        from: &mut zip::ZipArchive<R>,
+        path: &Path,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<()> {
+        let mut zip = ZipCopy::create(path)?;
+        for index in 0..from.len() {
+            let entry = from
                 .by_index_raw(index)
-                .map_err(|e| self.damaged(format!("{NATIVE_ARCHIVE}: {e}")))?;
-            if entry.name().is_ok_and(|name| wanted(&name)) {
-                zip.raw_copy_file(entry)
-                    .map_err(|e| self.damaged(format!("copying the standard library: {e}")))?;
+                .map_err(|e| self.damaged(e.to_string()))?;
+            let name = entry
+                .name()
+                .map_err(|e| self.damaged(e.to_string()))?
+                .into_owned();
+            if wanted(&name) {
+                zip.copy(entry, &name)?;
             }
         }
         zip.finish()
-            .map_err(|e| self.damaged(format!("copying the standard library: {e}")))?
-            .flush()
-            .map_err(io("write", &path))?;
-        Ok(path)
     }
 }

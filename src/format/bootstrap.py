@@ -13,7 +13,7 @@
 import sys
 
 
-def main(app, module, function, log, stdlib_dir, qt_platforms):
+def main(app, module, function, log, stdlib_dir, archived_stdlib, qt_platforms):
     import _imp
     import zipimport
 
@@ -23,7 +23,7 @@ def main(app, module, function, log, stdlib_dir, qt_platforms):
         del sys.path[0]
     else:
         _locate_frozen_modules(stdlib_dir, _imp)
-    _load_archive_modules_once(sys.executable, zipimport)
+    _load_archive_modules_once(sys.executable, zipimport, archived_stdlib, stdlib_dir)
     _watch_for_linecache()
     if qt_platforms:
         sys.meta_path.insert(0, _QtPlatformCheck(app, qt_platforms))
@@ -31,31 +31,12 @@ def main(app, module, function, log, stdlib_dir, qt_platforms):
     own_frames = ("<string>", "<frozen runpy>", main.__code__.co_filename)
 
     def excepthook(exc_type, exc, tb):
-        # Start the traceback at the app's code, as `python -m` shows it;
-        # the C default hook cannot read source lines from a zip, linecache
-        # asks the zip importer for them.
+        # Start the traceback at the app's code, as `python -m` shows it.
         while tb is not None and tb.tb_frame.f_code.co_filename in own_frames:
             tb = tb.tb_next
-        try:
-            import traceback
-        except BaseException:
-            sys.__excepthook__(exc_type, exc, tb)
-        else:
-            text = "".join(traceback.format_exception(exc_type, exc, tb))
-            text += _missing_library_hint(exc)
-            if sys.stderr is not None:  # None when fd 2 is closed
-                sys.stderr.write(text)
-                sys.stderr.flush()
-            if exc_type is not KeyboardInterrupt:
-                _log_failure(log, f"{app} died from an uncaught exception", text)
-        if exc_type is KeyboardInterrupt:
-            # CPython dies by SIGINT after an unhandled KeyboardInterrupt,
-            # remembered in a flag that any exec() of a string resets (and
-            # importing traceback runs some). Set it again the same way.
-            try:
-                exec("raise KeyboardInterrupt")
-            except KeyboardInterrupt:
-                pass
+        text = _show_traceback(exc_type, exc, tb)
+        if text is not None and exc_type is not KeyboardInterrupt:
+            _log_failure(log, f"{app} died from an uncaught exception", text)
 
     sys.excepthook = excepthook
     try:
@@ -99,6 +80,31 @@ def _run_entry_point(app, module, function):
                 f"  hint: pack it again with the right `-e MODULE[:FUNC]`"
             )
     _call_like_a_console_script(function, getattr(sys.modules[module], function.split(".")[0]))
+
+
+def _show_traceback(exc_type, exc, tb):
+    # What CPython's own hook prints, with source lines from the archive:
+    # the C hook reads them from files only, linecache asks the zip
+    # importer. Returns the text, or None if the C hook printed it.
+    try:
+        import traceback
+    except BaseException:
+        sys.__excepthook__(exc_type, exc, tb)
+        return None
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    text += _missing_library_hint(exc)
+    if sys.stderr is not None:  # None when fd 2 is closed
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    if exc_type is KeyboardInterrupt:
+        # CPython dies by SIGINT after an unhandled KeyboardInterrupt,
+        # remembered in a flag that any exec() of a string resets (and
+        # importing traceback runs some). Set it again the same way.
+        try:
+            exec("raise KeyboardInterrupt")
+        except KeyboardInterrupt:
+            pass
+    return text
 
 
 def _log_failure(log, what, text):
@@ -278,7 +284,7 @@ def _call_like_a_console_script(function, head):
 _console_script_lines = []
 
 
-def python(stdlib_dir, site, venv=False):
+def python(stdlib_dir, archived_stdlib, site, venv=False):
     # Python mode (`PYFERRY_INTERPRETER=1`, the app's `sys.executable`
     # children, a venv's python): what python has set up before its command
     # line runs. `site`: python was not given `-S`. `venv`: started as the
@@ -290,8 +296,9 @@ def python(stdlib_dir, site, venv=False):
 
     if sys.version_info >= (3, 11):
         _locate_frozen_modules(stdlib_dir, _imp)
-    _load_archive_modules_once(sys.executable, zipimport)
+    _load_archive_modules_once(sys.executable, zipimport, archived_stdlib, stdlib_dir)
     _watch_for_linecache()
+    sys.excepthook = _show_traceback
     sys.meta_path.append(_MainAlias(_spec_finder(_frozen_importlib)))
     if site and venv:
         import site as site_module
@@ -364,13 +371,18 @@ class _FromSite:
         return self._made_by_site()(*args, **kwargs)
 
 
-def _load_archive_modules_once(archive, zipimport):
+def _load_archive_modules_once(archive, zipimport, archived_stdlib=None, stdlib_dir=None):
     # To name a module's file (for its spec), zipimport loads the module's
     # code, and then loads it again to run it: every module of the archive
     # was read and unmarshalled twice. In our archive a module's file is the
     # first of zipimport's candidates that exists (pycs are never stale), so
     # naming it needs no load: a quarter off importing 300 modules. Returns
     # whether the shortcut was installed.
+    #
+    # The standalone standard library's compiled modules are in the archive
+    # (`archived_stdlib`), their sources extracted (`stdlib_dir`): a
+    # standard module's file is its source there, as under python, where
+    # linters (astroid) and linecache read it.
     try:
         stock = zipimport.zipimporter
         module_path = zipimport._get_module_path
@@ -392,8 +404,15 @@ def _load_archive_modules_once(archive, zipimport):
             entry = files.get(path + suffix)
             if entry is not None:
                 name = entry[0]
-                return name if isinstance(name, str) else None
+                if not isinstance(name, str):
+                    return None
+                if stdlib_prefix is not None and name.startswith(stdlib_prefix):
+                    # `json/__init__.pyc` -> the extracted `json/__init__.py`.
+                    return stdlib_dir + name[len(archived_stdlib) : -len("c")]
+                return name
         return None
+
+    stdlib_prefix = None if archived_stdlib is None else archived_stdlib + "/"
 
     fix_co_filename = getattr(sys.modules.get("_imp"), "_fix_co_filename", None)
 
@@ -418,6 +437,8 @@ def _load_archive_modules_once(archive, zipimport):
                 if name is not None and name.endswith(".pyc"):
                     fix_co_filename(code, name[:-1])
                     _ARCHIVED_SOURCES[name[:-1]] = (self, fullname)
+                elif name is not None:
+                    fix_co_filename(code, name)  # A standard module's source.
             return code
 
         def find_spec(self, fullname, target=None):
@@ -428,6 +449,13 @@ def _load_archive_modules_once(archive, zipimport):
             if fullname == "__main__" and self.archive == archive and not _app_main_wanted:
                 return None
             return super().find_spec(fullname, target)
+
+        def invalidate_caches(self):
+            # Stock zipimport parses the archive's directory again (4 ms for
+            # the standard library's); the executable's archive does not
+            # change while it runs.
+            if self.archive != archive:
+                super().invalidate_caches()
 
         def get_filename(self, fullname):
             if self.archive == archive:
@@ -456,6 +484,17 @@ def _load_archive_modules_once(archive, zipimport):
     for path, finder in list(sys.path_importer_cache.items()):
         if type(finder) is stock:
             sys.path_importer_cache[path] = zipimporter(path)
+    if stdlib_prefix is not None:
+        # Imported by stock zipimport while the interpreter started
+        # (`encodings`): their files, named as the shortcut names them.
+        for module in list(sys.modules.values()):
+            name = getattr(module, "__file__", None)
+            if isinstance(name, str) and name.startswith(stdlib_prefix):
+                source = stdlib_dir + name[len(archived_stdlib) : -len("c")]
+                module.__file__ = source
+                spec = getattr(module, "__spec__", None)
+                if spec is not None and spec.origin == name:
+                    spec.origin = source
     return True
 
 

@@ -35,6 +35,19 @@ pub struct EndRecord {
     /// (`None` for zip64 archives): the zip reader keeps one entry per name,
     /// so fewer entries than this means duplicate names.
     pub entries: Option<u64>,
+    /// Where the central directory is, as zipimport finds it (`None` for
+    /// zip64 archives, which zipimport cannot read before 3.13).
+    pub central_directory: Option<CentralDirectory>,
+}
+
+/// The central directory's place in the file, and the offset zipimport adds
+/// to every local header offset the directory records (the bytes before
+/// the zip: the runtime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CentralDirectory {
+    pub position: u64,
+    pub size: u64,
+    pub zip_start: u64,
 }
 
 /// Builds the zip comment that carries `manifest`.
@@ -90,6 +103,7 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<EndRecord>, Damage> {
         // zip64: the real values are in the zip64 end record.
         return Ok(Some(EndRecord {
             manifest,
+            central_directory: None,
             entries: eocd_at
                 .checked_sub(ZIP64_TAIL_LEN)
                 .and_then(|at| zip64_entries(&tail[at..eocd_at])),
@@ -103,7 +117,18 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<EndRecord>, Damage> {
             end_record: eocd_offset,
         });
     }
-    Ok(Some(EndRecord { manifest, entries }))
+    let position = eocd_offset - cd_size;
+    Ok(Some(EndRecord {
+        manifest,
+        entries,
+        central_directory: position
+            .checked_sub(cd_offset)
+            .map(|zip_start| CentralDirectory {
+                position,
+                size: cd_size,
+                zip_start,
+            }),
+    }))
 }
 
 /// The entry count of a zip end record (22 bytes); `None` if `record` is not

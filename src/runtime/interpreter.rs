@@ -46,6 +46,10 @@ pub struct Launch<'a> {
     /// Variables to set in the process environment first (inherited by the
     /// app's children).
     pub environment: &'a [(&'a str, String)],
+    /// The executable whose archive is on `sys.path`, and zipimport's table
+    /// of its contents (`runtime::zipimport`), if the runtime built one.
+    pub archive: &'a Path,
+    pub archive_directory: Option<&'a [u8]>,
 }
 
 pub enum Mode<'a> {
@@ -191,10 +195,21 @@ impl Interpreter {
         for path in launch.search_paths {
             append_path(c, path)?;
         }
+        // In two steps: the core (builtin and frozen modules), then, once
+        // zipimport has what the runtime gives it, the rest, which imports
+        // `encodings` from the archive.
+        c._init_main = 0;
+        add_runtime_module()?;
 
         // SAFETY: the config is initialized and all its strings were set
         // through the API; CPython copies what it keeps.
         let status = unsafe { py::Py_InitializeFromConfig(&config.0) };
+        if let Some(exit) = check(status, "interpreter initialization")? {
+            return Ok(Started::Exited(exit));
+        }
+        prepare_zipimport(launch.archive, launch.archive_directory)?;
+        // SAFETY: the core is initialized (above) and its main part is not.
+        let status = unsafe { _Py_InitializeMain() };
         if let Some(exit) = check(status, "interpreter initialization")? {
             return Ok(Started::Exited(exit));
         }
@@ -218,6 +233,187 @@ impl Interpreter {
         // (`Interpreter` is neither Send nor Sync).
         unsafe { py::Py_RunMain() }
     }
+}
+
+unsafe extern "C" {
+    /// The second step of an initialization with `_init_main = 0`
+    /// (CPython's `pylifecycle.h`, 3.8 and later).
+    fn _Py_InitializeMain() -> py::PyStatus;
+}
+
+/// The built-in module through which zipimport reaches the runtime.
+const RUNTIME_MODULE: &CStr = c"_pyferry_runtime";
+
+/// `_pyferry_runtime.inflate(data, wbits=-15)`: `zlib.decompress` for
+/// zipimport's raw deflate streams.
+unsafe extern "C" fn inflate(
+    _module: *mut py::PyObject,
+    args: *mut *mut py::PyObject,
+    nargs: py::Py_ssize_t,
+) -> *mut py::PyObject {
+    // SAFETY: CPython calls this with `nargs` valid argument references and
+    // the GIL held; the bytes' buffer lives as long as the argument, for
+    // the whole call, and is only read.
+    unsafe {
+        if nargs < 1 {
+            py::PyErr_SetString(py::PyExc_TypeError, c"inflate() needs the data".as_ptr());
+            return std::ptr::null_mut();
+        }
+        let (mut data, mut len) = (std::ptr::null_mut(), 0);
+        if py::PyBytes_AsStringAndSize(*args, &mut data, &mut len) != 0 {
+            return std::ptr::null_mut();
+        }
+        let data = std::slice::from_raw_parts(data.cast::<u8>(), len as usize);
+        match super::zipimport::inflate(data) {
+            Ok(bytes) => {
+                py::PyBytes_FromStringAndSize(bytes.as_ptr().cast(), bytes.len() as py::Py_ssize_t)
+            }
+            Err(message) => {
+                let message = CString::new(message).unwrap_or_default();
+                py::PyErr_SetString(py::PyExc_ValueError, message.as_ptr());
+                std::ptr::null_mut()
+            }
+        }
+    }
+}
+
+/// `_pyferry_runtime.decompress_func()`: what zipimport's own
+/// `_get_decompress_func` returns, without importing `zlib`.
+unsafe extern "C" fn decompress_func(
+    module: *mut py::PyObject,
+    _unused: *mut py::PyObject,
+) -> *mut py::PyObject {
+    // SAFETY: `module` is this module, alive during the call.
+    unsafe { py::PyObject_GetAttrString(module, c"inflate".as_ptr()) }
+}
+
+// CPython keeps pointers to these for the life of the process, and writes
+// to the module definition's base once, when it creates the module.
+static mut RUNTIME_METHODS: [py::PyMethodDef; 3] = [
+    py::PyMethodDef {
+        ml_name: c"inflate".as_ptr(),
+        ml_meth: py::PyMethodDefPointer {
+            PyCFunctionFast: inflate,
+        },
+        ml_flags: py::METH_FASTCALL,
+        ml_doc: std::ptr::null(),
+    },
+    py::PyMethodDef {
+        ml_name: c"decompress_func".as_ptr(),
+        ml_meth: py::PyMethodDefPointer {
+            PyCFunction: decompress_func,
+        },
+        ml_flags: py::METH_NOARGS,
+        ml_doc: std::ptr::null(),
+    },
+    py::PyMethodDef::zeroed(),
+];
+
+static mut RUNTIME_DEFINITION: py::PyModuleDef = py::PyModuleDef {
+    m_base: py::PyModuleDef_HEAD_INIT,
+    m_name: RUNTIME_MODULE.as_ptr(),
+    m_doc: std::ptr::null(),
+    m_size: 0,
+    m_methods: &raw mut RUNTIME_METHODS as *mut py::PyMethodDef,
+    m_slots: std::ptr::null_mut(),
+    m_traverse: None,
+    m_clear: None,
+    m_free: None,
+};
+
+unsafe extern "C" fn init_runtime_module() -> *mut py::PyObject {
+    // SAFETY: called once by CPython's import of the built-in module, with
+    // the GIL held; the definition is static.
+    unsafe { py::PyModule_Create(&raw mut RUNTIME_DEFINITION) }
+}
+
+fn add_runtime_module() -> Result<()> {
+    // SAFETY: before initialization, as PyImport_AppendInittab requires;
+    // the name and the function are static.
+    let added =
+        unsafe { py::PyImport_AppendInittab(RUNTIME_MODULE.as_ptr(), Some(init_runtime_module)) };
+    match added {
+        0 => Ok(()),
+        _ => Err(interpreter_error(
+            "configuration",
+            "cannot add the runtime's built-in module",
+        )),
+    }
+}
+
+/// Between the two steps of initialization: zipimport inflates with the
+/// runtime's `inflate`, and takes the table of `archive` from `directory`
+/// instead of parsing it (when the runtime's text of the path is the one
+/// `sys.path` holds).
+fn prepare_zipimport(archive: &Path, directory: Option<&[u8]>) -> Result<()> {
+    let failed = || {
+        // SAFETY: the GIL is held; an exception is set.
+        unsafe { py::PyErr_Clear() };
+        interpreter_error(
+            "interpreter initialization",
+            "cannot give zipimport the runtime's inflate and table of contents",
+        )
+    };
+    // SAFETY: the core is initialized and this thread holds the GIL; every
+    // new reference is released once, null results are checked first.
+    unsafe {
+        let zipimport = py::PyImport_ImportModule(c"zipimport".as_ptr());
+        if zipimport.is_null() {
+            return Err(failed());
+        }
+        let runtime = py::PyImport_ImportModule(RUNTIME_MODULE.as_ptr());
+        let function = match runtime.is_null() {
+            true => std::ptr::null_mut(),
+            false => py::PyObject_GetAttrString(runtime, c"decompress_func".as_ptr()),
+        };
+        let patched = !function.is_null()
+            && py::PyObject_SetAttrString(zipimport, c"_get_decompress_func".as_ptr(), function)
+                == 0;
+        py::Py_XDECREF(function);
+        py::Py_XDECREF(runtime);
+        if !patched {
+            py::Py_DECREF(zipimport);
+            return Err(failed());
+        }
+        let table = match (directory, archive.to_str()) {
+            (Some(directory), Some(text)) => {
+                let bytes = archive.as_os_str().as_bytes();
+                let key = py::PyUnicode_DecodeFSDefaultAndSize(
+                    bytes.as_ptr().cast(),
+                    bytes.len() as py::Py_ssize_t,
+                );
+                let expected = py::PyUnicode_FromStringAndSize(
+                    text.as_ptr().cast(),
+                    text.len() as py::Py_ssize_t,
+                );
+                let same = !key.is_null()
+                    && !expected.is_null()
+                    && py::PyUnicode_Compare(key, expected) == 0;
+                py::Py_XDECREF(expected);
+                let toc = match same {
+                    true => py::PyMarshal_ReadObjectFromString(
+                        directory.as_ptr().cast(),
+                        directory.len() as py::Py_ssize_t,
+                    ),
+                    false => std::ptr::null_mut(),
+                };
+                let cache = py::PyObject_GetAttrString(zipimport, c"_zip_directory_cache".as_ptr());
+                let stored =
+                    !toc.is_null() && !cache.is_null() && py::PyDict_SetItem(cache, key, toc) == 0;
+                py::Py_XDECREF(cache);
+                py::Py_XDECREF(toc);
+                py::Py_XDECREF(key);
+                stored
+            }
+            _ => true,
+        };
+        py::Py_DECREF(zipimport);
+        if !table {
+            // zipimport reads the directory itself: slower, as correct.
+            py::PyErr_Clear();
+        }
+    }
+    Ok(())
 }
 
 /// Sets a variable of this process's environment (and of its children's),

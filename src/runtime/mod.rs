@@ -31,6 +31,7 @@ pub mod payload;
 pub mod stdlib;
 pub mod unattended;
 mod verify;
+pub mod zipimport;
 
 use crate::build_python::PYTHON_VERSION;
 use crate::debug::Phases;
@@ -139,9 +140,10 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     // from the bootstrap's `python`.
     let command = match invocation {
         Invocation::Python => format!(
-            "__import__({}).python({}, {}, {})\n",
+            "__import__({}).python({}, {}, {}, {})\n",
             python_string(BOOTSTRAP_MODULE),
             python_string(&python.stdlib_dir.to_string_lossy()),
+            optional_path(python.archived_stdlib.as_deref()),
             if python_option('S') { "False" } else { "True" },
             if venv_python.is_some() {
                 "True"
@@ -149,13 +151,19 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
                 "False"
             },
         ),
-        _ => bootstrap_command(&payload, &python.stdlib_dir, log.as_deref()),
+        _ => bootstrap_command(&payload, &python, log.as_deref()),
     };
     if let Some(bundle) = python.certificate_bundle {
         environment.push(("SSL_CERT_FILE", bundle.to_owned()));
     }
     #[cfg(pyferry_flavor = "standalone")]
     environment.extend(stdlib::tcl_tk_environment(&python.home));
+    // zipimport's table of the archive, built here (see `zipimport`).
+    let archive_directory = payload
+        .path
+        .to_str()
+        .and_then(|archive| zipimport::marshalled_directory(&payload, archive));
+    phases.done("archive directory");
     let started = Interpreter::start(&Launch {
         argv: &argv,
         // A venv's python is that venv's `bin/python`: `site` finds the
@@ -168,6 +176,8 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
             _ => Mode::Command(&command),
         },
         environment: &environment,
+        archive: &payload.path,
+        archive_directory: archive_directory.as_deref(),
     })?;
     let interpreter = match started {
         Started::Ready(interpreter) => interpreter,
@@ -184,6 +194,9 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
 struct PythonLocation {
     home: PathBuf,
     stdlib_dir: PathBuf,
+    /// Where the archive holds the standard library's compiled modules
+    /// (standalone), whose sources are in `stdlib_dir`.
+    archived_stdlib: Option<PathBuf>,
     search_paths: Vec<PathBuf>,
     /// `SSL_CERT_FILE` for the bundled OpenSSL (standalone only).
     certificate_bundle: Option<&'static str>,
@@ -215,10 +228,11 @@ fn python_location(payload: &Payload, extracted: Option<&Path>) -> Result<Python
             exe: payload.path.clone(),
             reason: Damage::NoStandardLibrary,
         })?;
-        search_paths.extend(stdlib::search_paths(dir));
+        search_paths.extend(stdlib::search_paths(&payload.path, dir));
         let home = stdlib::home(dir);
         Ok(PythonLocation {
             stdlib_dir: home.join(crate::format::stdlib_unit::stdlib_dir()),
+            archived_stdlib: Some(stdlib::archived(&payload.path)),
             home,
             search_paths,
             certificate_bundle: certificates::bundle_to_use(),
@@ -231,6 +245,7 @@ fn python_location(payload: &Payload, extracted: Option<&Path>) -> Result<Python
         Ok(PythonLocation {
             home: PathBuf::from(PYTHON_HOME),
             stdlib_dir: PathBuf::from(STDLIB_DIR),
+            archived_stdlib: None,
             search_paths,
             certificate_bundle: None,
         })
@@ -260,24 +275,30 @@ fn runtime_mismatch(manifest: &Manifest) -> Option<Damage> {
 
 /// The `-c` command: one call into the bootstrap, binding no name in
 /// `__main__`.
-fn bootstrap_command(payload: &Payload, stdlib_dir: &Path, log: Option<&Path>) -> String {
+fn bootstrap_command(payload: &Payload, python: &PythonLocation, log: Option<&Path>) -> String {
     let manifest = &payload.manifest;
     let function = manifest
         .entry
         .function
         .as_deref()
         .map_or_else(|| "None".to_owned(), python_string);
-    let log = log.map_or_else(
-        || "None".to_owned(),
-        |path| python_string(&path.to_string_lossy()),
-    );
     format!(
-        "__import__({}).main({}, {}, {function}, {log}, {}, {})\n",
+        "__import__({}).main({}, {}, {function}, {}, {}, {}, {})\n",
         python_string(BOOTSTRAP_MODULE),
         python_string(&manifest.name),
         python_string(&manifest.entry.module),
-        python_string(&stdlib_dir.to_string_lossy()),
+        optional_path(log),
+        python_string(&python.stdlib_dir.to_string_lossy()),
+        optional_path(python.archived_stdlib.as_deref()),
         qt_platforms_literal(&manifest.qt_platforms),
+    )
+}
+
+/// A path as a Python string literal, or `None`.
+fn optional_path(path: Option<&Path>) -> String {
+    path.map_or_else(
+        || "None".to_owned(),
+        |path| python_string(&path.to_string_lossy()),
     )
 }
 

@@ -22,6 +22,7 @@ pub struct Payload {
     pub manifest: Manifest,
     /// Central directory entries according to the end record, if known.
     pub entries: Option<u64>,
+    pub central_directory: Option<end_record::CentralDirectory>,
 }
 
 /// Reads the payload of `path`. `stamp` is what the file's runtime says about
@@ -54,6 +55,7 @@ pub fn locate(path: &Path, stamp: Option<&Stamp>) -> Result<Option<Payload>> {
             len,
             manifest: found.manifest,
             entries: found.entries,
+            central_directory: found.central_directory,
         })),
     }
 }

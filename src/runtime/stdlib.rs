@@ -15,10 +15,21 @@ pub fn home(extraction: &Path) -> PathBuf {
     extraction.join(UNIT)
 }
 
-/// The standard library's entries of `sys.path`.
-pub fn search_paths(extraction: &Path) -> [PathBuf; 2] {
+/// The standard library's modules in the archive of `executable`, where
+/// zipimport imports them (`format::stdlib_unit`).
+pub fn archived(executable: &Path) -> PathBuf {
+    executable.join(UNIT).join(stdlib_dir())
+}
+
+/// The standard library's entries of `sys.path`: its modules in the
+/// archive, then the extracted rest of it.
+pub fn search_paths(executable: &Path, extraction: &Path) -> [PathBuf; 3] {
     let home = home(extraction);
-    [home.join(stdlib_dir()), home.join(dynload_dir())]
+    [
+        archived(executable),
+        home.join(stdlib_dir()),
+        home.join(dynload_dir()),
+    ]
 }
 
 /// `TCL_LIBRARY` and `TK_LIBRARY` for a unit that carries tkinter with

@@ -386,16 +386,15 @@ fn a_damaged_standard_library_is_not_shared() {
     let (first, second) = (pack_json_app(&cx, "first"), pack_json_app(&cx, "second"));
     success(&cx.run(&first, &[] as &[&str]));
     let keys = version_dirs(&cx.cache_dir());
-    let json_init = extracted_stdlib(&cx, &keys[0]).join(format!(
-        "json/__pycache__/__init__.cpython-{}.pyc",
-        pyferry::build_python::PYTHON_VERSION.replace('.', "")
-    ));
-    // What `import json` runs (the bytecode is never checked against its source).
-    let mut bytecode = fs::read(&json_init).expect("read the bytecode");
-    let last = bytecode.len() - 1;
-    bytecode[last] ^= 0xff;
-    bytecode[20] ^= 0xff;
-    fs::write(&json_init, bytecode).expect("damage");
+    // A source that tracebacks and linters read (the compiled modules are
+    // in each app's own archive).
+    let json_init = extracted_stdlib(&cx, &keys[0]).join("json/__init__.py");
+    let pristine = fs::read(&json_init).expect("read the source");
+    let mut damaged = pristine.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    damaged[20] ^= 0xff;
+    fs::write(&json_init, &damaged).expect("damage");
 
     let output = cx
         .command(&second)
@@ -408,6 +407,12 @@ fn a_damaged_standard_library_is_not_shared() {
         "{}",
         describe(&output)
     );
+    let second_key = version_dirs(&cx.cache_dir())
+        .into_iter()
+        .find(|key| *key != keys[0])
+        .expect("the second app's version");
+    let own = fs::read(extracted_stdlib(&cx, &second_key).join("json/__init__.py"));
+    assert_eq!(own.expect("its own copy"), pristine);
 }
 
 /// `sysconfig` describes the runtime, not the build interpreter: paths

@@ -40,13 +40,13 @@ pub enum Entry {
     File(SourceFile),
 }
 
-/// Writes `runtime` + the zip of `entries` (and of the native entries in the
-/// `prebuilt` zip) to `output`; returns the manifest with its hash filled in.
+/// Writes `runtime` + the zip of `entries` (and of the standard library's
+/// `stdlib` parts) to `output`; returns the manifest with its hash filled in.
 pub fn write_executable(
     runtime: &[u8],
     entries: &BTreeMap<String, Entry>,
     mut manifest: Manifest,
-    prebuilt: Option<&Path>,
+    stdlib: Option<&StdlibParts>,
     output: &Path,
     writing: &Writing,
 ) -> Result<Manifest> {
@@ -90,7 +90,7 @@ pub fn write_executable(
     let outer = with_native_archive(
         entries,
         &manifest.extracted,
-        prebuilt,
+        stdlib.map(|parts| parts.extracted.as_path()),
         work_dir,
         timestamp,
         phase,
@@ -104,6 +104,9 @@ pub fn write_executable(
         compression_for,
         Some(phase),
     )?;
+    if let Some(parts) = stdlib {
+        copy_archived(&mut zip, &parts.archived, &mut hasher, &temp)?;
+    }
     manifest.hash = hasher.finish(&manifest);
 
     let comment = end_record::encode_comment(&manifest);
@@ -249,6 +252,40 @@ pub fn write_zip(
         .map_err(io("write", path))
 }
 
+/// Copies the entries of the zip `from` into the executable's zip as they
+/// are compressed (the standard library's modules stay deflated: the
+/// runtime gives zipimport its inflate), hashing what each holds.
+fn copy_archived<W: Write + Seek>(
+    zip: &mut ZipWriter<W>,
+    from: &Path,
+    hasher: &mut ArchiveHasher,
+    zip_path: &Path,
+) -> Result<()> {
+    let unreadable = |e: zip::result::ZipError| Error::Io {
+        op: "read",
+        path: from.to_owned(),
+        source: std::io::Error::other(e),
+    };
+    let file = fs::File::open(from).map_err(io("read", from))?;
+    let mut source = zip::ZipArchive::new(file).map_err(unreadable)?;
+    for index in 0..source.len() {
+        {
+            let mut entry = source.by_index(index).map_err(unreadable)?;
+            let name = entry.name().map_err(unreadable)?.into_owned();
+            if entry.is_dir() {
+                hasher.entry(&name, DIR_MODE, 0);
+            } else {
+                let mode = entry.unix_mode().unwrap_or(0) & 0o777;
+                hasher.entry(&name, mode, entry.size());
+                std::io::copy(&mut entry, hasher).map_err(io("read", from))?;
+            }
+        }
+        let entry = source.by_index_raw(index).map_err(unreadable)?;
+        zip.raw_copy_file(entry).map_err(zip_error(zip_path))?;
+    }
+    Ok(())
+}
+
 /// Writes `entries` in order, streaming each file, and feeds `hasher` with
 /// what it wrote (name, mode, bytes).
 fn write_entries<W: Write + Seek>(
@@ -310,6 +347,58 @@ fn write_entries<W: Write + Seek>(
         }
     }
     Ok(())
+}
+
+/// The standard library an app carries, in two zips: the compiled modules
+/// that zipimport imports straight from the executable's archive
+/// (`archived`, as `json/decoder.pyc`, where zipimport looks for them), and
+/// the rest of the `.python` unit, which the runtime extracts (`extracted`:
+/// the modules' sources, which linters and tracebacks read as files beside
+/// `__file__`, extension modules and the libraries they load, packages
+/// that read their own files, sysconfig's files).
+pub struct StdlibParts {
+    pub archived: PathBuf,
+    pub extracted: PathBuf,
+}
+
+impl StdlibParts {
+    pub fn remove(&self) -> Result<()> {
+        for path in [&self.archived, &self.extracted] {
+            fs::remove_file(path).map_err(io("remove", path))?;
+        }
+        Ok(())
+    }
+}
+
+/// A zip made of entries of other zips, each copied as it is compressed.
+pub struct ZipCopy {
+    path: PathBuf,
+    zip: ZipWriter<BufWriter<fs::File>>,
+}
+
+impl ZipCopy {
+    pub fn create(path: &Path) -> Result<ZipCopy> {
+        let file = fs::File::create(path).map_err(io("create", path))?;
+        Ok(ZipCopy {
+            path: path.to_owned(),
+            zip: ZipWriter::new(BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
+    /// Copies `entry` in under `name`.
+    pub fn copy<R: Read>(&mut self, entry: zip::read::ZipFile<'_, R>, name: &str) -> Result<()> {
+        self.zip
+            .raw_copy_file_rename(entry, name)
+            .map_err(zip_error(&self.path))
+    }
+
+    pub fn finish(self) -> Result<()> {
+        self.zip
+            .finish()
+            .map_err(zip_error(&self.path))?
+            .flush()
+            .map_err(io("write", &self.path))
+    }
 }
 
 /// `map_err` helper: a zip writer's error names the archive being written.

@@ -4,7 +4,7 @@
 //! Everything is planned in a private work directory before the output is
 //! written; the output appears only complete, through one rename.
 
-mod archive;
+pub(crate) mod archive;
 mod entry;
 #[cfg(pyferry_flavor = "standalone")]
 mod fallback_libraries;
@@ -26,7 +26,7 @@ use crate::format::units::{Placement, REPORT, UnitReport, extracted_names};
 use crate::format::{
     BOOTSTRAP_MODULE, BOOTSTRAP_SOURCE, Flavor, PYFERRY_DIR, archive_path, stdlib_unit,
 };
-use archive::Entry;
+use archive::{Entry, StdlibParts};
 use needed::NeededLibraries;
 use python::{BuildPython, CompileJob};
 use std::collections::BTreeMap;
@@ -134,7 +134,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
         (app, stdlib.map(Some))
     });
     #[cfg(pyferry_flavor = "system")]
-    let (app, stdlib): (Result<_>, Result<Option<PathBuf>>) = {
+    let (app, stdlib): (Result<_>, Result<Option<StdlibParts>>) = {
         if !options.keep_stdlib.is_empty() {
             return Err(Error::Usage {
                 usage: "--keep-stdlib is for the standalone flavor: a system-flavor app uses \
@@ -187,8 +187,8 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
             .as_ref()
             .map(|dir| dir.to_string_lossy().into_owned()),
         stdlib: stdlib
-            .as_deref()
-            .map(archive::zip_content_hash)
+            .as_ref()
+            .map(|parts| archive::zip_content_hash(&parts.extracted))
             .transpose()?,
         qt_platforms,
         builder: options.builder_kit,
@@ -200,7 +200,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
         &runtime,
         &entries,
         manifest,
-        stdlib.as_deref(),
+        stdlib.as_ref(),
         &options.output,
         &archive::Writing {
             timestamp,
@@ -220,8 +220,8 @@ fn stdlib_for_the_app(
     options: &PackOptions,
     gathering: &stdlib::Gathering,
     imported: &std::collections::BTreeSet<&'static str>,
-    gathered: PathBuf,
-) -> Result<PathBuf> {
+    gathered: StdlibParts,
+) -> Result<StdlibParts> {
     let left_out = imported
         .iter()
         .filter(|part| !options.keep_stdlib.iter().any(|kept| kept == *part));
@@ -240,7 +240,7 @@ fn stdlib_for_the_app(
         return Ok(gathered);
     }
     crate::debug::note("the app imports tkinter: the standard library is gathered with it");
-    std::fs::remove_file(&gathered).map_err(io("remove", &gathered))?;
+    gathered.remove()?;
     stdlib::prepare(gathering, &keep)
 }
 

@@ -15,7 +15,7 @@
 //! rewritten to find the bundled libraries (`elf::Image::rewrite_search_path`).
 //! The result, a zip, is cached between packs (`prepare`).
 
-use super::archive::{self, Entry};
+use super::archive::{self, Entry, StdlibParts};
 use super::python::{BuildPython, CompileJob};
 use super::tree::{SourceFile, Tree};
 use crate::builder::kit::Kit;
@@ -149,14 +149,15 @@ pub struct Gathering<'a> {
     pub progress: &'a Progress,
 }
 
-/// Returns a zip of the `.python` unit's entries (deflated, `timestamp`ed).
+/// Returns the standard library's parts (`StdlibParts`, deflated,
+/// `timestamp`ed).
 ///
 /// Gathering and compressing it takes most of a small app's pack, and its
 /// inputs rarely change: the zip is kept in pack's own cache (`cache_dir`)
 /// under a key that covers every input file's identity (path, size, mtime,
 /// inode), pyferry itself (`pyferry_id`: its binary's build id), the
 /// options and the timestamp, and reused while they match.
-pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<PathBuf> {
+pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<StdlibParts> {
     let Gathering {
         python,
         kit,
@@ -184,7 +185,7 @@ pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<PathBuf> {
                 .into(),
             });
         }
-        return kit.stdlib_zip(work_dir, headers);
+        return kit.stdlib_parts(work_dir, headers);
     }
     if let Some(unknown) = keep
         .iter()
@@ -212,7 +213,7 @@ pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<PathBuf> {
         .filter(|cached| fs::hard_link(cached, &built).is_ok() || fs::copy(cached, &built).is_ok())
     {
         crate::debug::note(&format!("standard library from {}", cached.display()));
-        return Ok(built);
+        return split(&built, work_dir);
     }
 
     // Once per pyferry and build interpreter: the next packs reuse it.
@@ -225,7 +226,7 @@ pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<PathBuf> {
     archive::write_zip(&built, None, &entries, timestamp, Some(&phase))?;
     drop(phase);
     let Some(cache_dir) = cache_dir else {
-        return Ok(built);
+        return split(&built, work_dir);
     };
     // Published whole or not at all; older zips of other inputs go.
     let cached = cache_dir.join(format!("stdlib-{key}.zip"));
@@ -235,14 +236,105 @@ pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<PathBuf> {
         .is_err()
     {
         let _ = fs::remove_file(&temp);
-        return Ok(built);
+        return split(&built, work_dir);
     }
     for entry in fs::read_dir(&cache_dir).into_iter().flatten().flatten() {
         if entry.path() != cached && entry.file_name().to_string_lossy().starts_with("stdlib-") {
             let _ = fs::remove_file(entry.path());
         }
     }
-    Ok(built)
+    split(&built, work_dir)
+}
+
+/// Where an entry of the `.python` unit goes: imported from the archive
+/// under this name, or extracted.
+#[derive(Debug, PartialEq, Eq)]
+enum Destination {
+    Archived(String),
+    Extracted,
+}
+
+/// Splits the unit's zip (`unit`, in `work_dir`, removed after) into its
+/// parts, each entry copied as it is compressed.
+fn split(unit: &Path, work_dir: &Path) -> Result<StdlibParts> {
+    let unreadable = |e: zip::result::ZipError| Error::Io {
+        op: "read",
+        path: unit.to_owned(),
+        source: std::io::Error::other(e),
+    };
+    let file = fs::File::open(unit).map_err(io("read", unit))?;
+    let mut source = zip::ZipArchive::new(file).map_err(unreadable)?;
+    let names: Vec<String> = source
+        .file_names()
+        .map(|name| name.map(|name| name.into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(unreadable)?;
+    let reading_own_files = packages_reading_their_files(&names);
+    let parts = StdlibParts {
+        archived: work_dir.join("stdlib-archived.zip"),
+        extracted: work_dir.join("stdlib-extracted.zip"),
+    };
+    let mut archived = archive::ZipCopy::create(&parts.archived)?;
+    let mut extracted = archive::ZipCopy::create(&parts.extracted)?;
+    for index in 0..source.len() {
+        let entry = source.by_index_raw(index).map_err(unreadable)?;
+        let name = entry.name().map_err(unreadable)?.into_owned();
+        match destination(&name, &reading_own_files) {
+            Destination::Archived(as_name) => archived.copy(entry, &as_name)?,
+            Destination::Extracted => extracted.copy(entry, &name)?,
+        }
+    }
+    archived.finish()?;
+    extracted.finish()?;
+    fs::remove_file(unit).map_err(io("remove", unit))?;
+    Ok(parts)
+}
+
+/// Documentation beside the modules, which no code reads: it does not make
+/// its package one that reads its own files.
+fn is_documentation(file: &str) -> bool {
+    file.starts_with("README") || file.ends_with(".rst") || file.ends_with(".txt")
+}
+
+/// The standard library's top-level packages that hold files besides
+/// their modules (`venv`'s activation scripts): their modules may open
+/// them next to `__file__`, so they are extracted whole, as an app's own
+/// such packages are.
+fn packages_reading_their_files(names: &[String]) -> BTreeSet<String> {
+    let prefix = format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::stdlib_dir());
+    names
+        .iter()
+        .filter_map(|name| name.strip_prefix(&prefix))
+        .filter_map(|rest| rest.split_once('/'))
+        .filter(|(_, inner)| {
+            let file = inner.rsplit('/').next().unwrap_or(inner);
+            !(file.ends_with(".py") || file.ends_with(".pyc") || is_documentation(file))
+        })
+        .map(|(top, _)| top.to_owned())
+        .collect()
+}
+
+/// Where the unit's entry `name` goes (see `StdlibParts`).
+fn destination(name: &str, reading_own_files: &BTreeSet<String>) -> Destination {
+    let prefix = format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::stdlib_dir());
+    let Some(rest) = name.strip_prefix(&prefix) else {
+        return Destination::Extracted;
+    };
+    let (top, _) = rest.split_once('/').unwrap_or((rest, ""));
+    let native = ["lib-dynload", "site-packages"].contains(&top) || top.starts_with("config-");
+    if native || reading_own_files.contains(top) {
+        return Destination::Extracted;
+    }
+    // `json/__pycache__/decoder.cpython-311.pyc` -> `json/decoder.pyc`.
+    let pyc = rest.rsplit_once('/').and_then(|(dir, file)| {
+        let stem = file.strip_suffix(".pyc")?.rsplit_once('.')?.0;
+        let dir = dir.strip_suffix("__pycache__")?;
+        Some(format!("{prefix}{dir}{stem}.pyc"))
+    });
+    match pyc {
+        Some(name) => Destination::Archived(name),
+        None => Destination::Extracted,
+    }
 }
 
 /// Pack's cache, apart from the runtime's: `$PYFERRY_PACK_CACHE_DIR`, else
