@@ -448,7 +448,15 @@ def _load_archive_modules_once(archive, zipimport, archived_stdlib=None, stdlib_
             # in python instead of running the app.
             if fullname == "__main__" and self.archive == archive and not _app_main_wanted:
                 return None
-            return super().find_spec(fullname, target)
+            spec = super().find_spec(fullname, target)
+            locations = getattr(spec, "submodule_search_locations", None)
+            origin = getattr(spec, "origin", None)
+            if locations and stdlib_prefix is not None and origin.startswith(stdlib_dir + "/"):
+                # A standard package, named after its extracted source: its
+                # submodules are compiled in the archive, not beside it.
+                extracted = locations[0]
+                locations[:] = [archived_stdlib + extracted[len(stdlib_dir) :], extracted]
+            return spec
 
         def invalidate_caches(self):
             # Stock zipimport parses the archive's directory again (4 ms for

@@ -14,11 +14,13 @@
 use crate::error::{Error, Reason, Result};
 use pyo3_ffi as py;
 use std::ffi::{CStr, CString, OsString, c_char};
+use std::fs::File;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 /// Runs `handler` when the process exits through `exit()`, which is also
 /// how CPython ends it from inside `Py_RunMain` on `SystemExit`: the
@@ -49,6 +51,7 @@ pub struct Launch<'a> {
     /// The executable whose archive is on `sys.path`, and zipimport's table
     /// of its contents (`runtime::zipimport`), if the runtime built one.
     pub archive: &'a Path,
+    pub archive_file: &'a File,
     pub archive_directory: Option<&'a [u8]>,
 }
 
@@ -207,7 +210,11 @@ impl Interpreter {
         if let Some(exit) = check(status, "interpreter initialization")? {
             return Ok(Started::Exited(exit));
         }
-        prepare_zipimport(launch.archive, launch.archive_directory)?;
+        prepare_zipimport(
+            launch.archive,
+            launch.archive_file,
+            launch.archive_directory,
+        )?;
         // SAFETY: the core is initialized (above) and its main part is not.
         let status = unsafe { _Py_InitializeMain() };
         if let Some(exit) = check(status, "interpreter initialization")? {
@@ -277,6 +284,114 @@ unsafe extern "C" fn inflate(
     }
 }
 
+/// What `get_data` needs, set once by `prepare_zipimport` with the GIL held
+/// and read only with it held: the executable's archive (its path as
+/// `sys.path` holds it, and the open file), zipimport's own `_get_data`
+/// for other archives, and `zipimport.ZipImportError`.
+static ARCHIVE_PATH: AtomicPtr<py::PyObject> = AtomicPtr::new(std::ptr::null_mut());
+static ARCHIVE_FILE: OnceLock<File> = OnceLock::new();
+static STOCK_GET_DATA: AtomicPtr<py::PyObject> = AtomicPtr::new(std::ptr::null_mut());
+static ZIP_IMPORT_ERROR: AtomicPtr<py::PyObject> = AtomicPtr::new(std::ptr::null_mut());
+
+/// `zipimport._get_data(archive, toc_entry)` as the runtime does it: for
+/// the executable's own archive, read in Rust and checked against the
+/// entry's CRC-32 (`runtime::zipimport::read_entry`); for any other zip,
+/// zipimport's own.
+unsafe extern "C" fn get_data(
+    _module: *mut py::PyObject,
+    args: *mut *mut py::PyObject,
+    nargs: py::Py_ssize_t,
+) -> *mut py::PyObject {
+    // SAFETY: CPython calls this with `nargs` valid argument references and
+    // the GIL held; the statics were set (with references kept) before
+    // zipimport could call this, and are only read here.
+    unsafe {
+        let stock = STOCK_GET_DATA.load(Ordering::Acquire);
+        let ours = ARCHIVE_PATH.load(Ordering::Acquire);
+        if nargs != 2 || stock.is_null() || ours.is_null() {
+            py::PyErr_SetString(
+                py::PyExc_TypeError,
+                c"_get_data(archive, toc_entry)".as_ptr(),
+            );
+            return std::ptr::null_mut();
+        }
+        let (archive, entry) = (*args, *args.add(1));
+        let file = ARCHIVE_FILE.get();
+        let is_ours =
+            py::PyUnicode_Check(archive) != 0 && py::PyUnicode_Compare(archive, ours) == 0;
+        let table_entry = match (is_ours, file) {
+            (true, Some(_)) => table_entry(entry),
+            _ => None,
+        };
+        let (Some(file), Some(table_entry)) = (file, table_entry) else {
+            py::PyErr_Clear();
+            return py::PyObject_CallFunctionObjArgs(
+                stock,
+                archive,
+                entry,
+                std::ptr::null_mut::<py::PyObject>(),
+            );
+        };
+        match super::zipimport::read_entry(file, &table_entry) {
+            Ok(bytes) => {
+                py::PyBytes_FromStringAndSize(bytes.as_ptr().cast(), bytes.len() as py::Py_ssize_t)
+            }
+            Err(why) => {
+                let name = py::PyTuple_GetItem(entry, 0);
+                let name = match name.is_null() {
+                    true => String::from("an entry"),
+                    false => {
+                        let text = py::PyUnicode_AsUTF8(name);
+                        match text.is_null() {
+                            true => String::from("an entry"),
+                            false => CStr::from_ptr(text).to_string_lossy().into_owned(),
+                        }
+                    }
+                };
+                py::PyErr_Clear();
+                let message = format!(
+                    "this copy of the app is damaged: `{name}` in its archive cannot be read                      ({why}); download or install the app again"
+                );
+                let message = CString::new(message).unwrap_or_default();
+                let error = ZIP_IMPORT_ERROR.load(Ordering::Acquire);
+                let class = if error.is_null() {
+                    py::PyExc_ImportError
+                } else {
+                    error
+                };
+                py::PyErr_SetString(class, message.as_ptr());
+                std::ptr::null_mut()
+            }
+        }
+    }
+}
+
+/// The fields of a table-of-contents tuple that `read_entry` needs.
+///
+/// # Safety
+/// The GIL must be held and `entry` be a valid reference.
+unsafe fn table_entry(entry: *mut py::PyObject) -> Option<super::zipimport::TableEntry> {
+    // SAFETY: per this function's contract; borrowed items of a tuple
+    // checked to have 8 of them.
+    unsafe {
+        if py::PyTuple_Check(entry) == 0 || py::PyTuple_Size(entry) != 8 {
+            return None;
+        }
+        let number = |index| {
+            let item = py::PyTuple_GetItem(entry, index);
+            let value = py::PyLong_AsUnsignedLongLong(item);
+            (py::PyErr_Occurred().is_null()).then_some(value)
+        };
+        Some(super::zipimport::TableEntry {
+            compress: u16::try_from(number(1)?).ok()?,
+            data_size: number(2)?,
+            file_size: number(3)?,
+            header_offset: number(4)?,
+            crc: u32::try_from(number(7)?).ok()?,
+        })
+    }
+}
+
 /// `_pyferry_runtime.decompress_func()`: what zipimport's own
 /// `_get_decompress_func` returns, without importing `zlib`.
 unsafe extern "C" fn decompress_func(
@@ -289,7 +404,15 @@ unsafe extern "C" fn decompress_func(
 
 // CPython keeps pointers to these for the life of the process, and writes
 // to the module definition's base once, when it creates the module.
-static mut RUNTIME_METHODS: [py::PyMethodDef; 3] = [
+static mut RUNTIME_METHODS: [py::PyMethodDef; 4] = [
+    py::PyMethodDef {
+        ml_name: c"get_data".as_ptr(),
+        ml_meth: py::PyMethodDefPointer {
+            PyCFunctionFast: get_data,
+        },
+        ml_flags: py::METH_FASTCALL,
+        ml_doc: std::ptr::null(),
+    },
     py::PyMethodDef {
         ml_name: c"inflate".as_ptr(),
         ml_meth: py::PyMethodDefPointer {
@@ -345,7 +468,7 @@ fn add_runtime_module() -> Result<()> {
 /// runtime's `inflate`, and takes the table of `archive` from `directory`
 /// instead of parsing it (when the runtime's text of the path is the one
 /// `sys.path` holds).
-fn prepare_zipimport(archive: &Path, directory: Option<&[u8]>) -> Result<()> {
+fn prepare_zipimport(archive: &Path, file: &File, directory: Option<&[u8]>) -> Result<()> {
     let failed = || {
         // SAFETY: the GIL is held; an exception is set.
         unsafe { py::PyErr_Clear() };
@@ -370,6 +493,39 @@ fn prepare_zipimport(archive: &Path, directory: Option<&[u8]>) -> Result<()> {
             && py::PyObject_SetAttrString(zipimport, c"_get_decompress_func".as_ptr(), function)
                 == 0;
         py::Py_XDECREF(function);
+        // `_get_data`: the runtime's for its own archive. The statics keep
+        // their references for the life of the process.
+        let bytes = archive.as_os_str().as_bytes();
+        let path = py::PyUnicode_DecodeFSDefaultAndSize(
+            bytes.as_ptr().cast(),
+            bytes.len() as py::Py_ssize_t,
+        );
+        let stock = py::PyObject_GetAttrString(zipimport, c"_get_data".as_ptr());
+        let error = py::PyObject_GetAttrString(zipimport, c"ZipImportError".as_ptr());
+        let ours = match runtime.is_null() {
+            true => std::ptr::null_mut(),
+            false => py::PyObject_GetAttrString(runtime, c"get_data".as_ptr()),
+        };
+        let patched = patched
+            && !path.is_null()
+            && !stock.is_null()
+            && !error.is_null()
+            && !ours.is_null()
+            && file
+                .try_clone()
+                .is_ok_and(|file| ARCHIVE_FILE.set(file).is_ok());
+        if patched {
+            ARCHIVE_PATH.store(path, Ordering::Release);
+            STOCK_GET_DATA.store(stock, Ordering::Release);
+            ZIP_IMPORT_ERROR.store(error, Ordering::Release);
+        } else {
+            py::Py_XDECREF(path);
+            py::Py_XDECREF(stock);
+            py::Py_XDECREF(error);
+        }
+        let patched =
+            patched && py::PyObject_SetAttrString(zipimport, c"_get_data".as_ptr(), ours) == 0;
+        py::Py_XDECREF(ours);
         py::Py_XDECREF(runtime);
         if !patched {
             py::Py_DECREF(zipimport);

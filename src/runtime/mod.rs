@@ -177,6 +177,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         },
         environment: &environment,
         archive: &payload.path,
+        archive_file: &payload.file,
         archive_directory: archive_directory.as_deref(),
     })?;
     let interpreter = match started {

@@ -119,6 +119,57 @@ impl Marshal {
     }
 }
 
+/// What zipimport's table says of one entry (`toc_entry[1:5]` and `[7]`).
+pub struct TableEntry {
+    pub compress: u16,
+    pub data_size: u64,
+    pub file_size: u64,
+    pub header_offset: u64,
+    pub crc: u32,
+}
+
+/// zipimport's `_get_data` for the executable's own archive: the entry's
+/// bytes, inflated, and checked against their CRC-32, which zipimport
+/// never checks: a damaged copy's module fails to import instead of
+/// running corrupt bytecode.
+pub fn read_entry(file: &std::fs::File, entry: &TableEntry) -> Result<Vec<u8>, String> {
+    let mut header = [0; 30];
+    file.read_exact_at(&mut header, entry.header_offset)
+        .map_err(|e| format!("cannot read its local header: {e}"))?;
+    if !header.starts_with(b"PK\x03\x04") {
+        return Err("its local header is damaged".to_owned());
+    }
+    let lengths = u64::from(u16::from_le_bytes([header[26], header[27]]))
+        + u64::from(u16::from_le_bytes([header[28], header[29]]));
+    let mut data = vec![0; usize::try_from(entry.data_size).map_err(|e| e.to_string())?];
+    file.read_exact_at(&mut data, entry.header_offset + 30 + lengths)
+        .map_err(|e| format!("cannot read its data: {e}"))?;
+    let data = match entry.compress {
+        0 => data,
+        8 => inflate_sized(&data, entry.file_size)?,
+        method => return Err(format!("it is compressed with method {method}")),
+    };
+    if data.len() as u64 != entry.file_size || crc32fast::hash(&data) != entry.crc {
+        return Err("its bytes do not match their checksum".to_owned());
+    }
+    Ok(data)
+}
+
+fn inflate_sized(data: &[u8], size: u64) -> Result<Vec<u8>, String> {
+    use flate2::{Decompress, FlushDecompress, Status};
+    // One byte of room beyond the size: a longer stream is damage, caught
+    // by the caller's length check.
+    let room = usize::try_from(size).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(room.saturating_add(1));
+    let status = Decompress::new(false)
+        .decompress_vec(data, &mut out, FlushDecompress::Finish)
+        .map_err(|e| format!("its deflate data is damaged: {e}"))?;
+    match status {
+        Status::StreamEnd => Ok(out),
+        _ => Err("its deflate data is damaged".to_owned()),
+    }
+}
+
 /// Inflates a raw deflate stream (zip's method 8), as
 /// `zlib.decompress(data, -15)` does for zipimport.
 pub fn inflate(data: &[u8]) -> Result<Vec<u8>, String> {
