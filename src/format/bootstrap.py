@@ -13,7 +13,7 @@
 import sys
 
 
-def main(app, module, function, log, stdlib_dir, archived_stdlib, qt_platforms):
+def main(app, module, function, log, stdlib_dir, archived_stdlib, qt_platforms, deferred=None):
     import _imp
     import zipimport
 
@@ -25,6 +25,10 @@ def main(app, module, function, log, stdlib_dir, archived_stdlib, qt_platforms):
         _locate_frozen_modules(stdlib_dir, _imp)
     _load_archive_modules_once(sys.executable, zipimport, archived_stdlib, stdlib_dir)
     _watch_for_linecache()
+    if deferred is not None:
+        global _deferred
+        _deferred = _ExtractOnFirstUse(app, *deferred)
+        sys.meta_path.insert(0, _deferred)
     if qt_platforms:
         sys.meta_path.insert(0, _QtPlatformCheck(app, qt_platforms))
     _add_site_builtins()
@@ -361,6 +365,9 @@ class _FromSite:
         import builtins
         import site
 
+        if self._name == "license" and _deferred is not None:
+            _deferred.extract()  # It reads LICENSE.txt beside `os`.
+
         getattr(site, self._setter)()
         return getattr(builtins, self._name)
 
@@ -506,6 +513,58 @@ def _load_archive_modules_once(archive, zipimport, archived_stdlib=None, stdlib_
     return True
 
 
+# The pending extraction of a first run (`_ExtractOnFirstUse`), until done.
+_deferred = None
+
+
+class _ExtractOnFirstUse:
+    # First on sys.meta_path during a first run that has not extracted the
+    # app's units yet (the runtime deferred it): the first import of one of
+    # `modules` (the extracted top-level modules), a look for installed
+    # distributions when `metadata` (dist-info directories are extracted),
+    # or linecache reading a source below `dir` (the version directory)
+    # extracts them all, then the import goes on as usual. Answers for no
+    # module itself.
+    def __init__(self, app, dir, modules, metadata):
+        self.app = app
+        self.dir = dir
+        self.modules = frozenset(modules)
+        self.metadata = metadata
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.modules:
+            self.extract()
+        return None
+
+    def find_distributions(self, *args, **kwargs):
+        if self.metadata:
+            self.extract()
+        return iter(())
+
+    def extract(self):
+        global _deferred
+        import _pyferry_runtime
+
+        try:
+            _pyferry_runtime.extract()
+        except RuntimeError as error:
+            # The runtime's one paragraph (a cache it cannot use, a damaged
+            # copy): as if the app had not started.
+            sys.stderr.write(str(error))
+            sys.stderr.flush()
+            raise SystemExit(1) from None
+        _deferred = None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+        # The path finder found nothing in the version's directories while
+        # they did not exist, and remembered it.
+        for entry in list(sys.path_importer_cache):
+            if entry == self.dir or entry.startswith(self.dir + "/"):
+                del sys.path_importer_cache[entry]
+
+
 # Source file name (as the code names it) -> (importer, module name), for
 # the modules imported from the archive.
 _ARCHIVED_SOURCES = {}
@@ -566,6 +625,9 @@ def _teach_linecache(linecache):
         return  # Not the linecache we know: stock behaviour.
 
     def updatecache(filename, module_globals=None):
+        deferred = _deferred
+        if deferred is not None and filename.startswith(deferred.dir + "/"):
+            deferred.extract()  # A standard module's source, not yet written.
         if module_globals is None:
             found = _ARCHIVED_SOURCES.get(filename)
             if found is not None:

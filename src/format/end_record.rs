@@ -190,6 +190,7 @@ mod tests {
             system_cache: Some("/usr/lib/demo/pyferry".to_owned()),
             stdlib: Some("cd".repeat(32)),
             qt_platforms: Vec::new(),
+            extract_on_import: None,
             builder: false,
             hash: "ab".repeat(32),
             pyferry: "0.1.0".to_owned(),

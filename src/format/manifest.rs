@@ -38,6 +38,11 @@ pub struct Manifest {
     /// the runtime checks before Qt would abort (see `QtPlatforms`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub qt_platforms: Vec<QtPlatforms>,
+    /// On a first run, the `extracted` units wait until the app needs them
+    /// (see `ExtractOnImport`); without it, they are extracted before the
+    /// app starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extract_on_import: Option<ExtractOnImport>,
     /// pyferry itself with its kit (`builder::kit`): the builder CLI, and
     /// python for the pip and byte-compiler that pack starts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -59,6 +64,22 @@ pub struct Manifest {
 pub struct QtPlatforms {
     pub modules: Vec<String>,
     pub plugins: BTreeMap<String, Vec<String>>,
+}
+
+/// What makes a first run extract the app's units: importing one of
+/// `modules` (top-level names: the app's extracted packages and modules,
+/// the standard library's extension modules and the packages that read
+/// their own files), reading a source of the extracted standard library
+/// through `linecache` (tracebacks, `inspect`), or, with `metadata`,
+/// looking for installed distributions (`importlib.metadata`), whose
+/// `*.dist-info` directories are extracted. An app that needs none of them
+/// (a hello world) extracts nothing at all. pack writes it only when every
+/// extracted unit is reached that way (a directory of native programs is
+/// not: it is extracted before the app starts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtractOnImport {
+    pub modules: Vec<String>,
+    pub metadata: bool,
 }
 
 /// `module` run like `python -m module`, or `module:function` called like a
@@ -105,6 +126,13 @@ fn is_dotted_name(text: &str) -> bool {
             chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
                 && chars.all(|c| c == '_' || c.is_alphanumeric())
         })
+}
+
+/// A top-level module's name as its file names it: letters, digits and
+/// underscores (an identifier, or a name that only `importlib` imports,
+/// such as mypyc's `85cae5375ceb5d1ca6c6__mypyc`).
+pub fn is_module_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c == '_' || c.is_alphanumeric())
 }
 
 /// App names become file names and message prefixes: keep them tame.
@@ -165,6 +193,15 @@ impl Manifest {
                     return bad("Qt platform plugin", name);
                 }
             }
+        }
+        // Each becomes a string literal of the bootstrap command.
+        if let Some(module) = self
+            .extract_on_import
+            .iter()
+            .flat_map(|lazy| &lazy.modules)
+            .find(|module| !is_module_name(module))
+        {
+            return bad("module that extracts on import", module);
         }
         for unit in &self.extracted {
             if unit.is_empty() || unit.contains(['/', '\\', '\0']) || unit == "." || unit == ".." {

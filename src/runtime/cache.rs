@@ -134,6 +134,70 @@ pub fn ensure_extracted(payload: &Payload) -> Result<Version> {
     Err(unusable(failures))
 }
 
+/// Where a first run stands before it extracts anything.
+pub enum Lookup {
+    /// The version is there (extracted by an earlier run, or by a system
+    /// package), locked against pruning.
+    Ready(Version),
+    /// Not extracted yet: `extract_pending` will extract it into this root,
+    /// at `root/<cache key>`.
+    Pending(PathBuf),
+}
+
+/// The app's version if it is extracted already, else the root that
+/// `ensure_extracted` would extract it into (the first usable one), for a
+/// first run that extracts only when the app needs its files
+/// (`runtime::lazy`).
+pub fn look_up(payload: &Payload) -> Result<Lookup> {
+    if let Some(dir) = system_version(&payload.manifest) {
+        return Ok(Lookup::Ready(Version {
+            dir,
+            _shared_lock: None,
+        }));
+    }
+    let mut failures = Vec::new();
+    for root in candidate_roots() {
+        let real = match prepare_root(&root, Audience::User) {
+            Ok(real) => real,
+            Err(reason) => {
+                failures.push((root, reason));
+                continue;
+            }
+        };
+        if real
+            .join(payload.manifest.cache_key())
+            .join(MARKER)
+            .exists()
+        {
+            return ensure_extracted_in(&real, payload).map(Lookup::Ready);
+        }
+        match is_noexec(&real) {
+            Ok(false) => return Ok(Lookup::Pending(real)),
+            Ok(true) => failures.push((
+                root,
+                "it is on a filesystem mounted `noexec`, where extension modules cannot be \
+                 loaded"
+                    .to_owned(),
+            )),
+            Err(e) => failures.push((root, format!("cannot inspect its filesystem: {e}"))),
+        }
+    }
+    Err(unusable(failures))
+}
+
+/// The app's version in `root` (a root `look_up` chose), extracted first
+/// if needed.
+pub fn ensure_extracted_in(root: &Path, payload: &Payload) -> Result<Version> {
+    match open_version(root, payload, Audience::User) {
+        Ok(version) => {
+            verify_copy(&version.dir, payload)?;
+            Ok(version)
+        }
+        Err(Attempt::Unusable(reason)) => Err(unusable(vec![(root.to_owned(), reason)])),
+        Err(Attempt::Fatal(error)) => Err(error),
+    }
+}
+
 /// Verifies this copy of the executable (`verify`), unless the version
 /// directory says it was verified already.
 fn verify_copy(dir: &Path, payload: &Payload) -> Result<()> {

@@ -392,6 +392,38 @@ unsafe fn table_entry(entry: *mut py::PyObject) -> Option<super::zipimport::Tabl
     }
 }
 
+/// What `_pyferry_runtime.extract()` runs (`runtime::lazy`).
+static EXTRACTOR: OnceLock<fn() -> std::result::Result<(), String>> = OnceLock::new();
+
+/// Sets what `_pyferry_runtime.extract()` runs.
+pub fn on_extract(extract: fn() -> std::result::Result<(), String>) {
+    let _ = EXTRACTOR.set(extract);
+}
+
+/// `_pyferry_runtime.extract()`: extracts the app's units now, on a first
+/// run that deferred it; `RuntimeError` with the message for the user.
+unsafe extern "C" fn extract(
+    _module: *mut py::PyObject,
+    _unused: *mut py::PyObject,
+) -> *mut py::PyObject {
+    let result = EXTRACTOR.get().map_or(Ok(()), |extract| extract());
+    // SAFETY: called by CPython with the GIL held.
+    unsafe {
+        match result {
+            Ok(()) => {
+                let none = py::Py_None();
+                py::Py_INCREF(none);
+                none
+            }
+            Err(message) => {
+                let message = CString::new(message).unwrap_or_default();
+                py::PyErr_SetString(py::PyExc_RuntimeError, message.as_ptr());
+                std::ptr::null_mut()
+            }
+        }
+    }
+}
+
 /// `_pyferry_runtime.decompress_func()`: what zipimport's own
 /// `_get_decompress_func` returns, without importing `zlib`.
 unsafe extern "C" fn decompress_func(
@@ -404,7 +436,15 @@ unsafe extern "C" fn decompress_func(
 
 // CPython keeps pointers to these for the life of the process, and writes
 // to the module definition's base once, when it creates the module.
-static mut RUNTIME_METHODS: [py::PyMethodDef; 4] = [
+static mut RUNTIME_METHODS: [py::PyMethodDef; 5] = [
+    py::PyMethodDef {
+        ml_name: c"extract".as_ptr(),
+        ml_meth: py::PyMethodDefPointer {
+            PyCFunction: extract,
+        },
+        ml_flags: py::METH_NOARGS,
+        ml_doc: std::ptr::null(),
+    },
     py::PyMethodDef {
         ml_name: c"get_data".as_ptr(),
         ml_meth: py::PyMethodDefPointer {
@@ -470,13 +510,42 @@ fn add_runtime_module() -> Result<()> {
 /// `sys.path` holds).
 fn prepare_zipimport(archive: &Path, file: &File, directory: Option<&[u8]>) -> Result<()> {
     let failed = || {
-        // SAFETY: the GIL is held; an exception is set.
-        unsafe { py::PyErr_Clear() };
+        // SAFETY: the GIL is held; the exception, if one is set, is taken
+        // and released here.
+        let why = unsafe {
+            let (mut kind, mut error, mut traceback) = (
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+            py::PyErr_Fetch(&mut kind, &mut error, &mut traceback);
+            py::Py_XDECREF(kind);
+            py::Py_XDECREF(traceback);
+            let text = match error.is_null() {
+                true => std::ptr::null_mut(),
+                false => py::PyObject_Str(error),
+            };
+            let why = match text.is_null() {
+                true => String::from("no reason given"),
+                false => {
+                    let utf8 = py::PyUnicode_AsUTF8(text);
+                    match utf8.is_null() {
+                        true => String::from("no reason given"),
+                        false => CStr::from_ptr(utf8).to_string_lossy().into_owned(),
+                    }
+                }
+            };
+            py::Py_XDECREF(text);
+            py::Py_XDECREF(error);
+            py::PyErr_Clear();
+            why
+        };
         interpreter_error(
             "interpreter initialization",
-            "cannot give zipimport the runtime's inflate and table of contents",
+            &format!("cannot give zipimport the runtime's inflate and table of contents: {why}"),
         )
     };
+    let archive_c = c_string(archive.as_os_str().as_bytes(), "the executable's path")?;
     // SAFETY: the core is initialized and this thread holds the GIL; every
     // new reference is released once, null results are checked first.
     unsafe {
@@ -495,11 +564,7 @@ fn prepare_zipimport(archive: &Path, file: &File, directory: Option<&[u8]>) -> R
         py::Py_XDECREF(function);
         // `_get_data`: the runtime's for its own archive. The statics keep
         // their references for the life of the process.
-        let bytes = archive.as_os_str().as_bytes();
-        let path = py::PyUnicode_DecodeFSDefaultAndSize(
-            bytes.as_ptr().cast(),
-            bytes.len() as py::Py_ssize_t,
-        );
+        let path = py::PyUnicode_DecodeFSDefault(archive_c.as_ptr());
         let stock = py::PyObject_GetAttrString(zipimport, c"_get_data".as_ptr());
         let error = py::PyObject_GetAttrString(zipimport, c"ZipImportError".as_ptr());
         let ours = match runtime.is_null() {
@@ -533,11 +598,9 @@ fn prepare_zipimport(archive: &Path, file: &File, directory: Option<&[u8]>) -> R
         }
         let table = match (directory, archive.to_str()) {
             (Some(directory), Some(text)) => {
-                let bytes = archive.as_os_str().as_bytes();
-                let key = py::PyUnicode_DecodeFSDefaultAndSize(
-                    bytes.as_ptr().cast(),
-                    bytes.len() as py::Py_ssize_t,
-                );
+                // Before the codecs are set up, CPython decodes with the
+                // locale's functions, which need a NUL-terminated string.
+                let key = py::PyUnicode_DecodeFSDefault(archive_c.as_ptr());
                 let expected = py::PyUnicode_FromStringAndSize(
                     text.as_ptr().cast(),
                     text.len() as py::Py_ssize_t,

@@ -26,6 +26,7 @@ pub mod extract;
 )]
 pub mod interpreter;
 pub mod invocation;
+mod lazy;
 pub mod payload;
 #[cfg(pyferry_flavor = "standalone")]
 pub mod stdlib;
@@ -97,10 +98,22 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     }
 
     // Lives (and holds its shared lock) until the process exits: a version
-    // in use is never pruned.
-    let version = match manifest.extracted.is_empty() {
-        true => None,
-        false => Some(cache::ensure_extracted(&payload)?),
+    // in use is never pruned. An app run whose manifest allows it extracts
+    // on a first run only when the app first needs its files (`lazy`).
+    let deferred = invocation == Invocation::App
+        && manifest.extract_on_import.is_some()
+        && stdio_codec_is_pure_python();
+    let (version, pending) = match manifest.extracted.is_empty() {
+        true => (None, None),
+        false if deferred => match cache::look_up(&payload)? {
+            cache::Lookup::Ready(version) => (Some(version), None),
+            cache::Lookup::Pending(root) => {
+                let dir = root.join(manifest.cache_key());
+                lazy::defer(&payload, root)?;
+                (None, Some(dir))
+            }
+        },
+        false => (Some(cache::ensure_extracted(&payload)?), None),
     };
     if let Some(version) = &version {
         phases.done("cache");
@@ -115,7 +128,8 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
             );
         }
     }
-    let mut python = python_location(&payload, version.as_ref().map(|v| v.dir.as_path()))?;
+    let extraction_dir = version.as_ref().map(|v| v.dir.as_path());
+    let mut python = python_location(&payload, extraction_dir.or(pending.as_deref()))?;
     let python_option = |letter| invocation::has_python_option(args, letter);
     if invocation == Invocation::Python && !python_option('E') && !python_option('I') {
         // As in python: PYTHONPATH's directories come before the rest.
@@ -151,7 +165,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
                 "False"
             },
         ),
-        _ => bootstrap_command(&payload, &python, log.as_deref()),
+        _ => bootstrap_command(&payload, &python, log.as_deref(), pending.as_deref()),
     };
     if let Some(bundle) = python.certificate_bundle {
         environment.push(("SSL_CERT_FILE", bundle.to_owned()));
@@ -276,15 +290,34 @@ fn runtime_mismatch(manifest: &Manifest) -> Option<Damage> {
 
 /// The `-c` command: one call into the bootstrap, binding no name in
 /// `__main__`.
-fn bootstrap_command(payload: &Payload, python: &PythonLocation, log: Option<&Path>) -> String {
+fn bootstrap_command(
+    payload: &Payload,
+    python: &PythonLocation,
+    log: Option<&Path>,
+    pending: Option<&Path>,
+) -> String {
     let manifest = &payload.manifest;
     let function = manifest
         .entry
         .function
         .as_deref()
         .map_or_else(|| "None".to_owned(), python_string);
+    // `(dir, (module, ...), metadata)`: what extracts the version on a
+    // first run that deferred it.
+    let deferred = match (pending, &manifest.extract_on_import) {
+        (Some(dir), Some(lazy)) => format!(
+            "({}, ({}), {})",
+            python_string(&dir.to_string_lossy()),
+            lazy.modules
+                .iter()
+                .map(|module| format!("{},", python_string(module)))
+                .collect::<String>(),
+            if lazy.metadata { "True" } else { "False" },
+        ),
+        _ => "None".to_owned(),
+    };
     format!(
-        "__import__({}).main({}, {}, {function}, {}, {}, {}, {})\n",
+        "__import__({}).main({}, {}, {function}, {}, {}, {}, {}, {deferred})\n",
         python_string(BOOTSTRAP_MODULE),
         python_string(&manifest.name),
         python_string(&manifest.entry.module),
@@ -293,6 +326,32 @@ fn bootstrap_command(payload: &Payload, python: &PythonLocation, log: Option<&Pa
         optional_path(python.archived_stdlib.as_deref()),
         qt_platforms_literal(&manifest.qt_platforms),
     )
+}
+
+/// Whether CPython's start can encode stdio without an extension module:
+/// the codecs of CJK encodings (`PYTHONIOENCODING=gbk`, an EUC-JP locale)
+/// are extension modules, which a deferred extraction has not written yet
+/// when CPython opens stdio.
+fn stdio_codec_is_pure_python() -> bool {
+    if std::env::var_os("PYTHONIOENCODING").is_some_and(|value| !value.is_empty()) {
+        return false;
+    }
+    let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    // `ll_CC.codeset@modifier`: C, POSIX and UTF-8 locales, and the
+    // single-byte codesets (`encodings.iso8859_15`...) are Python.
+    let codeset = locale
+        .split_once('.')
+        .map_or("", |(_, rest)| rest.split('@').next().unwrap_or(""));
+    let multibyte = [
+        "euc", "gb", "big5", "sjis", "shift", "jis", "cp9", "johab", "hz", "uhc",
+    ];
+    codeset.is_empty()
+        || codeset.contains("utf")
+        || !multibyte.iter().any(|prefix| codeset.starts_with(prefix))
 }
 
 /// A path as a Python string literal, or `None`.

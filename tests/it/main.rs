@@ -11,6 +11,7 @@ mod compat;
 mod desktop;
 mod distro;
 mod errors;
+mod first_run;
 #[cfg(pyferry_flavor = "standalone")]
 mod gui;
 #[cfg(pyferry_flavor = "standalone")]

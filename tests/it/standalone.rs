@@ -437,3 +437,36 @@ fn sysconfig_describes_the_runtime() {
         "{output}"
     );
 }
+
+/// On a first run that has extracted nothing, a traceback through the
+/// standard library shows its source lines as python's does: linecache,
+/// reading them, extracts the sources (`runtime::lazy`).
+#[test]
+fn a_first_runs_traceback_through_the_standard_library_has_its_lines() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[("__main__.py", "import textwrap\ntextwrap.wrap(5)\n")],
+    );
+    let exe = cx.pack("lines", &[app.to_str().expect("utf-8")]);
+    let packed = cx.run(&exe, &[] as &[&str]);
+    let script = app.join("__main__.py");
+    let python = cx.python(&["-I".as_ref(), "-S".as_ref(), script.as_os_str()]);
+    // Everything but the frames' paths.
+    let lines = |output: &Output| -> Vec<String> {
+        stderr(output)
+            .lines()
+            .filter(|line| !line.starts_with("  File "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(packed.status.code(), python.status.code());
+    assert_eq!(lines(&packed), lines(&python), "{}", describe(&packed));
+    assert!(
+        lines(&packed)
+            .iter()
+            .any(|line| line.contains("text.expandtabs")),
+        "{}",
+        describe(&packed)
+    );
+}

@@ -24,7 +24,8 @@ use crate::error::{Error, Result, io};
 use crate::format::manifest::{self, Manifest};
 use crate::format::units::{Placement, REPORT, UnitReport, extracted_names};
 use crate::format::{
-    BOOTSTRAP_MODULE, BOOTSTRAP_SOURCE, Flavor, PYFERRY_DIR, archive_path, stdlib_unit,
+    BOOTSTRAP_MODULE, BOOTSTRAP_SOURCE, FALLBACK_LIBRARIES, Flavor, PYFERRY_DIR, archive_path,
+    stdlib_unit,
 };
 use archive::{Entry, StdlibParts};
 use needed::NeededLibraries;
@@ -171,6 +172,14 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
         });
     }
     let extracted = extracted_names(&units);
+    #[cfg(pyferry_flavor = "standalone")]
+    let stdlib_modules = match &stdlib {
+        Some(parts) => Some(stdlib::extracted_modules(parts)?),
+        None => None,
+    };
+    #[cfg(pyferry_flavor = "system")]
+    let stdlib_modules = None;
+    let extract_on_import = extract_on_import(&extracted, &entries, stdlib_modules);
     add_units_report(&mut entries, &units, work.path())?;
     if options.builder_kit {
         add_kit_runtime(&mut entries, &runtime, work.path())?;
@@ -191,6 +200,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
             .map(|parts| archive::zip_content_hash(&parts.extracted))
             .transpose()?,
         qt_platforms,
+        extract_on_import,
         builder: options.builder_kit,
         hash: String::new(),
         pyferry: env!("CARGO_PKG_VERSION").to_owned(),
@@ -209,6 +219,55 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
         },
     )?;
     Ok(manifest)
+}
+
+/// `Manifest::extract_on_import`: the top-level modules whose import
+/// extracts the `extracted` units (of `entries`) on a first run, or `None`
+/// when a unit is not reached through an import (a directory of native
+/// programs, Tcl/Tk's scripts: `stdlib` is `Some(None)`), and so is
+/// extracted before the app starts.
+fn extract_on_import(
+    extracted: &[String],
+    entries: &BTreeMap<String, Entry>,
+    stdlib: Option<Option<std::collections::BTreeSet<String>>>,
+) -> Option<manifest::ExtractOnImport> {
+    let is_module_file = |name: &str| {
+        [".py", ".pyc", ".so"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+    };
+    let mut modules = std::collections::BTreeSet::new();
+    let mut metadata = false;
+    for unit in extracted {
+        if unit == stdlib_unit::UNIT {
+            modules.extend(stdlib.clone().flatten()?);
+            continue;
+        }
+        if unit == FALLBACK_LIBRARIES || unit == "__pycache__" {
+            continue;
+        }
+        if unit.ends_with(".dist-info") {
+            metadata = true;
+            continue;
+        }
+        let is_package = entries
+            .keys()
+            .any(|name| name.starts_with(&format!("{unit}/")) && is_module_file(name));
+        let module = match entries.contains_key(unit) {
+            true => unit.split('.').next().filter(|_| is_module_file(unit)),
+            false => Some(unit.as_str()).filter(|_| is_package),
+        }?;
+        // Not always an identifier: mypyc's shared modules are named
+        // `85cae5375ceb5d1ca6c6__mypyc`, and imported by that name.
+        if !manifest::is_module_name(module) {
+            return None;
+        }
+        modules.insert(module.to_owned());
+    }
+    Some(manifest::ExtractOnImport {
+        modules: modules.into_iter().collect(),
+        metadata,
+    })
 }
 
 /// The standard library unit for an app that imports `imported` of the

@@ -290,6 +290,46 @@ fn split(unit: &Path, work_dir: &Path) -> Result<StdlibParts> {
     Ok(parts)
 }
 
+/// The top-level modules of the extracted part (`StdlibParts::extracted`)
+/// that an app imports: the extension modules, and the packages that read
+/// their own files (extracted whole, with their pycs). `None` when the part
+/// carries Tcl/Tk, whose script libraries the runtime points
+/// `TCL_LIBRARY` at before the app starts.
+pub fn extracted_modules(parts: &StdlibParts) -> Result<Option<BTreeSet<String>>> {
+    let file = fs::File::open(&parts.extracted).map_err(io("read", &parts.extracted))?;
+    let zip = zip::ZipArchive::new(file).map_err(|e| Error::Io {
+        op: "read",
+        path: parts.extracted.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    let unit = format!("{}/", stdlib_unit::UNIT);
+    let stdlib = format!("{unit}{}/", stdlib_unit::stdlib_dir());
+    let dynload = format!("{unit}{}/", stdlib_unit::dynload_dir());
+    let tcl_tk = format!("{unit}{}", stdlib_unit::TCL_LIBRARY_DIR);
+    let mut modules = BTreeSet::new();
+    for name in zip.file_names() {
+        let name = name.map_err(|e| Error::Io {
+            op: "read",
+            path: parts.extracted.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        if name.starts_with(&tcl_tk) {
+            return Ok(None);
+        }
+        if let Some(file) = name.strip_prefix(&dynload) {
+            modules.extend(file.split('.').next().map(str::to_owned));
+        } else if let Some((top, _)) = name
+            .strip_prefix(&stdlib)
+            .filter(|_| name.ends_with(".pyc"))
+            .and_then(|rest| rest.split_once('/'))
+            .filter(|(top, _)| *top != "__pycache__")
+        {
+            modules.insert(top.to_owned());
+        }
+    }
+    Ok(Some(modules))
+}
+
 /// Documentation beside the modules, which no code reads: it does not make
 /// its package one that reads its own files.
 fn is_documentation(file: &str) -> bool {

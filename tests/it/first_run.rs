@@ -1,0 +1,157 @@
+//! A first run extracts only when the app needs its files (`runtime::lazy`):
+//! nothing for an app that never does, everything at the first import that
+//! does. Each app is compared with python or its venv.
+
+use crate::context::{
+    TestContext, describe, stderr, success, venv_output, version_dirs, wheel_dir,
+};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+/// An app of pure modules, its own and the standard library's, runs from
+/// the archive alone: nothing is extracted, on its first run or later.
+/// (Most of the standard library's C accelerators are extension modules of
+/// their own in this CPython, `_heapq` for `collections`: an app that
+/// imports one extracts.)
+#[test]
+fn an_app_that_needs_no_files_extracts_nothing() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            (
+                "__main__.py",
+                "import helper, textwrap\n\
+                 print(helper.greet(), textwrap.shorten('a b c d', 5))\n",
+            ),
+            ("helper.py", "def greet():\n    return 'hi'\n"),
+        ],
+    );
+    let exe = cx.pack("hello", &[app.to_str().expect("utf-8")]);
+    let python = success(&cx.python(&[
+        "-E".as_ref(),
+        "-s".as_ref(),
+        "-S".as_ref(),
+        app.join("__main__.py").as_os_str(),
+    ]));
+    for _ in 0..2 {
+        assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
+    }
+    assert_eq!(version_dirs(&cx.cache_dir()), Vec::<String>::new());
+}
+
+/// A package that reads a file beside its module is extracted (with the
+/// rest of what the app extracts) when it is first imported, not before.
+#[test]
+fn the_first_import_that_needs_files_extracts_them() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            (
+                "__main__.py",
+                "import sys\nprint('before', file=sys.stderr)\n\
+                 import data_pkg\nprint(data_pkg.TEXT)\n",
+            ),
+            (
+                "data_pkg/__init__.py",
+                "import os\n\
+                 with open(os.path.join(os.path.dirname(__file__), 'data.txt')) as f:\n    \
+                 TEXT = f.read().strip()\n",
+            ),
+            ("data_pkg/data.txt", "read from a file beside the module\n"),
+        ],
+    );
+    let exe = cx.pack("data", &[app.to_str().expect("utf-8")]);
+    let python = success(&cx.python(&[
+        "-E".as_ref(),
+        "-s".as_ref(),
+        "-S".as_ref(),
+        app.join("__main__.py").as_os_str(),
+    ]));
+    let first = cx
+        .command(&exe)
+        .env("PYFERRY_DEBUG", "1")
+        .output()
+        .expect("run");
+    assert_eq!(success(&first), python);
+    // Extracted after the app started, at the import.
+    let text = stderr(&first);
+    let (before, extracted) = (text.find("before\n"), text.find("extracted "));
+    assert!(
+        before.zip(extracted).is_some_and(|(b, e)| b < e),
+        "{}",
+        describe(&first)
+    );
+    assert_eq!(version_dirs(&cx.cache_dir()).len(), 1);
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
+}
+
+/// `importlib.metadata` finds the app's distributions on a first run: the
+/// look for them extracts their `*.dist-info` directories.
+#[test]
+fn distribution_metadata_is_there_on_a_first_run() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[(
+            "__main__.py",
+            "import importlib.metadata as metadata\n\
+             print(metadata.version('typing_extensions'))\n\
+             print(sorted(p.name for p in metadata.files('typing_extensions') if p.suffix == '.py'))\n",
+        )],
+    );
+    let expected = venv_output(&cx, &app.join("__main__.py"));
+    let exe = cx.pack(
+        "metadata",
+        &[
+            app.to_str().expect("utf-8"),
+            "typing_extensions",
+            "--",
+            "--no-index",
+            "--find-links",
+            wheel_dir().to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), expected);
+}
+
+/// A damaged copy that extracts nothing is never verified as a whole: the
+/// module read from its damaged entry fails against the entry's CRC-32,
+/// with a message that says what to do, instead of running corrupt bytecode.
+#[test]
+fn a_damaged_module_fails_its_checksum_instead_of_running() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", "import helper\nhelper.greet()\n"),
+            (
+                "helper.py",
+                "def greet():\n    print('greetings from an intact module')\n",
+            ),
+        ],
+    );
+    let exe = cx.pack("intact", &[app.to_str().expect("utf-8")]);
+    // The bytecode is stored in the archive: its string constant is there
+    // as it is (the source beside it is deflated).
+    let mut bytes = fs::read(&exe).expect("read");
+    let marker = b"greetings from an intact module";
+    let found: Vec<usize> = (0..bytes.len() - marker.len())
+        .filter(|&at| bytes[at..].starts_with(marker))
+        .collect();
+    assert_eq!(found.len(), 1, "the constant once, in the stored bytecode");
+    bytes[found[0] + 3] ^= 0x20;
+    let damaged = cx.path().join("damaged");
+    fs::write(&damaged, &bytes).expect("write");
+    fs::set_permissions(&damaged, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let output = cx.run(&damaged, &[] as &[&str]);
+    assert!(!output.status.success(), "{}", describe(&output));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("greetings"));
+    assert!(
+        stderr(&output).contains("this copy of the app is damaged: `")
+            && stderr(&output).contains("helper.pyc"),
+        "{}",
+        describe(&output)
+    );
+}
