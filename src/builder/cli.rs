@@ -113,6 +113,13 @@ struct PackArgs {
     /// pydoc_data, nis, include (CPython's C headers) (repeatable).
     #[arg(long, value_name = "PART")]
     keep_stdlib: Vec<String>,
+    /// `minimal`: carry only the standard library the app's code can reach
+    /// (its imports, and theirs, lazy ones included; `--keep-stdlib NAME`
+    /// keeps a module no line names). Smaller, but a module imported by a
+    /// computed name is missing at run time: `pyferry inspect` lists what
+    /// was left out. Default: `full`.
+    #[arg(long, value_name = "WHICH", value_parser = ["full", "minimal"])]
+    stdlib: Option<String>,
     /// Where a system package pre-extracts the app at install time (with
     /// `APP --extract-only --target DIR`); used instead of a per-user cache
     /// when it holds this version and only root can have written it.
@@ -229,6 +236,17 @@ fn pack_options(args: PackArgs) -> Result<(PackOptions, Option<DesktopOptions>, 
         verbose: args.verbose,
         keep_sources: !(args.no_sources || table.no_sources == Some(true)),
         keep_stdlib: or_table(args.keep_stdlib, &table.keep_stdlib),
+        minimal_stdlib: match args.stdlib.as_deref().or(table.stdlib.as_deref()) {
+            None | Some("full") => false,
+            Some("minimal") => true,
+            Some(other) => {
+                return Err(Error::Usage {
+                    usage: format!(
+                        "`stdlib = {other:?}` in [tool.pyferry]: it is \"full\" or \"minimal\""
+                    ),
+                });
+            }
+        },
         system_cache: args.system_cache.or_else(|| table.system_cache.clone()),
         extract: or_table(args.extract, &table.extract),
         no_extract: or_table(args.no_extract, &table.no_extract),

@@ -2,8 +2,8 @@
 //! the very types the runtime uses.
 
 use crate::error::{Error, Result};
-use crate::format::manifest::QtPlatforms;
-use crate::format::units::{Placement, REPORT, UnitReport};
+use crate::format::manifest::{ExtractOnImport, QtPlatforms};
+use crate::format::units::{LEFT_OUT, Placement, REPORT, UnitReport};
 use crate::format::{Damage, Flavor, elf};
 use crate::runtime::{extract, payload};
 use serde::Serialize;
@@ -36,6 +36,11 @@ pub struct Report {
     pub system_cache: Option<String>,
     /// Qt's platform plugins and what each needs from the user's desktop.
     pub qt_platforms: Vec<QtPlatforms>,
+    /// When a first run extracts: at the first import of one of these
+    /// (`Manifest::extract_on_import`), or, if `None`, before the app starts.
+    pub extract_on_import: Option<ExtractOnImport>,
+    /// The standard library's modules `--stdlib minimal` left out.
+    pub stdlib_left_out: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,6 +84,20 @@ pub fn inspect(path: &Path) -> Result<Report> {
         Err(zip::result::ZipError::FileNotFound) => Vec::new(),
         Err(e) => return Err(corrupt(e)),
     };
+    let stdlib_left_out = match zip.by_name(LEFT_OUT) {
+        Ok(mut entry) => {
+            let mut json = Vec::new();
+            entry
+                .read_to_end(&mut json)
+                .map_err(|e| corrupt(e.into()))?;
+            serde_json::from_slice(&json).map_err(|e| Error::PayloadCorrupt {
+                exe: path.to_owned(),
+                reason: Damage::Unreadable(format!("`{LEFT_OUT}` is unreadable: {e}")),
+            })?
+        }
+        Err(zip::result::ZipError::FileNotFound) => Vec::new(),
+        Err(e) => return Err(corrupt(e)),
+    };
     let native =
         extract::open_native(&payload.file, None).map_err(|reason| Error::PayloadCorrupt {
             exe: path.to_owned(),
@@ -115,6 +134,8 @@ pub fn inspect(path: &Path) -> Result<Report> {
         runtime_runpath: dynamic.runpath,
         system_cache: manifest.system_cache.clone(),
         qt_platforms: manifest.qt_platforms.clone(),
+        extract_on_import: manifest.extract_on_import.clone(),
+        stdlib_left_out,
     })
 }
 
@@ -156,6 +177,38 @@ impl Report {
                 self.extracted_units.join(", ")
             },
         );
+        if !self.extracted_units.is_empty() {
+            text.push_str(&match &self.extract_on_import {
+                Some(lazy) => {
+                    let shown: Vec<&str> =
+                        lazy.modules.iter().take(8).map(String::as_str).collect();
+                    let more = lazy.modules.len().saturating_sub(shown.len());
+                    format!(
+                        "first run:     extracts when the app first imports {}{}{}, or reads a \
+                         standard library source\n",
+                        shown.join(", "),
+                        if more > 0 {
+                            format!(" (and {more} more)")
+                        } else {
+                            String::new()
+                        },
+                        if lazy.metadata {
+                            ", or looks for distributions"
+                        } else {
+                            ""
+                        },
+                    )
+                }
+                None => "first run:     extracts before the app starts\n".to_owned(),
+            });
+        }
+        if !self.stdlib_left_out.is_empty() {
+            text.push_str(&format!(
+                "standard library: minimal, {} modules left out: {}\n",
+                self.stdlib_left_out.len(),
+                self.stdlib_left_out.join(", ")
+            ));
+        }
         for qt in &self.qt_platforms {
             let binding = qt.modules.first().map_or("", |module| {
                 module

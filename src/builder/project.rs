@@ -38,6 +38,8 @@ pub struct ToolTable {
     pub pip_args: Vec<String>,
     #[serde(default)]
     pub keep_stdlib: Vec<String>,
+    /// `"full"` or `"minimal"` (`--stdlib`).
+    pub stdlib: Option<String>,
     #[serde(default)]
     pub extract: Vec<String>,
     #[serde(default)]
@@ -60,6 +62,7 @@ const KEYS: &[&str] = &[
     "requirement-files",
     "pip-args",
     "keep-stdlib",
+    "stdlib",
     "extract",
     "no-extract",
     "no-sources",

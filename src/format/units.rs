@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 /// The report's entry in the archive.
 pub const REPORT: &str = ".pyferry/units.json";
 
+/// The standard library's top-level modules that `--stdlib minimal` left
+/// out (a JSON list), for `inspect`.
+pub const LEFT_OUT: &str = ".pyferry/stdlib-left-out.json";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitReport {
     /// A top-level package, module or directory of the archive.

@@ -2,7 +2,7 @@
 //! (Compiled for that flavor only: the system flavor needs the distro's
 //! Python by design.)
 
-use crate::context::{TestContext, describe, stderr, success};
+use crate::context::{TestContext, describe, output_of, stderr, success};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -469,4 +469,63 @@ fn a_first_runs_traceback_through_the_standard_library_has_its_lines() {
         "{}",
         describe(&packed)
     );
+}
+
+/// `--stdlib minimal` keeps what the app's code reaches, the modules its
+/// imports import lazily included (`urllib.request` takes `ssl` in a `try`,
+/// and goes without HTTPS if it is missing): each app runs as under python,
+/// and `inspect` lists what was left out.
+#[test]
+fn a_minimal_standard_library_runs_apps_as_python_does() {
+    let cx = TestContext::new();
+    let apps = [
+        ("hello", "print('hello')\n"),
+        (
+            "https",
+            "import urllib.request\n\
+             print(hasattr(urllib.request, 'HTTPSHandler'))\n\
+             context = urllib.request.ssl.create_default_context()\n\
+             print(context.verify_mode, context.check_hostname)\n",
+        ),
+        (
+            "batteries",
+            "import asyncio, multiprocessing, sqlite3\n\
+             def square(n):\n    return n * n\n\
+             async def answer():\n    await asyncio.sleep(0)\n    return 42\n\
+             if __name__ == '__main__':\n    \
+             print(sqlite3.connect(':memory:').execute('select 6 * 7').fetchone())\n    \
+             print(asyncio.run(answer()))\n    \
+             with multiprocessing.get_context('spawn').Pool(2) as pool:\n        \
+             print(pool.map(square, range(4)))\n",
+        ),
+    ];
+    for (name, source) in apps {
+        let app = cx.write_tree(name, &[("__main__.py", source)]);
+        let script = app.join("__main__.py");
+        let python = success(&cx.python(&[
+            "-E".as_ref(),
+            "-s".as_ref(),
+            "-S".as_ref(),
+            script.as_os_str(),
+        ]));
+        let exe = cx.pack(
+            &format!("{name}-minimal"),
+            &["--stdlib", "minimal", app.to_str().expect("utf-8")],
+        );
+        assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python, "{name}");
+        let inspected = success(&output_of(
+            cx.command(crate::context::pyferry())
+                .arg("inspect")
+                .arg(&exe),
+        ));
+        let left_out = inspected
+            .lines()
+            .find(|line| line.starts_with("standard library: minimal"))
+            .unwrap_or_else(|| panic!("{inspected}"));
+        // None of these apps reaches curses.
+        assert!(left_out.contains(" curses,"), "{left_out}");
+        if name == "hello" {
+            assert!(left_out.contains(" sqlite3,"), "{left_out}");
+        }
+    }
 }

@@ -53,6 +53,9 @@ pub struct PackOptions {
     /// Parts of the standard library to keep that are left out by default
     /// (standalone flavor).
     pub keep_stdlib: Vec<String>,
+    /// `--stdlib minimal`: only the standard library the app's code can
+    /// reach (`stdlib::cut_to_reach`).
+    pub minimal_stdlib: bool,
     /// Where a system package pre-extracts the app (absolute).
     pub system_cache: Option<PathBuf>,
     /// Units to extract, or to import from the archive, whatever pack
@@ -125,7 +128,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
     };
     #[cfg(pyferry_flavor = "standalone")]
     let (app, stdlib) = std::thread::scope(|scope| {
-        let stdlib = scope.spawn(|| stdlib::prepare(&gathering, &options.keep_stdlib));
+        let stdlib = scope.spawn(|| stdlib::prepare(&gathering, &kept_parts(options)));
         let app = gather_app(options, &python, &inputs, work.path(), &progress, kit);
         let stdlib = stdlib.join().unwrap_or_else(|_| {
             Err(Error::Pack {
@@ -136,10 +139,10 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
     });
     #[cfg(pyferry_flavor = "system")]
     let (app, stdlib): (Result<_>, Result<Option<StdlibParts>>) = {
-        if !options.keep_stdlib.is_empty() {
+        if !options.keep_stdlib.is_empty() || options.minimal_stdlib {
             return Err(Error::Usage {
-                usage: "--keep-stdlib is for the standalone flavor: a system-flavor app uses \
-                        the machine's whole standard library"
+                usage: "--keep-stdlib and --stdlib are for the standalone flavor: a \
+                        system-flavor app uses the machine's whole standard library"
                     .to_owned(),
             });
         }
@@ -151,6 +154,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
         mut units,
         mut entries,
         imported,
+        mut reached,
         qt_platforms,
     } = app?;
     #[cfg(pyferry_flavor = "standalone")]
@@ -160,9 +164,20 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
         )?),
         None => None,
     };
+    #[cfg(pyferry_flavor = "standalone")]
+    let stdlib = match stdlib {
+        Some(parts) if options.minimal_stdlib => {
+            reached.extend(entry.module.split('.').next().map(str::to_owned));
+            reached.extend(options.keep_stdlib.iter().cloned());
+            let (cut, left_out) = stdlib::cut_to_reach(&parts, &reached, work.path())?;
+            add_left_out_report(&mut entries, &left_out, work.path())?;
+            Some(cut)
+        }
+        other => other,
+    };
     #[cfg(pyferry_flavor = "system")]
     let stdlib = {
-        let _ = imported;
+        let _ = (imported, &mut reached);
         stdlib?
     };
     if stdlib.is_some() {
@@ -270,6 +285,21 @@ fn extract_on_import(
     })
 }
 
+/// The parts left out by default that `--keep-stdlib` keeps. With
+/// `--stdlib minimal`, it may also name any other module to keep (one that
+/// no line names), which the cut takes instead.
+#[cfg(pyferry_flavor = "standalone")]
+fn kept_parts(options: &PackOptions) -> Vec<String> {
+    options
+        .keep_stdlib
+        .iter()
+        .filter(|name| {
+            !options.minimal_stdlib || stdlib::EXCLUDED_BY_DEFAULT.contains(&name.as_str())
+        })
+        .cloned()
+        .collect()
+}
+
 /// The standard library unit for an app that imports `imported` of the
 /// parts left out by default: tkinter travels when the app imports it (the
 /// GUI apps people double-click), gathered again with it; for the others,
@@ -284,7 +314,8 @@ fn stdlib_for_the_app(
     let left_out = imported
         .iter()
         .filter(|part| !options.keep_stdlib.iter().any(|kept| kept == *part));
-    let mut keep = options.keep_stdlib.clone();
+    let asked = kept_parts(options);
+    let mut keep = asked.clone();
     for part in left_out {
         if *part == "tkinter" {
             keep.push((*part).to_owned());
@@ -295,7 +326,7 @@ fn stdlib_for_the_app(
             );
         }
     }
-    if keep.len() == options.keep_stdlib.len() {
+    if keep.len() == asked.len() {
         return Ok(gathered);
     }
     crate::debug::note("the app imports tkinter: the standard library is gathered with it");
@@ -310,6 +341,9 @@ struct GatheredApp {
     entries: BTreeMap<String, Entry>,
     /// Parts of the standard library left out by default that it imports.
     imported: std::collections::BTreeSet<&'static str>,
+    /// Every top-level module its code names (`stdlib::names_reached`),
+    /// with `--stdlib minimal`.
+    reached: std::collections::BTreeSet<String>,
     qt_platforms: Vec<manifest::QtPlatforms>,
 }
 
@@ -361,6 +395,13 @@ fn gather_app(
     let imported = stdlib::parts_imported(&tree)?;
     #[cfg(pyferry_flavor = "system")]
     let imported = std::collections::BTreeSet::new();
+    #[cfg(pyferry_flavor = "standalone")]
+    let reached = match options.minimal_stdlib {
+        true => stdlib::names_reached(&tree)?,
+        false => std::collections::BTreeSet::new(),
+    };
+    #[cfg(pyferry_flavor = "system")]
+    let reached = std::collections::BTreeSet::new();
     let entry = entry::resolve(
         options.entry.as_deref(),
         options.console_script.as_deref(),
@@ -388,6 +429,7 @@ fn gather_app(
         units,
         entries,
         imported,
+        reached,
         qt_platforms,
     })
 }
@@ -461,6 +503,29 @@ fn add_scripts(tree: &mut Tree, scripts: &[PathBuf]) -> Result<Option<String>> {
         [module] => Some(module.clone()),
         _ => None,
     })
+}
+
+/// Adds the list of the standard library's top-level modules that
+/// `--stdlib minimal` left out (`format::units::LEFT_OUT`), for `inspect`.
+#[cfg(pyferry_flavor = "standalone")]
+fn add_left_out_report(
+    entries: &mut BTreeMap<String, Entry>,
+    left_out: &[String],
+    work_dir: &Path,
+) -> Result<()> {
+    let path = work_dir.join("stdlib-left-out.json");
+    let json = serde_json::to_vec_pretty(left_out).map_err(|e| Error::Pack {
+        reason: format!("cannot write the list of left-out modules: {e}").into(),
+    })?;
+    std::fs::write(&path, json).map_err(io("write", &path))?;
+    entries.insert(
+        crate::format::units::LEFT_OUT.to_owned(),
+        Entry::File(SourceFile {
+            path,
+            executable: false,
+        }),
+    );
+    Ok(())
 }
 
 /// Adds the report of where each unit goes (`format::units::REPORT`), for

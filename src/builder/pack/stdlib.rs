@@ -114,6 +114,142 @@ pub fn parts_imported(tree: &Tree) -> Result<BTreeSet<&'static str>> {
     Ok(parts)
 }
 
+/// Every module the app's code names: in `import` and `from` lines of
+/// its sources (anywhere, lazy imports in functions included), and, for
+/// its native code, among the strings of its shared objects (an extension
+/// module imports by name, `PyImport_ImportModule("pickle")`). Dotted
+/// (`xml.etree.ElementTree`), and with each name a `from` line imports
+/// (which may be a submodule). What `--stdlib minimal` starts from.
+pub fn names_reached(tree: &Tree) -> Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    for (name, file) in &tree.files {
+        if name.ends_with(".py") {
+            let source = fs::read(&file.path).map_err(io("read", &file.path))?;
+            names.extend(module_imports(
+                &String::from_utf8_lossy(&source),
+                None,
+                false,
+            ));
+        } else if name.ends_with(".so") || name.contains(".so.") {
+            let image = fs::read(&file.path).map_err(io("read", &file.path))?;
+            names.extend(strings_of(&image));
+        }
+    }
+    Ok(names)
+}
+
+/// The printable runs of a binary that could name a module.
+fn strings_of(image: &[u8]) -> impl Iterator<Item = String> + '_ {
+    image
+        .split(|&b| b == 0)
+        .filter(|run| (2..80).contains(&run.len()))
+        .filter_map(|run| std::str::from_utf8(run).ok())
+        .filter(|text| {
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        })
+        .map(str::to_owned)
+}
+
+/// The modules that the `import` and `from` lines of `source` name, by
+/// their full dotted names: `module` (dotted, `is_package` when it is a
+/// package's `__init__`) resolves relative imports; a `from` line also
+/// names `base.NAME` for each name it imports (a submodule, if one exists
+/// by that name). Lines of code that run only when the module runs as a
+/// script are skipped: its `if __name__ == "__main__":` block, and the
+/// functions that block calls by convention, its command line's `main` and
+/// its self-test (`ast.main` imports argparse, `pickle._test` doctest, and
+/// through it pdb and pydoc); a packed app imports the standard library's
+/// modules, it does not run them as scripts.
+fn module_imports(source: &str, module: Option<&str>, is_package: bool) -> Vec<String> {
+    let package: Vec<&str> = match module {
+        Some(module) => {
+            let mut parts: Vec<&str> = module.split('.').collect();
+            if !is_package {
+                parts.pop();
+            }
+            parts
+        }
+        None => Vec::new(),
+    };
+    let identifier = |text: &str| -> String {
+        let text = text.trim_start();
+        let end = text
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(text.len());
+        text[..end].trim_end_matches('.').to_owned()
+    };
+    let mut names = Vec::new();
+    let mut skipping: Option<usize> = None;
+    let mut lines = source.lines();
+    while let Some(line) = lines.next() {
+        let code = line.trim_start();
+        let indent = line.len() - code.len();
+        if code.is_empty() || code.starts_with('#') {
+            continue;
+        }
+        if let Some(block) = skipping {
+            if indent > block {
+                continue;
+            }
+            skipping = None;
+        }
+        let script_only = code.starts_with("if __name__ == \"__main__\"")
+            || code.starts_with("if __name__ == '__main__'")
+            || (indent == 0
+                && ["def _test(", "def test(", "def main(", "def _main("]
+                    .iter()
+                    .any(|start| code.starts_with(start)));
+        if script_only {
+            skipping = Some(indent);
+            continue;
+        }
+        if let Some(rest) = code.strip_prefix("import ") {
+            names.extend(
+                rest.split(',')
+                    .map(identifier)
+                    .filter(|name| !name.is_empty()),
+            );
+        } else if let Some(rest) = code.strip_prefix("from ") {
+            let Some((base, imported)) = rest.split_once(" import ") else {
+                continue;
+            };
+            let base = base.trim();
+            let dots = base.len() - base.trim_start_matches('.').len();
+            let base = match dots {
+                0 => base.to_owned(),
+                _ => {
+                    let keep = package.len().saturating_sub(dots - 1);
+                    let mut parts: Vec<&str> = package[..keep].to_vec();
+                    parts.extend(base[dots..].split('.').filter(|part| !part.is_empty()));
+                    parts.join(".")
+                }
+            };
+            if base.is_empty() {
+                continue;
+            }
+            // `from pkg import (a,\n    b)`: the names go on to the `)`.
+            let mut imported = imported.to_owned();
+            if imported.trim_start().starts_with('(') {
+                while !imported.contains(')') {
+                    match lines.next() {
+                        Some(next) => imported.push_str(next),
+                        None => break,
+                    }
+                }
+            }
+            let imported = imported.replace(['(', ')'], " ");
+            for name in imported.split(',').map(identifier) {
+                if !name.is_empty() && name != "*" {
+                    names.push(format!("{base}.{name}"));
+                }
+            }
+            names.push(base);
+        }
+    }
+    names
+}
+
 /// The top-level modules named by the `import` and `from` statements that
 /// start a line.
 fn imported_modules(source: &str) -> impl Iterator<Item = &str> {
@@ -328,6 +464,185 @@ pub fn extracted_modules(parts: &StdlibParts) -> Result<Option<BTreeSet<String>>
         }
     }
     Ok(Some(modules))
+}
+
+/// `--stdlib minimal`: the standard library's parts cut to the modules
+/// that `roots` (what the app names, `names_reached`) reach, and all that
+/// those name in turn: every `import` line of their sources (lazy imports
+/// in functions too, but not their script-only code: `module_imports`),
+/// the strings of their extension modules, the packages above them, and
+/// the libraries their extension modules load. `encodings` stays whole (its
+/// codecs are imported by computed names). When in doubt, a module stays:
+/// the cut is what no line of code names. Returns the cut parts (written to
+/// `work_dir`) and the modules left out.
+pub fn cut_to_reach(
+    parts: &StdlibParts,
+    roots: &BTreeSet<String>,
+    work_dir: &Path,
+) -> Result<(StdlibParts, Vec<String>)> {
+    let prefix = format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::stdlib_dir());
+    let dynload = format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::dynload_dir());
+    let libraries = format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::LIBRARY_DIR);
+    // What a standard library entry belongs to: a module (dotted), or the
+    // package whose directory holds a data file; `None` for what stays
+    // whatever is cut (sysconfig's files, the headers, the libraries).
+    let owner = |name: &str| -> Option<(String, bool)> {
+        if let Some(file) = name.strip_prefix(&dynload) {
+            return file
+                .split('.')
+                .next()
+                .map(|module| (module.to_owned(), false));
+        }
+        let rest = name.strip_prefix(&prefix)?;
+        let top = rest.split('/').next().unwrap_or(rest);
+        if ["lib-dynload", "site-packages"].contains(&top) || top.starts_with("config-") {
+            return None;
+        }
+        let (dir, file) = rest.rsplit_once('/').unwrap_or(("", rest));
+        let dir = dir
+            .strip_suffix("/__pycache__")
+            .or_else(|| dir.strip_suffix("__pycache__"))
+            .unwrap_or(dir);
+        let package = dir.replace('/', ".");
+        let stem = file
+            .strip_suffix(".py")
+            .or_else(|| file.strip_suffix(".pyc"))
+            .map(|stem| stem.split('.').next().unwrap_or(stem));
+        let join = |last: &str| match package.is_empty() {
+            true => last.to_owned(),
+            false => format!("{package}.{last}"),
+        };
+        match stem {
+            Some("__init__") => Some((package.clone(), true)),
+            Some(stem) => Some((join(stem), false)),
+            // A data file: its package's, if it is in one.
+            None if !package.is_empty() => Some((package.clone(), true)),
+            None => None,
+        }
+    };
+    let mut imports: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut needed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for path in [&parts.archived, &parts.extracted] {
+        let mut zip = open_zip(path)?;
+        for index in 0..zip.len() {
+            let mut entry = zip.by_index(index).map_err(zip_read_error(path))?;
+            let name = entry.name().map_err(zip_read_error(path))?.into_owned();
+            let Some((module, is_package)) = owner(&name)
+                .or_else(|| name.starts_with(&libraries).then(|| (String::new(), false)))
+            else {
+                continue;
+            };
+            let is_source = name.ends_with(".py");
+            let is_native = name.ends_with(".so") || name.contains(".so.");
+            let mut found = Vec::new();
+            if is_source || is_native {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(io("read", path))?;
+                if is_native {
+                    let dependencies = elf::Image::parse(&bytes)
+                        .map(|image| image.dynamic(&bytes).needed)
+                        .unwrap_or_default();
+                    let file = name.rsplit('/').next().unwrap_or(&name).to_owned();
+                    needed.insert(file, dependencies);
+                    found.extend(strings_of(&bytes));
+                } else {
+                    let text = String::from_utf8_lossy(&bytes);
+                    found = module_imports(&text, Some(&module), is_package);
+                }
+            }
+            if !module.is_empty() {
+                imports.entry(module).or_default().extend(found);
+            }
+        }
+    }
+    let mut pending: Vec<String> = ["traceback".to_owned()]
+        .into_iter()
+        .chain(
+            imports
+                .keys()
+                .filter(|m| *m == "encodings" || m.starts_with("encodings."))
+                .cloned(),
+        )
+        .chain(roots.iter().cloned())
+        .collect();
+    let mut kept = BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !imports.contains_key(&name) || !kept.insert(name.clone()) {
+            continue;
+        }
+        pending.extend(imports.get(&name).into_iter().flatten().cloned());
+        // Importing a submodule runs the packages above it.
+        let mut parent = name.as_str();
+        while let Some((above, _)) = parent.rsplit_once('.') {
+            pending.push(above.to_owned());
+            parent = above;
+        }
+        // `sysconfig` imports its build data by a computed name.
+        if name == "sysconfig" {
+            pending.extend(
+                imports
+                    .keys()
+                    .filter(|m| m.starts_with("_sysconfigdata"))
+                    .cloned(),
+            );
+        }
+    }
+    // The libraries the kept extension modules load, and theirs.
+    let mut libraries_kept = BTreeSet::new();
+    let mut pending: Vec<String> = needed
+        .iter()
+        .filter(|(file, _)| file.split('.').next().is_some_and(|m| kept.contains(m)))
+        .flat_map(|(_, dependencies)| dependencies.clone())
+        .collect();
+    while let Some(library) = pending.pop() {
+        if libraries_kept.insert(library.clone()) {
+            pending.extend(needed.get(&library).into_iter().flatten().cloned());
+        }
+    }
+    let wanted = |name: &str| match owner(name) {
+        Some((module, _)) => kept.contains(&module),
+        None => name
+            .strip_prefix(&libraries)
+            .is_none_or(|library| libraries_kept.contains(library)),
+    };
+    let cut = StdlibParts {
+        archived: work_dir.join("stdlib-archived-minimal.zip"),
+        extracted: work_dir.join("stdlib-extracted-minimal.zip"),
+    };
+    for (from, to) in [
+        (&parts.archived, &cut.archived),
+        (&parts.extracted, &cut.extracted),
+    ] {
+        let mut zip = open_zip(from)?;
+        let mut copy = archive::ZipCopy::create(to)?;
+        for index in 0..zip.len() {
+            let entry = zip.by_index_raw(index).map_err(zip_read_error(from))?;
+            let name = entry.name().map_err(zip_read_error(from))?.into_owned();
+            if wanted(&name) {
+                copy.copy(entry, &name)?;
+            }
+        }
+        copy.finish()?;
+    }
+    parts.remove()?;
+    let left_out = imports
+        .into_keys()
+        .filter(|module| !kept.contains(module))
+        .collect();
+    Ok((cut, left_out))
+}
+
+fn open_zip(path: &Path) -> Result<zip::ZipArchive<fs::File>> {
+    let file = fs::File::open(path).map_err(io("read", path))?;
+    zip::ZipArchive::new(file).map_err(zip_read_error(path))
+}
+
+fn zip_read_error(path: &Path) -> impl Fn(zip::result::ZipError) -> Error + '_ {
+    move |e| Error::Io {
+        op: "read",
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    }
 }
 
 /// Documentation beside the modules, which no code reads: it does not make
