@@ -9,9 +9,11 @@
 //!   standalone standard library's layout). Pure byte work.
 //! - [`runtime`]: with a payload, pyferry is the app. Locate the payload ->
 //!   classify the invocation -> pick a safe cache root -> ensure the native
-//!   units are extracted (lock, temporary sibling, rename) -> configure the
-//!   embedded CPython -> run the bootstrap, which runs the entry point. The
-//!   hot path; the only `unsafe` is its `interpreter` module.
+//!   units are extracted (lock, temporary sibling, rename; on a first run,
+//!   deferred until the app first imports what needs them) -> configure the
+//!   embedded CPython, whose zipimport reads the archive through the
+//!   runtime -> run the bootstrap, which runs the entry point. The hot
+//!   path; the only `unsafe` is its `interpreter` module.
 //! - [`builder`]: without one, pyferry is the CLI. `pack` classifies inputs
 //!   -> installs them with pip into a staging dir -> resolves the entry point
 //!   -> byte-compiles -> finds the native units -> writes a deterministic

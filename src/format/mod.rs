@@ -73,12 +73,16 @@ impl fmt::Display for Flavor {
     }
 }
 
-/// The standalone flavor's standard library: a native unit named `.python`
-/// (no import can name it), laid out like an installed prefix:
+/// The standalone flavor's standard library: its compiled modules in the
+/// executable's archive under `.python/lib/python3.X/` (`os.pyc`,
+/// `json/decoder.pyc`: zipimport imports them from there), and a native
+/// unit named `.python` (no import can name it), laid out like an
+/// installed prefix:
 ///
 /// ```text
 /// <extraction dir>/.python/            sys.prefix
-///     lib/python3.X/                   the standard library, pycs only
+///     lib/python3.X/                   the modules' sources, and packages
+///                                      that read their own files
 ///     lib/python3.X/lib-dynload/       its extension modules
 ///     lib/                             shared libraries they need
 /// ```
