@@ -69,35 +69,9 @@ pub fn inspect(path: &Path) -> Result<Report> {
         let entry = zip.by_index_raw(index).map_err(corrupt)?;
         runtime_size = runtime_size.min(entry.header_start());
     }
-    let units = match zip.by_name(REPORT) {
-        Ok(mut entry) => {
-            let mut json = Vec::new();
-            entry
-                .read_to_end(&mut json)
-                .map_err(|e| corrupt(e.into()))?;
-            serde_json::from_slice(&json).map_err(|e| Error::PayloadCorrupt {
-                exe: path.to_owned(),
-                reason: Damage::Unreadable(format!("`{REPORT}` is unreadable: {e}")),
-            })?
-        }
-        // Packed before pyferry wrote the report.
-        Err(zip::result::ZipError::FileNotFound) => Vec::new(),
-        Err(e) => return Err(corrupt(e)),
-    };
-    let stdlib_left_out = match zip.by_name(LEFT_OUT) {
-        Ok(mut entry) => {
-            let mut json = Vec::new();
-            entry
-                .read_to_end(&mut json)
-                .map_err(|e| corrupt(e.into()))?;
-            serde_json::from_slice(&json).map_err(|e| Error::PayloadCorrupt {
-                exe: path.to_owned(),
-                reason: Damage::Unreadable(format!("`{LEFT_OUT}` is unreadable: {e}")),
-            })?
-        }
-        Err(zip::result::ZipError::FileNotFound) => Vec::new(),
-        Err(e) => return Err(corrupt(e)),
-    };
+    // Absent from executables packed before pyferry wrote them.
+    let units = json_entry(&mut zip, REPORT, path)?.unwrap_or_default();
+    let stdlib_left_out = json_entry(&mut zip, LEFT_OUT, path)?.unwrap_or_default();
     let native =
         extract::open_native(&payload.file, None).map_err(|reason| Error::PayloadCorrupt {
             exe: path.to_owned(),
@@ -137,6 +111,30 @@ pub fn inspect(path: &Path) -> Result<Report> {
         extract_on_import: manifest.extract_on_import.clone(),
         stdlib_left_out,
     })
+}
+
+/// The JSON entry `name` of the archive, if it has one.
+fn json_entry<T: serde::de::DeserializeOwned, R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    name: &str,
+    exe: &Path,
+) -> Result<Option<T>> {
+    let unreadable = |why: String| Error::PayloadCorrupt {
+        exe: exe.to_owned(),
+        reason: Damage::Unreadable(format!("`{name}` is unreadable: {why}")),
+    };
+    let mut entry = match zip.by_name(name) {
+        Ok(entry) => entry,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(unreadable(e.to_string())),
+    };
+    let mut json = Vec::new();
+    entry
+        .read_to_end(&mut json)
+        .map_err(|e| unreadable(e.to_string()))?;
+    serde_json::from_slice(&json)
+        .map(Some)
+        .map_err(|e| unreadable(e.to_string()))
 }
 
 impl Report {

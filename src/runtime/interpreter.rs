@@ -337,17 +337,8 @@ unsafe extern "C" fn get_data(
                 py::PyBytes_FromStringAndSize(bytes.as_ptr().cast(), bytes.len() as py::Py_ssize_t)
             }
             Err(why) => {
-                let name = py::PyTuple_GetItem(entry, 0);
-                let name = match name.is_null() {
-                    true => String::from("an entry"),
-                    false => {
-                        let text = py::PyUnicode_AsUTF8(name);
-                        match text.is_null() {
-                            true => String::from("an entry"),
-                            false => CStr::from_ptr(text).to_string_lossy().into_owned(),
-                        }
-                    }
-                };
+                let name = text_of(py::PyTuple_GetItem(entry, 0))
+                    .unwrap_or_else(|| String::from("an entry"));
                 py::PyErr_Clear();
                 let message = format!(
                     "this copy of the app is damaged: `{name}` in its archive cannot be read                      ({why}); download or install the app again"
@@ -363,6 +354,26 @@ unsafe extern "C" fn get_data(
                 std::ptr::null_mut()
             }
         }
+    }
+}
+
+/// The text of a `str` object, if it is one (`object` may be null).
+///
+/// # Safety
+/// The GIL must be held, and `object` be null or a valid reference.
+unsafe fn text_of(object: *mut py::PyObject) -> Option<String> {
+    if object.is_null() {
+        return None;
+    }
+    // SAFETY: per this function's contract; the UTF-8 buffer belongs to the
+    // object, which outlives this copy of it.
+    unsafe {
+        let utf8 = py::PyUnicode_AsUTF8(object);
+        if utf8.is_null() {
+            py::PyErr_Clear();
+            return None;
+        }
+        Some(CStr::from_ptr(utf8).to_string_lossy().into_owned())
     }
 }
 
@@ -525,16 +536,7 @@ fn prepare_zipimport(archive: &Path, file: &File, directory: Option<&[u8]>) -> R
                 true => std::ptr::null_mut(),
                 false => py::PyObject_Str(error),
             };
-            let why = match text.is_null() {
-                true => String::from("no reason given"),
-                false => {
-                    let utf8 = py::PyUnicode_AsUTF8(text);
-                    match utf8.is_null() {
-                        true => String::from("no reason given"),
-                        false => CStr::from_ptr(utf8).to_string_lossy().into_owned(),
-                    }
-                }
-            };
+            let why = text_of(text).unwrap_or_else(|| String::from("no reason given"));
             py::Py_XDECREF(text);
             py::Py_XDECREF(error);
             py::PyErr_Clear();

@@ -170,7 +170,12 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
             reached.extend(entry.module.split('.').next().map(str::to_owned));
             reached.extend(options.keep_stdlib.iter().cloned());
             let (cut, left_out) = stdlib::cut_to_reach(&parts, &reached, work.path())?;
-            add_left_out_report(&mut entries, &left_out, work.path())?;
+            add_report(
+                &mut entries,
+                crate::format::units::LEFT_OUT,
+                &left_out,
+                work.path(),
+            )?;
             Some(cut)
         }
         other => other,
@@ -195,7 +200,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
     #[cfg(pyferry_flavor = "system")]
     let stdlib_modules = None;
     let extract_on_import = extract_on_import(&extracted, &entries, stdlib_modules);
-    add_units_report(&mut entries, &units, work.path())?;
+    add_report(&mut entries, REPORT, &units, work.path())?;
     if options.builder_kit {
         add_kit_runtime(&mut entries, &runtime, work.path())?;
     }
@@ -505,44 +510,24 @@ fn add_scripts(tree: &mut Tree, scripts: &[PathBuf]) -> Result<Option<String>> {
     })
 }
 
-/// Adds the list of the standard library's top-level modules that
-/// `--stdlib minimal` left out (`format::units::LEFT_OUT`), for `inspect`.
-#[cfg(pyferry_flavor = "standalone")]
-fn add_left_out_report(
+/// Adds `value` as the JSON entry `name` of pyferry's directory (the units
+/// report, `format::units::REPORT`; the modules `--stdlib minimal` left
+/// out, `LEFT_OUT`), for `inspect`.
+fn add_report(
     entries: &mut BTreeMap<String, Entry>,
-    left_out: &[String],
+    name: &str,
+    value: &impl serde::Serialize,
     work_dir: &Path,
 ) -> Result<()> {
-    let path = work_dir.join("stdlib-left-out.json");
-    let json = serde_json::to_vec_pretty(left_out).map_err(|e| Error::Pack {
-        reason: format!("cannot write the list of left-out modules: {e}").into(),
-    })?;
-    std::fs::write(&path, json).map_err(io("write", &path))?;
-    entries.insert(
-        crate::format::units::LEFT_OUT.to_owned(),
-        Entry::File(SourceFile {
-            path,
-            executable: false,
-        }),
-    );
-    Ok(())
-}
-
-/// Adds the report of where each unit goes (`format::units::REPORT`), for
-/// `inspect`.
-fn add_units_report(
-    entries: &mut BTreeMap<String, Entry>,
-    units: &[UnitReport],
-    work_dir: &Path,
-) -> Result<()> {
-    let path = work_dir.join("units.json");
-    let json = serde_json::to_vec_pretty(units).map_err(|e| Error::Pack {
-        reason: format!("cannot write the units report: {e}").into(),
+    let file_name = name.rsplit('/').next().unwrap_or(name);
+    let path = work_dir.join(file_name);
+    let json = serde_json::to_vec_pretty(value).map_err(|e| Error::Pack {
+        reason: format!("cannot write `{name}`: {e}").into(),
     })?;
     std::fs::write(&path, json).map_err(io("write", &path))?;
     entries.insert(format!("{PYFERRY_DIR}/"), Entry::Dir);
     entries.insert(
-        REPORT.to_owned(),
+        name.to_owned(),
         Entry::File(SourceFile {
             path,
             executable: false,
