@@ -94,12 +94,13 @@ def _show_traceback(exc_type, exc, tb):
         import traceback
     except BaseException:
         sys.__excepthook__(exc_type, exc, tb)
-        return None
-    text = "".join(traceback.format_exception(exc_type, exc, tb))
-    text += _missing_library_hint(exc)
-    if sys.stderr is not None:  # None when fd 2 is closed
-        sys.stderr.write(text)
-        sys.stderr.flush()
+        text = None
+    else:
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        text += _missing_library_hint(exc)
+        if sys.stderr is not None:  # None when fd 2 is closed
+            sys.stderr.write(text)
+            sys.stderr.flush()
     if exc_type is KeyboardInterrupt:
         # CPython dies by SIGINT after an unhandled KeyboardInterrupt,
         # remembered in a flag that any exec() of a string resets (and
@@ -458,7 +459,8 @@ def _load_archive_modules_once(archive, zipimport, archived_stdlib=None, stdlib_
             spec = super().find_spec(fullname, target)
             locations = getattr(spec, "submodule_search_locations", None)
             origin = getattr(spec, "origin", None)
-            if locations and stdlib_prefix is not None and origin.startswith(stdlib_dir + "/"):
+            is_standard = isinstance(origin, str) and origin.startswith(f"{stdlib_dir}/")
+            if locations and stdlib_prefix is not None and is_standard:
                 # A standard package, named after its extracted source: its
                 # submodules are compiled in the archive, not beside it.
                 extracted = locations[0]

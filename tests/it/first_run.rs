@@ -155,3 +155,32 @@ fn a_damaged_module_fails_its_checksum_instead_of_running() {
         describe(&output)
     );
 }
+
+/// Namespace packages imported from the archive (no `__init__.py`, two
+/// portions in one directory tree), and a standard package's submodules,
+/// as under python.
+#[test]
+fn namespace_packages_and_standard_submodules_import_from_the_archive() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            (
+                "__main__.py",
+                "import nspkg.first, nspkg.inner.second, json.decoder, email.mime.text\n\
+                 print(nspkg.first.NAME, nspkg.inner.second.NAME)\n\
+                 print(json.decoder.JSONDecodeError.__module__, email.mime.text.MIMEText.__name__)\n",
+            ),
+            ("nspkg/first.py", "NAME = 'first'\n"),
+            ("nspkg/inner/second.py", "NAME = 'second'\n"),
+        ],
+    );
+    let exe = cx.pack("namespaces", &[app.to_str().expect("utf-8")]);
+    let python = success(&cx.python(&[
+        "-E".as_ref(),
+        "-s".as_ref(),
+        "-S".as_ref(),
+        app.join("__main__.py").as_os_str(),
+    ]));
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
+}
