@@ -261,17 +261,12 @@ fn copy_archived<W: Write + Seek>(
     hasher: &mut ArchiveHasher,
     zip_path: &Path,
 ) -> Result<()> {
-    let unreadable = |e: zip::result::ZipError| Error::Io {
-        op: "read",
-        path: from.to_owned(),
-        source: std::io::Error::other(e),
-    };
-    let file = fs::File::open(from).map_err(io("read", from))?;
-    let mut source = zip::ZipArchive::new(file).map_err(unreadable)?;
+    let unreadable = zip_read_error(from);
+    let mut source = open_zip(from)?;
     for index in 0..source.len() {
         {
-            let mut entry = source.by_index(index).map_err(unreadable)?;
-            let name = entry.name().map_err(unreadable)?.into_owned();
+            let mut entry = source.by_index(index).map_err(&unreadable)?;
+            let name = entry.name().map_err(&unreadable)?.into_owned();
             if entry.is_dir() {
                 hasher.entry(&name, DIR_MODE, 0);
             } else {
@@ -280,7 +275,7 @@ fn copy_archived<W: Write + Seek>(
                 std::io::copy(&mut entry, hasher).map_err(io("read", from))?;
             }
         }
-        let entry = source.by_index_raw(index).map_err(unreadable)?;
+        let entry = source.by_index_raw(index).map_err(&unreadable)?;
         zip.raw_copy_file(entry).map_err(zip_error(zip_path))?;
     }
     Ok(())
@@ -401,6 +396,21 @@ impl ZipCopy {
     }
 }
 
+/// Opens the zip at `path` for reading.
+pub fn open_zip(path: &Path) -> Result<zip::ZipArchive<fs::File>> {
+    let file = fs::File::open(path).map_err(io("read", path))?;
+    zip::ZipArchive::new(file).map_err(zip_read_error(path))
+}
+
+/// `map_err` helper: a zip reader's error names the zip being read.
+pub fn zip_read_error(path: &Path) -> impl Fn(zip::result::ZipError) -> Error + '_ {
+    move |e| Error::Io {
+        op: "read",
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    }
+}
+
 /// `map_err` helper: a zip writer's error names the archive being written.
 fn zip_error(path: &Path) -> impl Fn(zip::result::ZipError) -> Error + '_ {
     move |e| Error::Io {
@@ -437,16 +447,10 @@ fn compression_for(name: &str) -> CompressionMethod {
 /// same, so that apps carrying it share its extracted files (whose bytes
 /// the runtime checks against these CRCs before sharing them).
 pub fn zip_content_hash(path: &Path) -> Result<String> {
-    let file = fs::File::open(path).map_err(io("read", path))?;
-    let unreadable = |e: zip::result::ZipError| Error::Io {
-        op: "read",
-        path: path.to_owned(),
-        source: std::io::Error::other(e),
-    };
-    let mut zip = zip::ZipArchive::new(file).map_err(unreadable)?;
+    let mut zip = open_zip(path)?;
     let mut hasher = Sha256::new();
     for index in 0..zip.len() {
-        let entry = zip.by_index_raw(index).map_err(unreadable)?;
+        let entry = zip.by_index_raw(index).map_err(zip_read_error(path))?;
         let name = entry.name_raw();
         hasher.update((name.len() as u64).to_le_bytes());
         hasher.update(name);

@@ -393,18 +393,13 @@ enum Destination {
 /// Splits the unit's zip (`unit`, in `work_dir`, removed after) into its
 /// parts, each entry copied as it is compressed.
 fn split(unit: &Path, work_dir: &Path) -> Result<StdlibParts> {
-    let unreadable = |e: zip::result::ZipError| Error::Io {
-        op: "read",
-        path: unit.to_owned(),
-        source: std::io::Error::other(e),
-    };
-    let file = fs::File::open(unit).map_err(io("read", unit))?;
-    let mut source = zip::ZipArchive::new(file).map_err(unreadable)?;
+    let unreadable = archive::zip_read_error(unit);
+    let mut source = archive::open_zip(unit)?;
     let names: Vec<String> = source
         .file_names()
         .map(|name| name.map(|name| name.into_owned()))
         .collect::<Result<_, _>>()
-        .map_err(unreadable)?;
+        .map_err(&unreadable)?;
     let reading_own_files = packages_reading_their_files(&names);
     let parts = StdlibParts {
         archived: work_dir.join("stdlib-archived.zip"),
@@ -413,8 +408,8 @@ fn split(unit: &Path, work_dir: &Path) -> Result<StdlibParts> {
     let mut archived = archive::ZipCopy::create(&parts.archived)?;
     let mut extracted = archive::ZipCopy::create(&parts.extracted)?;
     for index in 0..source.len() {
-        let entry = source.by_index_raw(index).map_err(unreadable)?;
-        let name = entry.name().map_err(unreadable)?.into_owned();
+        let entry = source.by_index_raw(index).map_err(&unreadable)?;
+        let name = entry.name().map_err(&unreadable)?.into_owned();
         match destination(&name, &reading_own_files) {
             Destination::Archived(as_name) => archived.copy(entry, &as_name)?,
             Destination::Extracted => extracted.copy(entry, &name)?,
@@ -432,23 +427,14 @@ fn split(unit: &Path, work_dir: &Path) -> Result<StdlibParts> {
 /// carries Tcl/Tk, whose script libraries the runtime points
 /// `TCL_LIBRARY` at before the app starts.
 pub fn extracted_modules(parts: &StdlibParts) -> Result<Option<BTreeSet<String>>> {
-    let file = fs::File::open(&parts.extracted).map_err(io("read", &parts.extracted))?;
-    let zip = zip::ZipArchive::new(file).map_err(|e| Error::Io {
-        op: "read",
-        path: parts.extracted.clone(),
-        source: std::io::Error::other(e),
-    })?;
+    let zip = archive::open_zip(&parts.extracted)?;
     let unit = format!("{}/", stdlib_unit::UNIT);
     let stdlib = format!("{unit}{}/", stdlib_unit::stdlib_dir());
     let dynload = format!("{unit}{}/", stdlib_unit::dynload_dir());
     let tcl_tk = format!("{unit}{}", stdlib_unit::TCL_LIBRARY_DIR);
     let mut modules = BTreeSet::new();
     for name in zip.file_names() {
-        let name = name.map_err(|e| Error::Io {
-            op: "read",
-            path: parts.extracted.clone(),
-            source: std::io::Error::other(e),
-        })?;
+        let name = name.map_err(archive::zip_read_error(&parts.extracted))?;
         if name.starts_with(&tcl_tk) {
             return Ok(None);
         }
@@ -523,10 +509,13 @@ pub fn cut_to_reach(
     let mut imports: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut needed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for path in [&parts.archived, &parts.extracted] {
-        let mut zip = open_zip(path)?;
+        let mut zip = archive::open_zip(path)?;
         for index in 0..zip.len() {
-            let mut entry = zip.by_index(index).map_err(zip_read_error(path))?;
-            let name = entry.name().map_err(zip_read_error(path))?.into_owned();
+            let mut entry = zip.by_index(index).map_err(archive::zip_read_error(path))?;
+            let name = entry
+                .name()
+                .map_err(archive::zip_read_error(path))?
+                .into_owned();
             let Some((module, is_package)) = owner(&name)
                 .or_else(|| name.starts_with(&libraries).then(|| (String::new(), false)))
             else {
@@ -613,11 +602,16 @@ pub fn cut_to_reach(
         (&parts.archived, &cut.archived),
         (&parts.extracted, &cut.extracted),
     ] {
-        let mut zip = open_zip(from)?;
+        let mut zip = archive::open_zip(from)?;
         let mut copy = archive::ZipCopy::create(to)?;
         for index in 0..zip.len() {
-            let entry = zip.by_index_raw(index).map_err(zip_read_error(from))?;
-            let name = entry.name().map_err(zip_read_error(from))?.into_owned();
+            let entry = zip
+                .by_index_raw(index)
+                .map_err(archive::zip_read_error(from))?;
+            let name = entry
+                .name()
+                .map_err(archive::zip_read_error(from))?
+                .into_owned();
             if wanted(&name) {
                 copy.copy(entry, &name)?;
             }
@@ -630,19 +624,6 @@ pub fn cut_to_reach(
         .filter(|module| !kept.contains(module))
         .collect();
     Ok((cut, left_out))
-}
-
-fn open_zip(path: &Path) -> Result<zip::ZipArchive<fs::File>> {
-    let file = fs::File::open(path).map_err(io("read", path))?;
-    zip::ZipArchive::new(file).map_err(zip_read_error(path))
-}
-
-fn zip_read_error(path: &Path) -> impl Fn(zip::result::ZipError) -> Error + '_ {
-    move |e| Error::Io {
-        op: "read",
-        path: path.to_owned(),
-        source: std::io::Error::other(e),
-    }
 }
 
 /// Documentation beside the modules, which no code reads: it does not make
