@@ -2,7 +2,7 @@
 //! (Compiled for that flavor only: the system flavor needs the distro's
 //! Python by design.)
 
-use crate::context::{TestContext, describe, output_of, stderr, success};
+use crate::context::{BUILD_PYTHON, StdinBytes, TestContext, describe, output_of, stderr, success};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -480,6 +480,15 @@ fn a_minimal_standard_library_runs_apps_as_python_does() {
     let cx = TestContext::new();
     let apps = [
         ("hello", "print('hello')\n"),
+        // The app's own script code runs: its imports count.
+        (
+            "cli",
+            "def main():\n    import argparse\n    \
+             parser = argparse.ArgumentParser(prog='cli')\n    \
+             parser.add_argument('--n', type=int, default=3)\n    \
+             print(parser.parse_args([]).n)\n\
+             if __name__ == '__main__':\n    main()\n",
+        ),
         (
             "https",
             "import urllib.request\n\
@@ -528,4 +537,24 @@ fn a_minimal_standard_library_runs_apps_as_python_does() {
             assert!(left_out.contains(" sqlite3,"), "{left_out}");
         }
     }
+    // A standard module as the entry point runs as a script: what its
+    // `if __name__ == "__main__":` block and `main()` import stays.
+    let dir = cx.write_tree("none", &[("placeholder.py", "")]);
+    let exe = cx.pack(
+        "json-tool",
+        &[
+            "--stdlib",
+            "minimal",
+            "-e",
+            "json.tool",
+            dir.to_str().expect("utf-8"),
+        ],
+    );
+    let input = b"{\"b\": 1, \"a\": [1, 2]}";
+    let packed = cx.command(&exe).arg("--sort-keys").stdin_bytes(input);
+    let python = cx
+        .command(BUILD_PYTHON)
+        .args(["-I", "-m", "json.tool", "--sort-keys"])
+        .stdin_bytes(input);
+    assert_eq!(success(&packed), success(&python));
 }

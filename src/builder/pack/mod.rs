@@ -167,9 +167,10 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
     #[cfg(pyferry_flavor = "standalone")]
     let stdlib = match stdlib {
         Some(parts) if options.minimal_stdlib => {
-            reached.extend(entry.module.split('.').next().map(str::to_owned));
+            reached.insert(entry.module.clone());
             reached.extend(options.keep_stdlib.iter().cloned());
-            let (cut, left_out) = stdlib::cut_to_reach(&parts, &reached, work.path())?;
+            let (cut, left_out) =
+                stdlib::cut_to_reach(&parts, &reached, &entry.module, work.path())?;
             add_report(
                 &mut entries,
                 crate::format::units::LEFT_OUT,
@@ -346,8 +347,8 @@ struct GatheredApp {
     entries: BTreeMap<String, Entry>,
     /// Parts of the standard library left out by default that it imports.
     imported: std::collections::BTreeSet<&'static str>,
-    /// Every top-level module its code names (`stdlib::names_reached`),
-    /// with `--stdlib minimal`.
+    /// Every module its code names (`stdlib::names_reached`), with
+    /// `--stdlib minimal`.
     reached: std::collections::BTreeSet<String>,
     qt_platforms: Vec<manifest::QtPlatforms>,
 }

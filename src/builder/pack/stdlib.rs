@@ -125,11 +125,9 @@ pub fn names_reached(tree: &Tree) -> Result<BTreeSet<String>> {
     for (name, file) in &tree.files {
         if name.ends_with(".py") {
             let source = fs::read(&file.path).map_err(io("read", &file.path))?;
-            names.extend(module_imports(
-                &String::from_utf8_lossy(&source),
-                None,
-                false,
-            ));
+            // The app's own script code is what runs: nothing skipped.
+            let text = String::from_utf8_lossy(&source);
+            names.extend(module_imports(&text, None, false, false));
         } else if name.ends_with(".so") || name.contains(".so.") {
             let image = fs::read(&file.path).map_err(io("read", &file.path))?;
             names.extend(strings_of(&image));
@@ -161,7 +159,12 @@ fn strings_of(image: &[u8]) -> impl Iterator<Item = String> + '_ {
 /// its self-test (`ast.main` imports argparse, `pickle._test` doctest, and
 /// through it pdb and pydoc); a packed app imports the standard library's
 /// modules, it does not run them as scripts.
-fn module_imports(source: &str, module: Option<&str>, is_package: bool) -> Vec<String> {
+fn module_imports(
+    source: &str,
+    module: Option<&str>,
+    is_package: bool,
+    skip_script_code: bool,
+) -> Vec<String> {
     let package: Vec<&str> = match module {
         Some(module) => {
             let mut parts: Vec<&str> = module.split('.').collect();
@@ -194,12 +197,13 @@ fn module_imports(source: &str, module: Option<&str>, is_package: bool) -> Vec<S
             }
             skipping = None;
         }
-        let script_only = code.starts_with("if __name__ == \"__main__\"")
-            || code.starts_with("if __name__ == '__main__'")
-            || (indent == 0
-                && ["def _test(", "def test(", "def main(", "def _main("]
-                    .iter()
-                    .any(|start| code.starts_with(start)));
+        let script_only = skip_script_code
+            && (code.starts_with("if __name__ == \"__main__\"")
+                || code.starts_with("if __name__ == '__main__'")
+                || (indent == 0
+                    && ["def _test(", "def test(", "def main(", "def _main("]
+                        .iter()
+                        .any(|start| code.starts_with(start))));
         if script_only {
             skipping = Some(indent);
             continue;
@@ -460,10 +464,12 @@ pub fn extracted_modules(parts: &StdlibParts) -> Result<Option<BTreeSet<String>>
 /// the libraries their extension modules load. `encodings` stays whole (its
 /// codecs are imported by computed names). When in doubt, a module stays:
 /// the cut is what no line of code names. Returns the cut parts (written to
-/// `work_dir`) and the modules left out.
+/// `work_dir`) and the modules left out. `run_as_script` is the entry
+/// point's module: its script code runs, if it is a standard module.
 pub fn cut_to_reach(
     parts: &StdlibParts,
     roots: &BTreeSet<String>,
+    run_as_script: &str,
     work_dir: &Path,
 ) -> Result<(StdlibParts, Vec<String>)> {
     let prefix = format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::stdlib_dir());
@@ -536,7 +542,9 @@ pub fn cut_to_reach(
                     found.extend(strings_of(&bytes));
                 } else {
                     let text = String::from_utf8_lossy(&bytes);
-                    found = module_imports(&text, Some(&module), is_package);
+                    // The entry point (`-e http.server`) runs as a script.
+                    let as_script = module == run_as_script;
+                    found = module_imports(&text, Some(&module), is_package, !as_script);
                 }
             }
             if !module.is_empty() {
