@@ -7,6 +7,7 @@ use crate::context::{
 };
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 /// An app of pure modules, its own and the standard library's, runs from
 /// the archive alone: nothing is extracted, on its first run or later.
@@ -28,12 +29,7 @@ fn an_app_that_needs_no_files_extracts_nothing() {
         ],
     );
     let exe = cx.pack("hello", &[app.to_str().expect("utf-8")]);
-    let python = success(&cx.python(&[
-        "-E".as_ref(),
-        "-s".as_ref(),
-        "-S".as_ref(),
-        app.join("__main__.py").as_os_str(),
-    ]));
+    let python = python_output(&cx, &app);
     for _ in 0..2 {
         assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
     }
@@ -63,12 +59,7 @@ fn the_first_import_that_needs_files_extracts_them() {
         ],
     );
     let exe = cx.pack("data", &[app.to_str().expect("utf-8")]);
-    let python = success(&cx.python(&[
-        "-E".as_ref(),
-        "-s".as_ref(),
-        "-S".as_ref(),
-        app.join("__main__.py").as_os_str(),
-    ]));
+    let python = python_output(&cx, &app);
     let first = cx
         .command(&exe)
         .env("PYFERRY_DEBUG", "1")
@@ -176,11 +167,19 @@ fn namespace_packages_and_standard_submodules_import_from_the_archive() {
         ],
     );
     let exe = cx.pack("namespaces", &[app.to_str().expect("utf-8")]);
-    let python = success(&cx.python(&[
+    let python = python_output(&cx, &app);
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
+}
+
+/// What python prints running the app's `__main__.py` as a script, its
+/// directory first on `sys.path`, without the environment's or the user's
+/// site: the baseline of these apps.
+fn python_output(cx: &TestContext, app: &Path) -> String {
+    let script = app.join("__main__.py");
+    success(&cx.python(&[
         "-E".as_ref(),
         "-s".as_ref(),
         "-S".as_ref(),
-        app.join("__main__.py").as_os_str(),
-    ]));
-    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
+        script.as_os_str(),
+    ]))
 }
