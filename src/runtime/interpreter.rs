@@ -341,7 +341,8 @@ unsafe extern "C" fn get_data(
                     .unwrap_or_else(|| String::from("an entry"));
                 py::PyErr_Clear();
                 let message = format!(
-                    "this copy of the app is damaged: `{name}` in its archive cannot be read                      ({why}); download or install the app again"
+                    "this copy of the app is damaged: `{name}` in its archive cannot be read \
+                     ({why}); download or install the app again"
                 );
                 let message = CString::new(message).unwrap_or_default();
                 let error = ZIP_IMPORT_ERROR.load(Ordering::Acquire);
