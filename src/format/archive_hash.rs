@@ -27,6 +27,24 @@ impl ArchiveHasher {
         self.0.update(bytes);
     }
 
+    /// A whole entry of a zip being read (`name` as the zip names it):
+    /// a directory by `DIR_MODE`, a file by its mode and its bytes, as
+    /// `pack` wrote them (an error reading them is the reader's: a CRC or
+    /// inflate error is damage).
+    pub fn zip_entry<R: std::io::Read>(
+        &mut self,
+        name: &str,
+        entry: &mut zip::read::ZipFile<'_, R>,
+    ) -> std::io::Result<()> {
+        if entry.is_dir() {
+            self.entry(name, DIR_MODE, 0);
+            return Ok(());
+        }
+        let mode = entry.unix_mode().unwrap_or(0) & 0o777;
+        self.entry(name, mode, entry.size());
+        std::io::copy(entry, self).map(|_| ())
+    }
+
     /// The hash, hex, of the entries and `manifest` (its `hash` ignored).
     pub fn finish(mut self, manifest: &Manifest) -> String {
         let mut unhashed = manifest.clone();

@@ -27,7 +27,7 @@ def main(app, module, function, log, stdlib_dir, archived_stdlib, qt_platforms, 
     _watch_for_linecache()
     if deferred is not None:
         global _deferred
-        _deferred = _ExtractOnFirstUse(app, *deferred)
+        _deferred = _ExtractOnFirstUse(*deferred)
         sys.meta_path.insert(0, _deferred)
     if qt_platforms:
         sys.meta_path.insert(0, _QtPlatformCheck(app, qt_platforms))
@@ -414,13 +414,17 @@ def _load_archive_modules_once(archive, zipimport, archived_stdlib=None, stdlib_
                 name = entry[0]
                 if not isinstance(name, str):
                     return None
-                if stdlib_prefix is not None and name.startswith(stdlib_prefix):
-                    # `json/__init__.pyc` -> the extracted `json/__init__.py`.
-                    return stdlib_dir + name[len(archived_stdlib) : -len("c")]
-                return name
+                return extracted_source(name) or name
         return None
 
     stdlib_prefix = None if archived_stdlib is None else archived_stdlib + "/"
+
+    def extracted_source(name):
+        # A standard module's file in the archive -> its extracted source
+        # (`.../json/__init__.pyc` -> `stdlib_dir/json/__init__.py`).
+        if stdlib_prefix is not None and name.startswith(stdlib_prefix):
+            return stdlib_dir + name[len(archived_stdlib) : -len("c")]
+        return None
 
     fix_co_filename = getattr(sys.modules.get("_imp"), "_fix_co_filename", None)
 
@@ -506,8 +510,8 @@ def _load_archive_modules_once(archive, zipimport, archived_stdlib=None, stdlib_
         # (`encodings`): their files, named as the shortcut names them.
         for module in list(sys.modules.values()):
             name = getattr(module, "__file__", None)
-            if isinstance(name, str) and name.startswith(stdlib_prefix):
-                source = stdlib_dir + name[len(archived_stdlib) : -len("c")]
+            source = extracted_source(name) if isinstance(name, str) else None
+            if source is not None:
                 module.__file__ = source
                 spec = getattr(module, "__spec__", None)
                 if spec is not None and spec.origin == name:
@@ -527,8 +531,7 @@ class _ExtractOnFirstUse:
     # or linecache reading a source below `dir` (the version directory)
     # extracts them all, then the import goes on as usual. Answers for no
     # module itself.
-    def __init__(self, app, dir, modules, metadata):
-        self.app = app
+    def __init__(self, dir, modules, metadata):
         self.dir = dir
         self.modules = frozenset(modules)
         self.metadata = metadata

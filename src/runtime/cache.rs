@@ -42,6 +42,10 @@ const LOCK_WAIT_LIMIT: Duration = Duration::from_secs(300);
 const HINT: &str = "set PYFERRY_CACHE_DIR to a directory that you own, that no one else can \
                     write, on a filesystem not mounted `noexec`";
 
+/// Why a root on a `noexec` filesystem cannot serve.
+const NOEXEC: &str =
+    "it is on a filesystem mounted `noexec`, where extension modules cannot be loaded";
+
 /// An extracted app version, protected from pruning while this lives.
 #[derive(Debug)]
 pub struct Version {
@@ -139,7 +143,7 @@ pub enum Lookup {
     /// The version is there (extracted by an earlier run, or by a system
     /// package), locked against pruning.
     Ready(Version),
-    /// Not extracted yet: `extract_pending` will extract it into this root,
+    /// Not extracted yet: `ensure_extracted_in` will extract it into this root,
     /// at `root/<cache key>`.
     Pending(PathBuf),
 }
@@ -173,12 +177,7 @@ pub fn look_up(payload: &Payload) -> Result<Lookup> {
         }
         match is_noexec(&real) {
             Ok(false) => return Ok(Lookup::Pending(real)),
-            Ok(true) => failures.push((
-                root,
-                "it is on a filesystem mounted `noexec`, where extension modules cannot be \
-                 loaded"
-                    .to_owned(),
-            )),
+            Ok(true) => failures.push((root, NOEXEC.to_owned())),
             Err(e) => failures.push((root, format!("cannot inspect its filesystem: {e}"))),
         }
     }
@@ -407,10 +406,7 @@ fn open_version_once(
 
     match is_noexec(root) {
         Ok(true) => {
-            return Err(Attempt::Unusable(
-                "it is on a filesystem mounted `noexec`, where extension modules cannot be loaded"
-                    .to_owned(),
-            ));
+            return Err(Attempt::Unusable(NOEXEC.to_owned()));
         }
         Ok(false) => {}
         Err(e) => return Err(cannot("inspect the filesystem of", root, e)),

@@ -271,16 +271,12 @@ unsafe extern "C" fn inflate(
             return std::ptr::null_mut();
         }
         let data = std::slice::from_raw_parts(data.cast::<u8>(), len as usize);
-        match super::zipimport::inflate(data) {
-            Ok(bytes) => {
-                py::PyBytes_FromStringAndSize(bytes.as_ptr().cast(), bytes.len() as py::Py_ssize_t)
-            }
-            Err(message) => {
-                let message = CString::new(message).unwrap_or_default();
-                py::PyErr_SetString(py::PyExc_ValueError, message.as_ptr());
-                std::ptr::null_mut()
-            }
-        }
+        // zlib's first guess at the size: three times the data.
+        let capacity = (data.len() as u64).saturating_mul(3);
+        bytes_or_raise(
+            super::zipimport::inflate(data, capacity),
+            py::PyExc_ValueError,
+        )
     }
 }
 
@@ -332,25 +328,41 @@ unsafe extern "C" fn get_data(
                 std::ptr::null_mut::<py::PyObject>(),
             );
         };
-        match super::zipimport::read_entry(file, &table_entry) {
+        let read = super::zipimport::read_entry(file, &table_entry).map_err(|why| {
+            let name =
+                text_of(py::PyTuple_GetItem(entry, 0)).unwrap_or_else(|| String::from("an entry"));
+            py::PyErr_Clear();
+            format!(
+                "this copy of the app is damaged: `{name}` in its archive cannot be read \
+                 ({why}); download or install the app again"
+            )
+        });
+        let error = ZIP_IMPORT_ERROR.load(Ordering::Acquire);
+        let class = if error.is_null() {
+            py::PyExc_ImportError
+        } else {
+            error
+        };
+        bytes_or_raise(read, class)
+    }
+}
+
+/// A `bytes` of `result`, or `class` raised with its message.
+///
+/// # Safety
+/// The GIL must be held, and `class` be an exception class.
+unsafe fn bytes_or_raise(
+    result: std::result::Result<Vec<u8>, String>,
+    class: *mut py::PyObject,
+) -> *mut py::PyObject {
+    // SAFETY: per this function's contract; the bytes are copied.
+    unsafe {
+        match result {
             Ok(bytes) => {
                 py::PyBytes_FromStringAndSize(bytes.as_ptr().cast(), bytes.len() as py::Py_ssize_t)
             }
-            Err(why) => {
-                let name = text_of(py::PyTuple_GetItem(entry, 0))
-                    .unwrap_or_else(|| String::from("an entry"));
-                py::PyErr_Clear();
-                let message = format!(
-                    "this copy of the app is damaged: `{name}` in its archive cannot be read \
-                     ({why}); download or install the app again"
-                );
+            Err(message) => {
                 let message = CString::new(message).unwrap_or_default();
-                let error = ZIP_IMPORT_ERROR.load(Ordering::Acquire);
-                let class = if error.is_null() {
-                    py::PyExc_ImportError
-                } else {
-                    error
-                };
                 py::PyErr_SetString(class, message.as_ptr());
                 std::ptr::null_mut()
             }
@@ -567,6 +579,8 @@ fn prepare_zipimport(archive: &Path, file: &File, directory: Option<&[u8]>) -> R
         py::Py_XDECREF(function);
         // `_get_data`: the runtime's for its own archive. The statics keep
         // their references for the life of the process.
+        // Before the codecs are set up, CPython decodes with the locale's
+        // functions, which need a NUL-terminated string.
         let path = py::PyUnicode_DecodeFSDefault(archive_c.as_ptr());
         let stock = py::PyObject_GetAttrString(zipimport, c"_get_data".as_ptr());
         let error = py::PyObject_GetAttrString(zipimport, c"ZipImportError".as_ptr());
@@ -601,9 +615,9 @@ fn prepare_zipimport(archive: &Path, file: &File, directory: Option<&[u8]>) -> R
         }
         let table = match (directory, archive.to_str()) {
             (Some(directory), Some(text)) => {
-                // Before the codecs are set up, CPython decodes with the
-                // locale's functions, which need a NUL-terminated string.
-                let key = py::PyUnicode_DecodeFSDefault(archive_c.as_ptr());
+                // `path`: the text `sys.path` holds, decoded as CPython
+                // decodes it (kept by `ARCHIVE_PATH`).
+                let key = path;
                 let expected = py::PyUnicode_FromStringAndSize(
                     text.as_ptr().cast(),
                     text.len() as py::Py_ssize_t,
@@ -624,7 +638,6 @@ fn prepare_zipimport(archive: &Path, file: &File, directory: Option<&[u8]>) -> R
                     !toc.is_null() && !cache.is_null() && py::PyDict_SetItem(cache, key, toc) == 0;
                 py::Py_XDECREF(cache);
                 py::Py_XDECREF(toc);
-                py::Py_XDECREF(key);
                 stored
             }
             _ => true,

@@ -37,17 +37,7 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Defers the extraction of `payload` into `root` until the bootstrap asks.
 pub fn defer(payload: &Payload, root: PathBuf) -> Result<()> {
-    let payload = Payload {
-        path: payload.path.clone(),
-        file: payload
-            .file
-            .try_clone()
-            .map_err(io("open", &payload.path))?,
-        len: payload.len,
-        manifest: payload.manifest.clone(),
-        entries: payload.entries,
-        central_directory: payload.central_directory,
-    };
+    let payload = payload.try_clone().map_err(io("open", &payload.path))?;
     *locked(&PENDING) = Some(Pending { payload, root });
     interpreter::on_extract(extract_now);
     Ok(())

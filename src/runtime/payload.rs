@@ -25,6 +25,20 @@ pub struct Payload {
     pub central_directory: Option<end_record::CentralDirectory>,
 }
 
+impl Payload {
+    /// Another handle on the same executable (its file opened again).
+    pub fn try_clone(&self) -> std::io::Result<Payload> {
+        Ok(Payload {
+            path: self.path.clone(),
+            file: self.file.try_clone()?,
+            len: self.len,
+            manifest: self.manifest.clone(),
+            entries: self.entries,
+            central_directory: self.central_directory,
+        })
+    }
+}
+
 /// Reads the payload of `path`. `stamp` is what the file's runtime says about
 /// itself (`None` when unknown, as for `inspect` on another file).
 pub fn locate(path: &Path, stamp: Option<&Stamp>) -> Result<Option<Payload>> {

@@ -12,7 +12,7 @@
 
 use super::payload::Payload;
 use crate::format::Damage;
-use crate::format::archive_hash::{ArchiveHasher, DIR_MODE};
+use crate::format::archive_hash::ArchiveHasher;
 use std::fs::{DirBuilder, File};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -46,14 +46,10 @@ fn hash_again(payload: &Payload) -> Result<(), Damage> {
             .name()
             .map_err(|e| Damage::Unreadable(e.to_string()))?
             .into_owned();
-        if entry.is_dir() {
-            hasher.entry(&name, DIR_MODE, 0);
-            continue;
-        }
-        let mode = entry.unix_mode().unwrap_or(0) & 0o777;
-        hasher.entry(&name, mode, entry.size());
         // A CRC or inflate error is damage too.
-        io::copy(&mut entry, &mut hasher).map_err(|_| Damage::HashMismatch)?;
+        hasher
+            .zip_entry(&name, &mut entry)
+            .map_err(|_| Damage::HashMismatch)?;
     }
     match hasher.finish(&payload.manifest) == payload.manifest.hash {
         true => Ok(()),

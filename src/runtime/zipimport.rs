@@ -146,7 +146,10 @@ pub fn read_entry(file: &std::fs::File, entry: &TableEntry) -> Result<Vec<u8>, S
         .map_err(|e| format!("cannot read its data: {e}"))?;
     let data = match entry.compress {
         0 => data,
-        8 => inflate_sized(&data, entry.file_size)?,
+        // One byte of room beyond the size: a longer stream is damage,
+        // caught by the length check below.
+        8 => inflate(&data, entry.file_size.saturating_add(1))
+            .map_err(|e| format!("its deflate data is damaged: {e}"))?,
         method => return Err(format!("it is compressed with method {method}")),
     };
     if data.len() as u64 != entry.file_size || crc32fast::hash(&data) != entry.crc {
@@ -155,27 +158,17 @@ pub fn read_entry(file: &std::fs::File, entry: &TableEntry) -> Result<Vec<u8>, S
     Ok(data)
 }
 
-fn inflate_sized(data: &[u8], size: u64) -> Result<Vec<u8>, String> {
-    use flate2::{Decompress, FlushDecompress, Status};
-    // One byte of room beyond the size: a longer stream is damage, caught
-    // by the caller's length check.
-    let room = usize::try_from(size).map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(room.saturating_add(1));
-    let status = Decompress::new(false)
-        .decompress_vec(data, &mut out, FlushDecompress::Finish)
-        .map_err(|e| format!("its deflate data is damaged: {e}"))?;
-    match status {
-        Status::StreamEnd => Ok(out),
-        _ => Err("its deflate data is damaged".to_owned()),
-    }
-}
-
 /// Inflates a raw deflate stream (zip's method 8), as
-/// `zlib.decompress(data, -15)` does for zipimport.
-pub fn inflate(data: &[u8]) -> Result<Vec<u8>, String> {
+/// `zlib.decompress(data, -15)` does for zipimport, into room for
+/// `capacity` bytes first (more if the stream holds more).
+pub fn inflate(data: &[u8], capacity: u64) -> Result<Vec<u8>, String> {
     use flate2::{Decompress, FlushDecompress, Status};
     let mut decoder = Decompress::new(false);
-    let mut out = Vec::with_capacity(data.len().saturating_mul(3).max(64));
+    let mut out = Vec::with_capacity(
+        usize::try_from(capacity)
+            .map_err(|e| e.to_string())?
+            .max(64),
+    );
     loop {
         let consumed = usize::try_from(decoder.total_in()).unwrap_or(usize::MAX);
         let input = data.get(consumed..).unwrap_or_default();
@@ -222,7 +215,9 @@ mod tests {
             flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(&text).expect("in memory");
         let deflated = encoder.finish().expect("in memory");
-        assert_eq!(inflate(&deflated).expect("valid"), text);
-        assert!(inflate(&deflated[..deflated.len() / 2]).is_err());
+        for capacity in [0, text.len() as u64] {
+            assert_eq!(inflate(&deflated, capacity).expect("valid"), text);
+            assert!(inflate(&deflated[..deflated.len() / 2], capacity).is_err());
+        }
     }
 }
