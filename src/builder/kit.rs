@@ -12,7 +12,9 @@
 #[cfg(pyferry_flavor = "standalone")]
 use crate::builder::pack::archive::{StdlibParts, ZipCopy};
 use crate::error::{Error, Result};
-use crate::format::{FALLBACK_LIBRARIES, NATIVE_ARCHIVE, stdlib_unit};
+use crate::format::FALLBACK_LIBRARIES;
+#[cfg(pyferry_flavor = "standalone")]
+use crate::format::{NATIVE_ARCHIVE, stdlib_unit};
 use crate::runtime::invocation::INTERPRETER_VARIABLE;
 use crate::runtime::payload::Payload;
 use std::fs::File;
@@ -77,10 +79,7 @@ impl Kit {
     /// (the kit keeps them for pip, apps leave them out by default).
     #[cfg(pyferry_flavor = "standalone")]
     pub fn stdlib_parts(&self, work_dir: &Path, headers: bool) -> Result<StdlibParts> {
-        let parts = StdlibParts {
-            archived: work_dir.join("stdlib-archived.zip"),
-            extracted: work_dir.join("stdlib-extracted.zip"),
-        };
+        let parts = StdlibParts::in_dir(work_dir, "stdlib");
         let prefix = format!("{}/", stdlib_unit::UNIT);
         let mut outer = self.archive()?;
         self.copy_entries(&mut outer, &parts.archived, |name| {

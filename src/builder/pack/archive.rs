@@ -267,13 +267,9 @@ fn copy_archived<W: Write + Seek>(
         {
             let mut entry = source.by_index(index).map_err(&unreadable)?;
             let name = entry.name().map_err(&unreadable)?.into_owned();
-            if entry.is_dir() {
-                hasher.entry(&name, DIR_MODE, 0);
-            } else {
-                let mode = entry.unix_mode().unwrap_or(0) & 0o777;
-                hasher.entry(&name, mode, entry.size());
-                std::io::copy(&mut entry, hasher).map_err(io("read", from))?;
-            }
+            hasher
+                .zip_entry(&name, &mut entry)
+                .map_err(io("read", from))?;
         }
         let entry = source.by_index_raw(index).map_err(&unreadable)?;
         zip.raw_copy_file(entry).map_err(zip_error(zip_path))?;
@@ -356,7 +352,18 @@ pub struct StdlibParts {
     pub extracted: PathBuf,
 }
 
+// Made and cut by the standalone flavor's `stdlib` (the system flavor
+// carries none).
+#[cfg(pyferry_flavor = "standalone")]
 impl StdlibParts {
+    /// The parts' paths in `work_dir`, their file names starting `stem`.
+    pub fn in_dir(work_dir: &Path, stem: &str) -> StdlibParts {
+        StdlibParts {
+            archived: work_dir.join(format!("{stem}-archived.zip")),
+            extracted: work_dir.join(format!("{stem}-extracted.zip")),
+        }
+    }
+
     pub fn remove(&self) -> Result<()> {
         for path in [&self.archived, &self.extracted] {
             fs::remove_file(path).map_err(io("remove", path))?;
@@ -366,11 +373,13 @@ impl StdlibParts {
 }
 
 /// A zip made of entries of other zips, each copied as it is compressed.
+#[cfg(pyferry_flavor = "standalone")]
 pub struct ZipCopy {
     path: PathBuf,
     zip: ZipWriter<BufWriter<fs::File>>,
 }
 
+#[cfg(pyferry_flavor = "standalone")]
 impl ZipCopy {
     pub fn create(path: &Path) -> Result<ZipCopy> {
         let file = fs::File::create(path).map_err(io("create", path))?;

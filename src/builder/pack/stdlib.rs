@@ -405,10 +405,7 @@ fn split(unit: &Path, work_dir: &Path) -> Result<StdlibParts> {
         .collect::<Result<_, _>>()
         .map_err(&unreadable)?;
     let reading_own_files = packages_reading_their_files(&names);
-    let parts = StdlibParts {
-        archived: work_dir.join("stdlib-archived.zip"),
-        extracted: work_dir.join("stdlib-extracted.zip"),
-    };
+    let parts = StdlibParts::in_dir(work_dir, "stdlib");
     let mut archived = archive::ZipCopy::create(&parts.archived)?;
     let mut extracted = archive::ZipCopy::create(&parts.extracted)?;
     for index in 0..source.len() {
@@ -472,7 +469,7 @@ pub fn cut_to_reach(
     run_as_script: &str,
     work_dir: &Path,
 ) -> Result<(StdlibParts, Vec<String>)> {
-    let prefix = format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::stdlib_dir());
+    let prefix = stdlib_prefix();
     let dynload = format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::dynload_dir());
     let libraries = format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::LIBRARY_DIR);
     // What a standard library entry belongs to: a module (dotted), or the
@@ -487,7 +484,7 @@ pub fn cut_to_reach(
         }
         let rest = name.strip_prefix(&prefix)?;
         let top = rest.split('/').next().unwrap_or(rest);
-        if ["lib-dynload", "site-packages"].contains(&top) || top.starts_with("config-") {
+        if !holds_modules(top) {
             return None;
         }
         let (dir, file) = rest.rsplit_once('/').unwrap_or(("", rest));
@@ -602,10 +599,7 @@ pub fn cut_to_reach(
             .strip_prefix(&libraries)
             .is_none_or(|library| libraries_kept.contains(library)),
     };
-    let cut = StdlibParts {
-        archived: work_dir.join("stdlib-archived-minimal.zip"),
-        extracted: work_dir.join("stdlib-extracted-minimal.zip"),
-    };
+    let cut = StdlibParts::in_dir(work_dir, "stdlib-minimal");
     for (from, to) in [
         (&parts.archived, &cut.archived),
         (&parts.extracted, &cut.extracted),
@@ -634,6 +628,19 @@ pub fn cut_to_reach(
     Ok((cut, left_out))
 }
 
+/// `.python/lib/python3.X/`: where the unit's zips name the standard
+/// library's files.
+fn stdlib_prefix() -> String {
+    format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::stdlib_dir())
+}
+
+/// Whether the standard library directory's top-level entry `top` is a
+/// module or package, not `site-packages`, `lib-dynload` (gathered on its
+/// own) or the build's `config-*` directory.
+fn holds_modules(top: &str) -> bool {
+    !(["lib-dynload", "site-packages"].contains(&top) || top.starts_with("config-"))
+}
+
 /// Documentation beside the modules, which no code reads: it does not make
 /// its package one that reads its own files.
 fn is_documentation(file: &str) -> bool {
@@ -645,7 +652,7 @@ fn is_documentation(file: &str) -> bool {
 /// them next to `__file__`, so they are extracted whole, as an app's own
 /// such packages are.
 fn packages_reading_their_files(names: &[String]) -> BTreeSet<String> {
-    let prefix = format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::stdlib_dir());
+    let prefix = stdlib_prefix();
     names
         .iter()
         .filter_map(|name| name.strip_prefix(&prefix))
@@ -660,13 +667,12 @@ fn packages_reading_their_files(names: &[String]) -> BTreeSet<String> {
 
 /// Where the unit's entry `name` goes (see `StdlibParts`).
 fn destination(name: &str, reading_own_files: &BTreeSet<String>) -> Destination {
-    let prefix = format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::stdlib_dir());
+    let prefix = stdlib_prefix();
     let Some(rest) = name.strip_prefix(&prefix) else {
         return Destination::Extracted;
     };
     let (top, _) = rest.split_once('/').unwrap_or((rest, ""));
-    let native = ["lib-dynload", "site-packages"].contains(&top) || top.starts_with("config-");
-    if native || reading_own_files.contains(top) {
+    if !holds_modules(top) || reading_own_files.contains(top) {
         return Destination::Extracted;
     }
     // `json/__pycache__/decoder.cpython-311.pyc` -> `json/decoder.pyc`.
@@ -1036,11 +1042,7 @@ fn walk_stdlib(
     excluded: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<String>, BTreeMap<String, SourceFile>)> {
     let mut tree = Tree::default();
-    tree.add_dir(root, |top| {
-        ["site-packages", "lib-dynload"].contains(&top)
-            || top.starts_with("config-")
-            || excluded(top)
-    })?;
+    tree.add_dir(root, |top| !holds_modules(top) || excluded(top))?;
     // Test suites inside other packages (`ctypes/test/...`): any directory
     // below the top level.
     let in_nested_tests = |name: &str| {
