@@ -99,7 +99,7 @@ test-cpython: build
 # this stable toolchain take them. Inputs that crash are left in
 # fuzz/artifacts/TARGET/; `cargo fuzz run TARGET FILE` replays one.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := end_record stamp elf archive_path
+FUZZ_TARGETS := end_record stamp elf archive_path solid
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	set -e; for target in $(FUZZ_TARGETS); do \

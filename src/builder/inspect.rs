@@ -77,8 +77,8 @@ pub fn inspect(path: &Path) -> Result<Report> {
             exe: path.to_owned(),
             reason: Damage::NativeArchive(reason.0),
         })?;
-    if let Some((archive, _)) = native {
-        let mut native = zip::ZipArchive::new(archive).map_err(corrupt)?;
+    if let Some(archive) = native {
+        let mut native = zip::ZipArchive::new(archive.reader()).map_err(corrupt)?;
         for index in 0..native.len() {
             let entry = native.by_index_raw(index).map_err(corrupt)?;
             if !entry.is_dir() {

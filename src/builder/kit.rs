@@ -73,9 +73,9 @@ impl Kit {
     }
 
     /// Writes the standard library the kit carries, in the parts pack puts
-    /// into an app, to `work_dir`: its entries copied as they are
-    /// (compressed), the archived modules from the kit's own archive, the
-    /// rest from its inner archive; CPython's C headers only if `headers`
+    /// into an app, to `work_dir`: its entries copied as they are (the
+    /// archived modules deflated, from the kit's own archive; the rest
+    /// stored, from its inner archive); CPython's C headers only if `headers`
     /// (the kit keeps them for pip, apps leave them out by default).
     #[cfg(pyferry_flavor = "standalone")]
     pub fn stdlib_parts(&self, work_dir: &Path, headers: bool) -> Result<StdlibParts> {
@@ -85,12 +85,11 @@ impl Kit {
         self.copy_entries(&mut outer, &parts.archived, |name| {
             name.starts_with(&prefix)
         })?;
-        // The inner archive, read in place, as the runtime extracts it.
-        let (inner, _) =
-            crate::runtime::extract::open_native(&self.payload.file, self.payload.entries)
-                .map_err(|why| self.damaged(why.to_string()))?
-                .ok_or_else(|| self.damaged(format!("it has no `{NATIVE_ARCHIVE}`")))?;
-        let mut inner = zip::ZipArchive::new(inner)
+        // The inner archive, decompressed as the runtime extracts it.
+        let inner = crate::runtime::extract::open_native(&self.payload.file, self.payload.entries)
+            .map_err(|why| self.damaged(why.to_string()))?
+            .ok_or_else(|| self.damaged(format!("it has no `{NATIVE_ARCHIVE}`")))?;
+        let mut inner = zip::ZipArchive::new(inner.reader())
             .map_err(|e| self.damaged(format!("{NATIVE_ARCHIVE}: {e}")))?;
         let header_dir = format!("{prefix}include/");
         // pyconfig.h is a header every app carries: sysconfig reads it.

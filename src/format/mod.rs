@@ -20,6 +20,7 @@ pub mod archive_path;
 pub mod elf;
 pub mod end_record;
 pub mod manifest;
+pub mod solid;
 pub mod stamp;
 pub mod units;
 
@@ -30,11 +31,11 @@ use std::fmt;
 /// archive and the units report); no app file may be there.
 pub const PYFERRY_DIR: &str = ".pyferry";
 
-/// The inner zip, stored in the executable's zip, that holds the units the
-/// runtime extracts (native code, data files, code that reaches its own
-/// files; kept out of the central directory that zipimport parses on every
-/// start).
-pub const NATIVE_ARCHIVE: &str = ".pyferry/native.zip";
+/// The inner zip that holds the units the runtime extracts (native code,
+/// data files, code that reaches its own files; kept out of the central
+/// directory that zipimport parses on every start): its entries stored,
+/// the whole a zstd stream (`solid`), stored in the executable's zip.
+pub const NATIVE_ARCHIVE: &str = ".pyferry/native.zip.zst";
 
 /// The module, byte-compiled into every archive by `pack`, that starts the
 /// app: the runtime's command calls its `main`.

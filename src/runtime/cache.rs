@@ -467,14 +467,9 @@ fn extract_version(
     let mut progress = extract::Progress::new(&manifest.name, io::stderr().is_terminal());
     let result = extract::open_native(&payload.file, payload.entries)
         .and_then(|native| match native {
-            Some((archive, entries)) => extract::extract_units(
-                archive,
-                entries,
-                &units,
-                &temp,
-                audience.dir_mode(),
-                &mut progress,
-            ),
+            Some(archive) => {
+                extract::extract_units(&archive, &units, &temp, audience.dir_mode(), &mut progress)
+            }
             None if units.is_empty() => Ok(extract::Extracted::default()),
             None => Err(format!(
                 "the manifest lists units to extract, but the archive has no `{}`",
@@ -564,7 +559,7 @@ fn link_shared_stdlib(
     let unit = crate::format::stdlib_unit::UNIT;
     let verified =
         extract::open_native(&payload.file, payload.entries).and_then(|native| match native {
-            Some((archive, _)) => extract::verify_unit(archive, unit, temp),
+            Some(archive) => extract::verify_unit(&archive, unit, temp),
             None => Err("the archive has no native part".into()),
         });
     if let Err(why) = verified {

@@ -8,70 +8,39 @@
 
 use crate::balance;
 use crate::error::Reason;
-use crate::format::{NATIVE_ARCHIVE, archive_path, end_record};
+use crate::format::{NATIVE_ARCHIVE, archive_path, end_record, solid};
 use std::collections::HashSet;
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Cursor, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use zip::CompressionMethod;
 
-/// A read-only view of `len` bytes of a file from `start`: the inner zip,
-/// read in place. It reads with `pread`, never moving the file's shared
-/// offset, so clones read from several threads at once.
-#[derive(Clone)]
-pub struct Window<'a> {
-    file: &'a File,
-    start: u64,
-    len: u64,
-    position: u64,
+/// The inner zip, decompressed: what the runtime extracts from.
+pub struct NativeArchive {
+    pub bytes: Vec<u8>,
+    /// The entry count of its end record, when it can be read: the zip
+    /// reader keeps one entry per name, so a smaller count reveals
+    /// duplicate names.
+    pub entries: Option<u64>,
 }
 
-impl<'a> Window<'a> {
-    /// The whole of `file`.
-    pub fn whole(file: &'a File) -> io::Result<Window<'a>> {
-        Ok(Window {
-            file,
-            start: 0,
-            len: file.metadata()?.len(),
-            position: 0,
-        })
+impl NativeArchive {
+    /// A reader over the zip; clones read from several threads at once.
+    pub fn reader(&self) -> Cursor<&[u8]> {
+        Cursor::new(&self.bytes)
     }
 }
 
-impl Read for Window<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.len.saturating_sub(self.position);
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let read = self
-            .file
-            .read_at(&mut buf[..want], self.start + self.position)?;
-        self.position += read as u64;
-        Ok(read)
-    }
-}
-
-impl Seek for Window<'_> {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let position = match to {
-            SeekFrom::Start(offset) => Some(offset),
-            SeekFrom::End(delta) => self.len.checked_add_signed(delta),
-            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
-        };
-        self.position = position.ok_or_else(|| io::Error::other("seek before the start"))?;
-        Ok(self.position)
-    }
-}
-
-/// Opens the native archive inside the executable's zip, with the entry
-/// count of its end record; `None` for an app without native code.
-/// `outer_entries` is the executable zip's own count (see `extract_units`).
+/// Reads and decompresses the native archive inside the executable's zip
+/// (`format::solid`); `None` for an app without one. `outer_entries` is the
+/// executable zip's own count (see `NativeArchive::entries`).
 pub fn open_native(
     file: &File,
     outer_entries: Option<u64>,
-) -> Result<Option<(Window<'_>, Option<u64>)>, Reason> {
+) -> Result<Option<NativeArchive>, Reason> {
     let mut zip =
         zip::ZipArchive::new(file).map_err(|e| format!("the archive is unreadable: {e}"))?;
     if outer_entries.is_some_and(|count| count != zip.len() as u64) {
@@ -80,37 +49,26 @@ pub fn open_native(
     let Some(index) = zip.index_for_name(NATIVE_ARCHIVE) else {
         return Ok(None);
     };
-    let entry = zip
-        .by_index_raw(index)
-        .map_err(|e| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}"))?;
+    let unreadable = |e: &dyn std::fmt::Display| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}");
+    let entry = zip.by_index_raw(index).map_err(|e| unreadable(&e))?;
     let (Some(start), CompressionMethod::Stored) = (entry.data_start(), entry.compression()) else {
         return Err(format!("`{NATIVE_ARCHIVE}` is not stored in place").into());
     };
-    let len = entry.compressed_size();
+    let len = usize::try_from(entry.compressed_size()).map_err(|e| unreadable(&e))?;
+    let mut stream = vec![0; len];
+    file.read_exact_at(&mut stream, start)
+        .map_err(|e| unreadable(&e))?;
+    let bytes = solid::decompress(&stream, solid::MAX_CONTENT).map_err(|e| unreadable(&e))?;
+    drop(stream);
     // The end record (22 bytes, no comment), and before it the zip64 end
     // record and locator of an archive of more than 65,535 entries.
-    let mut tail = [0u8; end_record::ZIP64_TAIL_LEN + 22];
-    let count = match len.checked_sub(22) {
-        Some(at) => {
-            let before = at.min(end_record::ZIP64_TAIL_LEN as u64) as usize;
-            let tail = &mut tail[end_record::ZIP64_TAIL_LEN - before..];
-            file.read_exact_at(tail, start + at - before as u64)
-                .map_err(|e| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}"))?;
-            end_record::end_record_entries(&tail[before..]).or_else(|| {
-                (before == end_record::ZIP64_TAIL_LEN)
-                    .then(|| end_record::zip64_entries(&tail[..before]))
-                    .flatten()
-            })
-        }
-        None => None,
-    };
-    let window = Window {
-        file,
-        start,
-        len,
-        position: 0,
-    };
-    Ok(Some((window, count)))
+    let entries = bytes.len().checked_sub(22).and_then(|at| {
+        end_record::end_record_entries(&bytes[at..]).or_else(|| {
+            at.checked_sub(end_record::ZIP64_TAIL_LEN)
+                .and_then(|before| end_record::zip64_entries(&bytes[before..at]))
+        })
+    });
+    Ok(Some(NativeArchive { bytes, entries }))
 }
 
 /// `extracting APP (42 MB)... done in 0.8 s` on stderr, for a first run
@@ -164,21 +122,21 @@ pub struct Extracted {
     pub bytes: u64,
 }
 
-/// Extracts the entries of `units` from the zip in `archive` into `dest`
+/// Extracts the entries of `units` from the native archive into `dest`
 /// (an existing, empty directory). Directories are created with `dir_mode`.
-/// `entries` is the entry count of the end record, when known: the reader
-/// keeps one entry per name, so a smaller count reveals duplicate names.
 pub fn extract_units(
-    archive: Window<'_>,
-    entries: Option<u64>,
+    archive: &NativeArchive,
     units: &[String],
     dest: &Path,
     dir_mode: u32,
     progress: &mut Progress,
 ) -> Result<Extracted, Reason> {
-    let mut zip =
-        zip::ZipArchive::new(archive).map_err(|e| format!("the archive is unreadable: {e}"))?;
-    if entries.is_some_and(|count| count != zip.len() as u64) {
+    let mut zip = zip::ZipArchive::new(archive.reader())
+        .map_err(|e| format!("the archive is unreadable: {e}"))?;
+    if archive
+        .entries
+        .is_some_and(|count| count != zip.len() as u64)
+    {
         return Err("the archive holds duplicate entry names".into());
     }
     let files = plan(&mut zip, units, dest, dir_mode)?;
@@ -233,9 +191,9 @@ pub fn extract_units(
 /// version, not extracted) are what the archive holds: each entry's size
 /// and CRC-32, read back. A damaged donor is then never linked into other
 /// apps.
-pub fn verify_unit(archive: Window<'_>, unit: &str, dest: &Path) -> Result<(), Reason> {
-    let mut zip =
-        zip::ZipArchive::new(archive).map_err(|e| format!("the archive is unreadable: {e}"))?;
+pub fn verify_unit(archive: &NativeArchive, unit: &str, dest: &Path) -> Result<(), Reason> {
+    let mut zip = zip::ZipArchive::new(archive.reader())
+        .map_err(|e| format!("the archive is unreadable: {e}"))?;
     let mut buffer = vec![0; 256 << 10];
     for index in 0..zip.len() {
         let entry = zip
@@ -271,7 +229,7 @@ pub fn verify_unit(archive: Window<'_>, unit: &str, dest: &Path) -> Result<(), R
 }
 
 /// What creating a file costs, in bytes written: about what a thread
-/// inflates and writes in the time the kernel takes to create a file.
+/// copies and writes in the time the kernel takes to create a file.
 const FILE_COST: u64 = 64 << 10;
 
 /// One file to write.
@@ -406,11 +364,9 @@ mod tests {
     use std::io::Write;
     use zip::write::SimpleFileOptions;
 
-    /// A zip with `entries` (name, optional symlink target) in a temp file.
-    fn zip_with(entries: &[(&str, Option<&str>)]) -> (tempfile::TempDir, File) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("archive.zip");
-        let mut zip = zip::ZipWriter::new(File::create(&path).expect("create"));
+    /// A native archive of `entries` (name, optional symlink target).
+    fn archive_of(entries: &[(&str, Option<&str>)]) -> NativeArchive {
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
         for (name, link) in entries {
             let options = SimpleFileOptions::default();
             match link {
@@ -421,39 +377,27 @@ mod tests {
                 }
             }
         }
-        zip.finish().expect("finish");
-        // The writer refuses duplicates: `pkg/dup` entries become `pkg/a.py`.
-        let bytes = fs::read(&path).expect("read");
-        let patched = String::from_utf8_lossy(&bytes).contains("pkg/dup");
-        if patched {
-            let mut bytes = bytes;
-            for at in 0..bytes.len() - 8 {
-                if &bytes[at..at + 8] == b"pkg/dup1" {
-                    bytes[at..at + 8].copy_from_slice(b"pkg/dup2");
-                }
+        let mut bytes = zip.finish().expect("finish").into_inner();
+        // The writer refuses duplicates: `pkg/dup1` becomes a second `pkg/dup2`.
+        for at in 0..bytes.len() - 8 {
+            if &bytes[at..at + 8] == b"pkg/dup1" {
+                bytes[at..at + 8].copy_from_slice(b"pkg/dup2");
             }
-            fs::write(&path, bytes).expect("write");
         }
-        (dir, File::open(&path).expect("open"))
+        let count = u16::from_le_bytes([bytes[bytes.len() - 12], bytes[bytes.len() - 11]]);
+        NativeArchive {
+            bytes,
+            entries: Some(count.into()),
+        }
     }
 
     fn extract(entries: &[(&str, Option<&str>)]) -> Result<Extracted, Reason> {
-        let (dir, archive) = zip_with(entries);
+        let dir = tempfile::tempdir().expect("temp dir");
         let dest = dir.path().join("dest");
         fs::create_dir(&dest).expect("mkdir");
         let units = ["pkg".to_owned()];
-        let bytes = fs::read(dir.path().join("archive.zip")).expect("read");
-        let count = u16::from_le_bytes([bytes[bytes.len() - 12], bytes[bytes.len() - 11]]);
         let mut progress = Progress::new("test", false);
-        let window = Window::whole(&archive).expect("size");
-        let result = extract_units(
-            window,
-            Some(count.into()),
-            &units,
-            &dest,
-            0o700,
-            &mut progress,
-        );
+        let result = extract_units(&archive_of(entries), &units, &dest, 0o700, &mut progress);
         // Nothing escaped the destination.
         assert!(!dir.path().join("evil").exists());
         result

@@ -549,20 +549,36 @@ fn a_start_held_up_before_its_lock_is_not_pruned_under_it() {
 
 /// A copy of `exe` at `to` with one byte changed: the byte after the last
 /// occurrence of `after` in the file.
-fn damaged_copy(exe: &Path, to: &Path, after: &[u8]) {
+fn damaged_copy(exe: &Path, to: &Path, at: impl Fn(&[u8]) -> usize) {
     let mut bytes = fs::read(exe).expect("read");
-    let at = bytes
-        .windows(after.len())
-        .rposition(|window| window == after)
-        .expect("the bytes to damage")
-        + after.len();
+    let at = at(&bytes);
     bytes[at] ^= 0x01;
     fs::write(to, bytes).expect("write");
     fs::set_permissions(to, fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
-/// Copies damaged after packing (a flipped bit in a file name inside the
-/// native archive, in stored bytecode) are refused before anything of them
+/// The byte just after the last `pattern` in `bytes`.
+fn after_last(bytes: &[u8], pattern: &[u8]) -> usize {
+    bytes
+        .windows(pattern.len())
+        .rposition(|window| window == pattern)
+        .expect("the bytes to damage")
+        + pattern.len()
+}
+
+/// The middle of the native archive's zstd stream in `bytes`, an
+/// executable's.
+fn inside_native_archive(bytes: &[u8]) -> usize {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
+    let entry = zip
+        .by_name(pyferry::format::NATIVE_ARCHIVE)
+        .expect("a native archive");
+    let start = entry.data_start().expect("its data");
+    (start + entry.compressed_size() / 2) as usize
+}
+
+/// Copies damaged after packing (a flipped bit inside the native archive's
+/// compressed stream, in stored bytecode) are refused before anything of them
 /// is published or run: the genuine version's cache stays good for intact
 /// copies, and an intact copy elsewhere runs.
 #[test]
@@ -582,17 +598,19 @@ fn a_damaged_copy_neither_poisons_the_cache_nor_runs() {
     )
     .expect("write");
     let exe = cx.pack("copies", &[app.to_str().expect("utf-8")]);
-    let damaged_name = cx.path().join("damaged-name");
-    damaged_copy(&exe, &damaged_name, b"fastpkg/tab");
+    let damaged_native = cx.path().join("damaged-native");
+    damaged_copy(&exe, &damaged_native, inside_native_archive);
     let damaged_code = cx.path().join("damaged-code");
-    damaged_copy(&exe, &damaged_code, b"the intact c");
+    damaged_copy(&exe, &damaged_code, |bytes| {
+        after_last(bytes, b"the intact c")
+    });
     let refused = |output: &std::process::Output| {
         !output.status.success()
             && stderr(output).contains("does not match the hash it was packed with")
     };
 
     // First on an empty cache: nothing published.
-    let output = cx.run(&damaged_name, &["1"]);
+    let output = cx.run(&damaged_native, &["1"]);
     assert!(refused(&output), "{}", describe(&output));
     assert_eq!(version_dirs(&cx.cache_dir()), Vec::<String>::new());
     let intact = success(&cx.run(&exe, &["1"]));
@@ -604,7 +622,7 @@ fn a_damaged_copy_neither_poisons_the_cache_nor_runs() {
     // Then on the complete cache, which the damaged copy shares a key with.
     let output = cx.run(&damaged_code, &["1"]);
     assert!(refused(&output), "{}", describe(&output));
-    let output = cx.run(&damaged_name, &["1"]);
+    let output = cx.run(&damaged_native, &["1"]);
     assert!(refused(&output), "{}", describe(&output));
     assert_eq!(success(&cx.run(&exe, &["1"])), intact);
     let elsewhere = cx.path().join("elsewhere");

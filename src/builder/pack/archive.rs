@@ -3,8 +3,9 @@
 //! stamp patched last; through a temp file and one rename.
 //!
 //! Native units go into an inner zip (`with_native_archive`), its entries
-//! deflated; in the outer zip, bytecode and that inner zip are stored
-//! uncompressed (see `compression_for`), the rest deflated.
+//! stored and the whole compressed with zstd (`format::solid`); in the outer
+//! zip, bytecode and that inner archive are stored uncompressed (see
+//! `compression_for`), the rest deflated.
 //! Determinism: entries in sorted order, one fixed timestamp
 //! (`SOURCE_DATE_EPOCH`, else 1980-01-01), modes normalized to 0644/0755.
 //! The hash covers every entry (name, mode, bytes) and the manifest.
@@ -15,7 +16,7 @@ use crate::error::{Error, Reason, Result, io};
 use crate::format::archive_hash::{ArchiveHasher, DIR_MODE};
 use crate::format::manifest::Manifest;
 use crate::format::stamp::{self, Stamp};
-use crate::format::{NATIVE_ARCHIVE, PYFERRY_DIR, archive_path, elf, end_record};
+use crate::format::{NATIVE_ARCHIVE, PYFERRY_DIR, archive_path, elf, end_record, solid};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -189,7 +190,9 @@ impl<W: Seek> Seek for ZipStart<W> {
 /// (`NATIVE_ARCHIVE`): zipimport parses the whole central directory of the
 /// executable on every start (numpy's 1500 files cost 7 ms), and it never
 /// imports from the native units, which are extracted. `prebuilt` is a zip
-/// of more native entries (the standard library), copied in as it is.
+/// of more native entries (the standard library), written first: its part
+/// of the inner zip is then the same bytes in every app, one zstd frame
+/// compressed once (`cache::shared_frame`), the app's own part another.
 fn with_native_archive(
     entries: &BTreeMap<String, Entry>,
     native: &[String],
@@ -210,8 +213,10 @@ fn with_native_archive(
     if inner.is_empty() && prebuilt.is_none() {
         return Ok(outer);
     }
-    let path = work_dir.join("native.zip");
-    write_zip(&path, prebuilt, &inner, timestamp, Some(phase))?;
+    let zip_path = work_dir.join("native.zip");
+    let shared_end = write_native_zip(&zip_path, prebuilt, &inner, timestamp, phase)?;
+    let path = work_dir.join("native.zip.zst");
+    compress_native(&zip_path, shared_end, &path, phase)?;
     outer.insert(format!("{PYFERRY_DIR}/"), Entry::Dir);
     outer.insert(
         NATIVE_ARCHIVE.to_owned(),
@@ -223,29 +228,101 @@ fn with_native_archive(
     Ok(outer)
 }
 
-/// Writes a zip to `path`: the entries of the zip `prebuilt` copied as they
-/// are, then `entries`, all deflated (extracted once, never read in place).
-/// Each entry written is a step of `phase`.
-pub fn write_zip(
+/// Writes the inner zip to `path`, every entry stored (the whole is
+/// compressed): the entries of the zip `prebuilt`, then `entries`. Returns
+/// where `prebuilt`'s part ends.
+fn write_native_zip(
     path: &Path,
     prebuilt: Option<&Path>,
     entries: &BTreeMap<String, Entry>,
     timestamp: DateTime,
-    phase: Option<&Phase>,
+    phase: &Phase,
+) -> Result<u64> {
+    let file = fs::File::create(path).map_err(io("create", path))?;
+    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let mut prebuilt_entries = 0;
+    if let Some(prebuilt) = prebuilt {
+        let unreadable = zip_read_error(prebuilt);
+        let mut source = open_zip(prebuilt)?;
+        for index in 0..source.len() {
+            let mut entry = source.by_index(index).map_err(&unreadable)?;
+            let name = entry.name().map_err(&unreadable)?.into_owned();
+            let mode = match entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0) {
+                true => 0o755,
+                false => 0o644,
+            };
+            let options = options(timestamp, mode).compression_method(CompressionMethod::Stored);
+            if entry.is_dir() {
+                zip.add_directory(name.trim_end_matches('/'), options)
+                    .map_err(zip_error(path))?;
+            } else {
+                let options = options.large_file(entry.size() >= u64::from(u32::MAX));
+                zip.start_file(name.as_str(), options)
+                    .map_err(zip_error(path))?;
+                std::io::copy(&mut entry, &mut zip).map_err(io("read", prebuilt))?;
+            }
+        }
+        prebuilt_entries = source.len();
+    }
+    let stored = |_: &str| CompressionMethod::Stored;
+    write_entries(
+        &mut zip,
+        entries,
+        timestamp,
+        None,
+        path,
+        stored,
+        Some(phase),
+    )?;
+    zip.finish()
+        .map_err(zip_error(path))?
+        .flush()
+        .map_err(io("write", path))?;
+    // Where the first of `entries` begins, or the central directory.
+    let mut written = open_zip(path)?;
+    match prebuilt_entries < written.len() {
+        true => Ok(written
+            .by_index_raw(prebuilt_entries)
+            .map_err(zip_read_error(path))?
+            .header_start()),
+        false => Ok(written.central_directory_start()),
+    }
+}
+
+/// Compresses the inner zip at `zip_path` into `path`: its first
+/// `shared_end` bytes as one frame (cached), the rest as another.
+fn compress_native(zip_path: &Path, shared_end: u64, path: &Path, phase: &Phase) -> Result<()> {
+    let zip = fs::read(zip_path).map_err(io("read", zip_path))?;
+    let (shared, own) = zip.split_at(shared_end as usize);
+    let mut stream = match shared.is_empty() {
+        true => Vec::new(),
+        false => super::cache::shared_frame(shared, phase).map_err(io("compress", zip_path))?,
+    };
+    stream.extend(solid::compress_frame(own, solid::APP_LEVEL).map_err(io("compress", zip_path))?);
+    fs::write(path, stream).map_err(io("write", path))?;
+    fs::remove_file(zip_path).map_err(io("remove", zip_path))
+}
+
+/// Writes a deflated zip of `entries` to `path` (the standard library
+/// unit, cached between packs). Each entry written is a step of `phase`.
+pub fn write_zip(
+    path: &Path,
+    entries: &BTreeMap<String, Entry>,
+    timestamp: DateTime,
+    phase: &Phase,
 ) -> Result<()> {
     let file = fs::File::create(path).map_err(io("create", path))?;
     let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
-    if let Some(prebuilt) = prebuilt {
-        let source = fs::File::open(prebuilt).map_err(io("read", prebuilt))?;
-        let source = zip::ZipArchive::new(source).map_err(|e| Error::Io {
-            op: "read",
-            path: prebuilt.to_owned(),
-            source: std::io::Error::other(e),
-        })?;
-        zip.merge_archive(source).map_err(zip_error(path))?;
-    }
     let deflated = |_: &str| CompressionMethod::Deflated;
-    write_entries(&mut zip, entries, timestamp, None, path, deflated, phase)?;
+    write_entries(
+        &mut zip,
+        entries,
+        timestamp,
+        None,
+        path,
+        deflated,
+        Some(phase),
+    )?;
     zip.finish()
         .map_err(zip_error(path))?
         .flush()
@@ -439,8 +516,8 @@ fn options(timestamp: DateTime, mode: u32) -> SimpleFileOptions {
 /// In the outer zip, bytecode is stored: zipimport then reads it with no
 /// `zlib` import and no inflate on every start (and a standalone runtime's
 /// `zlib` is an extension module, extracted first). The native archive is
-/// stored too (its entries are deflated inside it), so that the runtime
-/// reads it in place. Everything else is deflated.
+/// stored too (it is a zstd stream), so that the runtime reads it in
+/// place. Everything else is deflated.
 fn compression_for(name: &str) -> CompressionMethod {
     if name.ends_with(".pyc") || name == NATIVE_ARCHIVE {
         CompressionMethod::Stored

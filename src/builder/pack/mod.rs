@@ -5,6 +5,7 @@
 //! written; the output appears only complete, through one rename.
 
 pub(crate) mod archive;
+mod cache;
 mod entry;
 #[cfg(pyferry_flavor = "standalone")]
 mod fallback_libraries;

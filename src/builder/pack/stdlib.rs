@@ -25,8 +25,8 @@ use crate::format::elf;
 use crate::format::stdlib_unit;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, DirBuilder};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use zip::DateTime;
@@ -293,7 +293,7 @@ pub struct Gathering<'a> {
 /// `timestamp`ed).
 ///
 /// Gathering and compressing it takes most of a small app's pack, and its
-/// inputs rarely change: the zip is kept in pack's own cache (`cache_dir`)
+/// inputs rarely change: the zip is kept in pack's own cache (`cache::dir`)
 /// under a key that covers every input file's identity (path, size, mtime,
 /// inode), pyferry itself (`pyferry_id`: its binary's build id), the
 /// options and the timestamp, and reused while they match.
@@ -343,7 +343,7 @@ pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<StdlibParts> {
         |part: &str| EXCLUDED_BY_DEFAULT.contains(&part) && !keep.iter().any(|k| k == part);
     let plan = plan(python, &excluded)?;
     let key = cache_key(python, keep, pyferry_id, timestamp, &plan)?;
-    let cache_dir = cache_dir();
+    let cache_dir = super::cache::dir();
     let built = work_dir.join("stdlib.zip");
     // A link or a copy, not the path: a concurrent pack may replace the
     // cached zip (and the work dir may be on another filesystem).
@@ -363,7 +363,7 @@ pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<StdlibParts> {
         .map(|(name, source)| (name, Entry::File(source)))
         .collect();
     let phase = progress.counted("writing the standard library", entries.len());
-    archive::write_zip(&built, None, &entries, timestamp, Some(&phase))?;
+    archive::write_zip(&built, &entries, timestamp, &phase)?;
     drop(phase);
     let Some(cache_dir) = cache_dir else {
         return split(&built, work_dir);
@@ -685,28 +685,6 @@ fn destination(name: &str, reading_own_files: &BTreeSet<String>) -> Destination 
         Some(name) => Destination::Archived(name),
         None => Destination::Extracted,
     }
-}
-
-/// Pack's cache, apart from the runtime's: `$PYFERRY_PACK_CACHE_DIR`, else
-/// `pyferry-pack` in the user's cache directory; used only while it is a
-/// directory of ours that no one else can read or write (what it holds goes
-/// into executables).
-fn cache_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("PYFERRY_PACK_CACHE_DIR").filter(|dir| !dir.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => dirs::cache_dir()?.join("pyferry-pack"),
-    };
-    let _ = DirBuilder::new().recursive(true).mode(0o700).create(&dir);
-    let meta = fs::symlink_metadata(&dir).ok()?;
-    let uid = rustix::process::geteuid().as_raw();
-    let private = meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0;
-    if !private {
-        crate::debug::note(&format!(
-            "not caching the standard library in {}: not a private directory of ours",
-            dir.display()
-        ));
-    }
-    private.then_some(dir)
 }
 
 fn plan(python: &BuildPython, excluded: &dyn Fn(&str) -> bool) -> Result<Plan> {
