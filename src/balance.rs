@@ -22,9 +22,46 @@ pub fn shares<T>(
     shares.into_iter().map(|(_, share)| share).collect()
 }
 
+/// Splits `items`, in their order, into at most `workers` runs of about
+/// equal `cost`: for work that must be done in order within a run (reading
+/// a stream from where the run starts).
+pub fn runs<T>(items: Vec<T>, workers: usize, cost: impl Fn(&T) -> u64) -> Vec<Vec<T>> {
+    let total: u64 = items.iter().map(&cost).sum();
+    let workers = workers.max(1) as u64;
+    let mut runs: Vec<Vec<T>> = vec![Vec::new()];
+    let mut done = 0;
+    for item in items {
+        // Past this run's share of the total: the next run starts.
+        let ran = runs.len() as u64;
+        if done >= total * ran / workers && ran < workers && !runs[runs.len() - 1].is_empty() {
+            runs.push(Vec::new());
+        }
+        done += cost(&item);
+        runs.last_mut().expect("at least one run").push(item);
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_keep_the_order_and_split_the_cost() {
+        assert_eq!(
+            runs(vec![1, 1, 1, 1, 4, 1, 1], 2, |size| *size),
+            vec![vec![1, 1, 1, 1, 4], vec![1, 1]]
+        );
+        assert_eq!(
+            runs(vec![3, 3, 3, 3], 2, |size| *size),
+            vec![vec![3, 3], vec![3, 3]]
+        );
+        assert_eq!(runs(vec![5], 3, |size| *size), vec![vec![5]]);
+        assert_eq!(
+            runs(Vec::<u64>::new(), 2, |size| *size),
+            vec![Vec::<u64>::new()]
+        );
+    }
 
     #[test]
     fn large_items_spread_and_small_ones_fill_in() {

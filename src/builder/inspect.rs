@@ -78,9 +78,9 @@ pub fn inspect(path: &Path) -> Result<Report> {
             reason: Damage::NativeArchive(reason.0),
         })?;
     if let Some(archive) = native {
-        let mut native = zip::ZipArchive::new(archive.reader()).map_err(corrupt)?;
+        let native = zip::ZipArchive::new(archive.listing()).map_err(corrupt)?;
         for index in 0..native.len() {
-            let entry = native.by_index_raw(index).map_err(corrupt)?;
+            let entry = native.by_index_data(index).map_err(corrupt)?;
             if !entry.is_dir() {
                 extracted_files.push(ExtractedFile {
                     name: String::from_utf8_lossy(entry.name_raw()).into_owned(),

@@ -85,8 +85,9 @@ impl Kit {
         self.copy_entries(&mut outer, &parts.archived, |name| {
             name.starts_with(&prefix)
         })?;
-        // The inner archive, decompressed as the runtime extracts it.
+        // The inner archive, decoded whole.
         let inner = crate::runtime::extract::open_native(&self.payload.file, self.payload.entries)
+            .and_then(|native| native.map(|native| native.decode_whole()).transpose())
             .map_err(|why| self.damaged(why.to_string()))?
             .ok_or_else(|| self.damaged(format!("it has no `{NATIVE_ARCHIVE}`")))?;
         let mut inner = zip::ZipArchive::new(inner.reader())

@@ -11,36 +11,99 @@ use crate::error::Reason;
 use crate::format::{NATIVE_ARCHIVE, archive_path, end_record, solid};
 use std::collections::HashSet;
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{self, Cursor, Read, Seek, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use zip::CompressionMethod;
 
-/// The inner zip, decompressed: what the runtime extracts from.
-pub struct NativeArchive {
-    pub bytes: Vec<u8>,
+/// A read-only view of `len` bytes of a file from `start`: the native
+/// archive's stream, read in place. It reads with `pread`, never moving the
+/// file's shared offset, so several threads read at once.
+struct Window<'a> {
+    file: &'a File,
+    start: u64,
+    len: u64,
+    position: u64,
+}
+
+impl Read for Window<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.position);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let read = self
+            .file
+            .read_at(&mut buf[..want], self.start + self.position)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+/// The native archive of an executable (`format::solid`): its stream, read
+/// in place, with its table of frames and its central directory decoded.
+pub struct NativeArchive<'a> {
+    file: &'a File,
+    stream_start: u64,
+    stream_len: u64,
+    table: solid::Table,
+    directory: solid::Decoded,
     /// The entry count of its end record, when it can be read: the zip
     /// reader keeps one entry per name, so a smaller count reveals
     /// duplicate names.
     pub entries: Option<u64>,
 }
 
-impl NativeArchive {
-    /// A reader over the zip; clones read from several threads at once.
-    pub fn reader(&self) -> Cursor<&[u8]> {
-        Cursor::new(&self.bytes)
+impl NativeArchive<'_> {
+    /// A reader for the zip's listing (`by_index_data`): only the central
+    /// directory is decoded, an entry's data is not.
+    pub fn listing(&self) -> solid::DecodedReader<'_> {
+        self.directory.reader()
+    }
+
+    /// The whole inner zip, decoded in memory.
+    pub fn decode_whole(&self) -> Result<solid::Decoded, Reason> {
+        let frames = self.read_stream(0, self.stream_len)?;
+        Ok(solid::decompress(&frames, 0, solid::MAX_CONTENT)
+            .map_err(|e| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}"))?)
+    }
+
+    /// `len` bytes of the stream from `offset`.
+    fn read_stream(&self, offset: u64, len: u64) -> Result<Vec<u8>, Reason> {
+        let mut bytes = vec![0; usize::try_from(len).map_err(|e| e.to_string())?];
+        self.file
+            .read_exact_at(&mut bytes, self.stream_start + offset)
+            .map_err(|e| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}"))?;
+        Ok(bytes)
+    }
+
+    /// The stream from the frame that holds the decoded byte `offset`,
+    /// decoding; and where in the whole that frame starts.
+    fn decoder_from(&self, offset: u64) -> io::Result<(impl Read + use<'_>, u64)> {
+        let frame = self
+            .table
+            .frames
+            .get(self.table.frame_at(offset))
+            .ok_or_else(|| io::Error::other("an entry lies past the archive's end"))?;
+        let window = Window {
+            file: self.file,
+            start: self.stream_start + frame.offset,
+            len: self.stream_len - frame.offset,
+            position: 0,
+        };
+        let reader = io::BufReader::with_capacity(COPY_BLOCK, window);
+        Ok((solid::stream_decoder(reader)?, frame.content_start))
     }
 }
 
-/// Reads and decompresses the native archive inside the executable's zip
-/// (`format::solid`); `None` for an app without one. `outer_entries` is the
-/// executable zip's own count (see `NativeArchive::entries`).
+/// Finds the native archive inside the executable's zip and decodes its
+/// table and central directory; `None` for an app without one.
+/// `outer_entries` is the executable zip's own count (see
+/// `NativeArchive::entries`).
 pub fn open_native(
     file: &File,
     outer_entries: Option<u64>,
-) -> Result<Option<NativeArchive>, Reason> {
+) -> Result<Option<NativeArchive<'_>>, Reason> {
     let mut zip =
         zip::ZipArchive::new(file).map_err(|e| format!("the archive is unreadable: {e}"))?;
     if outer_entries.is_some_and(|count| count != zip.len() as u64) {
@@ -51,24 +114,47 @@ pub fn open_native(
     };
     let unreadable = |e: &dyn std::fmt::Display| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}");
     let entry = zip.by_index_raw(index).map_err(|e| unreadable(&e))?;
-    let (Some(start), CompressionMethod::Stored) = (entry.data_start(), entry.compression()) else {
+    let (Some(stream_start), CompressionMethod::Stored) = (entry.data_start(), entry.compression())
+    else {
         return Err(format!("`{NATIVE_ARCHIVE}` is not stored in place").into());
     };
-    let len = usize::try_from(entry.compressed_size()).map_err(|e| unreadable(&e))?;
-    let mut stream = vec![0; len];
-    file.read_exact_at(&mut stream, start)
+    let stream_len = entry.compressed_size();
+    let mut window = Window {
+        file,
+        start: stream_start,
+        len: stream_len,
+        position: 0,
+    };
+    let table = solid::read_table(&mut window, stream_len).map_err(|e| unreadable(&e))?;
+    let (offset, base) = match table.directory_frames().first() {
+        Some(frame) => (frame.offset, frame.content_start),
+        None => (stream_len, 0),
+    };
+    let mut frames = vec![0; usize::try_from(stream_len - offset).map_err(|e| unreadable(&e))?];
+    file.read_exact_at(&mut frames, stream_start + offset)
         .map_err(|e| unreadable(&e))?;
-    let bytes = solid::decompress(&stream, solid::MAX_CONTENT).map_err(|e| unreadable(&e))?;
-    drop(stream);
+    let directory =
+        solid::decompress(&frames, base, solid::MAX_CONTENT).map_err(|e| unreadable(&e))?;
+    if directory.len() != table.content_len() {
+        return Err(unreadable(&"its frames do not match its table").into());
+    }
     // The end record (22 bytes, no comment), and before it the zip64 end
     // record and locator of an archive of more than 65,535 entries.
-    let entries = bytes.len().checked_sub(22).and_then(|at| {
-        end_record::end_record_entries(&bytes[at..]).or_else(|| {
+    let tail = directory.tail(end_record::ZIP64_TAIL_LEN + 22);
+    let entries = tail.len().checked_sub(22).and_then(|at| {
+        end_record::end_record_entries(&tail[at..]).or_else(|| {
             at.checked_sub(end_record::ZIP64_TAIL_LEN)
-                .and_then(|before| end_record::zip64_entries(&bytes[before..at]))
+                .and_then(|before| end_record::zip64_entries(&tail[before..at]))
         })
     });
-    Ok(Some(NativeArchive { bytes, entries }))
+    Ok(Some(NativeArchive {
+        file,
+        stream_start,
+        stream_len,
+        table,
+        directory,
+        entries,
+    }))
 }
 
 /// `extracting APP (42 MB)... done in 0.8 s` on stderr, for a first run
@@ -131,7 +217,7 @@ pub fn extract_units(
     dir_mode: u32,
     progress: &mut Progress,
 ) -> Result<Extracted, Reason> {
-    let mut zip = zip::ZipArchive::new(archive.reader())
+    let zip = zip::ZipArchive::new(archive.listing())
         .map_err(|e| format!("the archive is unreadable: {e}"))?;
     if archive
         .entries
@@ -139,7 +225,7 @@ pub fn extract_units(
     {
         return Err("the archive holds duplicate entry names".into());
     }
-    let files = plan(&mut zip, units, dest, dir_mode)?;
+    let mut files = plan(&zip, units, dest, dir_mode)?;
     // Every unit the manifest lists has files in the archive.
     if let Some(missing) = units.iter().find(|unit| {
         !files
@@ -154,18 +240,20 @@ pub fn extract_units(
     progress.total = files.iter().map(|file| file.size).sum();
 
     // Creating files is most of the time, and kernel work: spread it, by
-    // bytes and files. (Keeping a directory's files on one thread, for its
-    // lock, measured no better.)
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let shares = balance::shares(&files, workers, |file| file.size + FILE_COST);
+    // bytes and files, in runs of files that lie one after the other in the
+    // archive, each thread decoding the stream from its run's first frame.
+    files.sort_by_key(|file| file.header_start);
+    let workers = solid::workers();
+    let runs = balance::runs(files.iter().collect(), workers, |file| {
+        file.size + FILE_COST
+    });
     let mut progress_slot = Some(&mut *progress);
     let results: Vec<Result<Extracted, Reason>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = shares
+        let handles: Vec<_> = runs
             .into_iter()
-            .map(|share| {
-                let mut zip = zip.clone();
+            .map(|run| {
                 let progress = progress_slot.take();
-                scope.spawn(move || write_files(&mut zip, &share, progress))
+                scope.spawn(move || write_run(archive, &run, progress))
             })
             .collect();
         handles
@@ -192,12 +280,12 @@ pub fn extract_units(
 /// and CRC-32, read back. A damaged donor is then never linked into other
 /// apps.
 pub fn verify_unit(archive: &NativeArchive, unit: &str, dest: &Path) -> Result<(), Reason> {
-    let mut zip = zip::ZipArchive::new(archive.reader())
+    let zip = zip::ZipArchive::new(archive.listing())
         .map_err(|e| format!("the archive is unreadable: {e}"))?;
     let mut buffer = vec![0; 256 << 10];
     for index in 0..zip.len() {
         let entry = zip
-            .by_index_raw(index)
+            .by_index_data(index)
             .map_err(|e| format!("archive entry {index} is unreadable: {e}"))?;
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         if entry.is_dir() || archive_path::top_level(&name) != unit {
@@ -232,20 +320,22 @@ pub fn verify_unit(archive: &NativeArchive, unit: &str, dest: &Path) -> Result<(
 /// copies and writes in the time the kernel takes to create a file.
 const FILE_COST: u64 = 64 << 10;
 
-/// One file to write.
+/// One file to write: where its entry starts in the inner zip, and what
+/// the central directory says of its data.
 #[derive(Debug)]
 struct FileJob {
-    index: usize,
     name: String,
     target: std::path::PathBuf,
     executable: bool,
+    header_start: u64,
     size: u64,
+    crc: u32,
 }
 
 /// Checks every entry of the units, makes their directories, and lists the
 /// files to write.
 fn plan<R: Read + Seek>(
-    zip: &mut zip::ZipArchive<R>,
+    zip: &zip::ZipArchive<R>,
     units: &[String],
     dest: &Path,
     dir_mode: u32,
@@ -257,7 +347,7 @@ fn plan<R: Read + Seek>(
     let mut files = Vec::new();
     for index in 0..zip.len() {
         let entry = zip
-            .by_index_raw(index)
+            .by_index_data(index)
             .map_err(|e| format!("archive entry {index} is unreadable: {e}"))?;
         let name = std::str::from_utf8(entry.name_raw())
             .map_err(|_| format!("archive entry {index} has a name that is not UTF-8"))?
@@ -284,34 +374,68 @@ fn plan<R: Read + Seek>(
                 .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
             created.insert(dir.to_owned());
         }
-        if !entry.is_dir() {
-            files.push(FileJob {
-                index,
-                executable: entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0),
-                size: entry.size(),
-                name,
-                target,
-            });
+        if entry.is_dir() {
+            continue;
         }
+        // The stream is the compression: an entry is its bytes.
+        if entry.compression() != CompressionMethod::Stored
+            || entry.compressed_size() != entry.size()
+        {
+            return Err(format!("the archive entry `{name}` is not stored").into());
+        }
+        files.push(FileJob {
+            executable: entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0),
+            header_start: entry.header_start(),
+            size: entry.size(),
+            crc: entry.crc32(),
+            name,
+            target,
+        });
     }
     Ok(files)
 }
 
-fn write_files<R: Read + Seek>(
-    zip: &mut zip::ZipArchive<R>,
-    files: &[&FileJob],
+/// A zip entry's local header: its fixed part, before name and extra field.
+const LOCAL_HEADER_LEN: usize = 30;
+
+/// Writes the files of `run` (in the order of the archive), decoding the
+/// stream from the frame where the first of them starts.
+fn write_run(
+    archive: &NativeArchive,
+    run: &[&FileJob],
     mut progress: Option<&mut Progress>,
 ) -> Result<Extracted, Reason> {
     let mut done = Extracted::default();
+    let Some(first) = run.first() else {
+        return Ok(done);
+    };
+    let unreadable = |name: &str, e: io::Error| format!("cannot extract `{name}`: {e}");
+    let (mut stream, mut position) = archive
+        .decoder_from(first.header_start)
+        .map_err(|e| unreadable(&first.name, e))?;
     let mut buffer = vec![0; COPY_BLOCK];
-    for file in files {
+    for file in run {
         if let Some(progress) = progress.as_deref_mut() {
             progress.tick();
         }
         let name = &file.name;
-        let mut entry = zip
-            .by_index(file.index)
-            .map_err(|e| format!("cannot extract `{name}`: {e}"))?;
+        let gap = file
+            .header_start
+            .checked_sub(position)
+            .ok_or_else(|| format!("the archive entry `{name}` overlaps the entry before it"))?;
+        skip(&mut stream, gap).map_err(|e| unreadable(name, e))?;
+        let mut header = [0; LOCAL_HEADER_LEN];
+        stream
+            .read_exact(&mut header)
+            .map_err(|e| unreadable(name, e))?;
+        if !header.starts_with(b"PK\x03\x04") {
+            return Err(format!("the archive entry `{name}` has no local header").into());
+        }
+        let u16_at = |at: usize| u64::from(u16::from_le_bytes([header[at], header[at + 1]]));
+        let name_and_extra = u16_at(26) + u16_at(28);
+        skip(&mut stream, name_and_extra).map_err(|e| unreadable(name, e))?;
+        position = file.header_start + LOCAL_HEADER_LEN as u64 + name_and_extra + file.size;
+
         let mut out = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -324,12 +448,28 @@ fn write_files<R: Read + Seek>(
                 io::ErrorKind::AlreadyExists => format!("the archive holds `{name}` twice"),
                 _ => format!("cannot create `{}`: {e}", file.target.display()),
             })?;
-        // The zip reader checks the CRC as the copy ends.
-        done.bytes += copy_in_large_blocks(&mut entry, &mut out, &mut buffer)
-            .map_err(|e| format!("cannot extract `{name}`: {e}"))?;
+        let mut data = (&mut stream).take(file.size);
+        let mut crc = crc32fast::Hasher::new();
+        let copied = copy_in_large_blocks(&mut data, &mut out, &mut buffer, &mut crc)
+            .map_err(|e| unreadable(name, e))?;
+        if copied != file.size || crc.finalize() != file.crc {
+            return Err(
+                format!("cannot extract `{name}`: its bytes do not match their checksum").into(),
+            );
+        }
+        done.bytes += copied;
         done.files += 1;
     }
     Ok(done)
+}
+
+/// Reads and drops `len` bytes of `stream`.
+fn skip(stream: &mut impl Read, len: u64) -> io::Result<()> {
+    let skipped = io::copy(&mut stream.take(len), &mut io::sink())?;
+    match skipped == len {
+        true => Ok(()),
+        false => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
 }
 
 /// Bytes moved per read and write. Syscalls are costly in virtual
@@ -337,7 +477,12 @@ fn write_files<R: Read + Seek>(
 /// writes; with this, 2,400.
 const COPY_BLOCK: usize = 256 << 10;
 
-fn copy_in_large_blocks(from: &mut impl Read, to: &mut File, buffer: &mut [u8]) -> io::Result<u64> {
+fn copy_in_large_blocks(
+    from: &mut impl Read,
+    to: &mut File,
+    buffer: &mut [u8],
+    crc: &mut crc32fast::Hasher,
+) -> io::Result<u64> {
     let mut copied = 0;
     loop {
         let mut filled = 0;
@@ -352,6 +497,7 @@ fn copy_in_large_blocks(from: &mut impl Read, to: &mut File, buffer: &mut [u8]) 
         if filled == 0 {
             return Ok(copied);
         }
+        crc.update(&buffer[..filled]);
         to.write_all(&buffer[..filled])?;
         copied += filled as u64;
     }
@@ -364,11 +510,13 @@ mod tests {
     use std::io::Write;
     use zip::write::SimpleFileOptions;
 
-    /// A native archive of `entries` (name, optional symlink target).
-    fn archive_of(entries: &[(&str, Option<&str>)]) -> NativeArchive {
-        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    /// An executable's zip in `dir` whose native archive holds `entries`
+    /// (name, optional symlink target).
+    fn archive_of(dir: &Path, entries: &[(&str, Option<&str>)]) -> File {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         for (name, link) in entries {
-            let options = SimpleFileOptions::default();
+            let options =
+                SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
             match link {
                 Some(target) => zip.add_symlink(*name, *target, options).expect("link"),
                 None => {
@@ -377,18 +525,26 @@ mod tests {
                 }
             }
         }
-        let mut bytes = zip.finish().expect("finish").into_inner();
+        let mut inner = zip.finish().expect("finish").into_inner();
         // The writer refuses duplicates: `pkg/dup1` becomes a second `pkg/dup2`.
-        for at in 0..bytes.len() - 8 {
-            if &bytes[at..at + 8] == b"pkg/dup1" {
-                bytes[at..at + 8].copy_from_slice(b"pkg/dup2");
+        for at in 0..inner.len() - 8 {
+            if &inner[at..at + 8] == b"pkg/dup1" {
+                inner[at..at + 8].copy_from_slice(b"pkg/dup2");
             }
         }
-        let count = u16::from_le_bytes([bytes[bytes.len() - 12], bytes[bytes.len() - 11]]);
-        NativeArchive {
-            bytes,
-            entries: Some(count.into()),
-        }
+        let directory_start = zip::ZipArchive::new(std::io::Cursor::new(&inner))
+            .expect("a zip")
+            .central_directory_start();
+        let mut frames = solid::compress(&inner[..directory_start as usize], 1).expect("frames");
+        frames.extend(solid::compress(&inner[directory_start as usize..], 1).expect("frames"));
+        let stream = solid::with_table(&frames, directory_start).expect("table");
+        let path = dir.join("app.zip");
+        let mut outer = zip::ZipWriter::new(File::create(&path).expect("create"));
+        let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+        outer.start_file(NATIVE_ARCHIVE, stored).expect("start");
+        outer.write_all(&stream).expect("write");
+        outer.finish().expect("finish");
+        File::open(&path).expect("open")
     }
 
     fn extract(entries: &[(&str, Option<&str>)]) -> Result<Extracted, Reason> {
@@ -397,9 +553,17 @@ mod tests {
         fs::create_dir(&dest).expect("mkdir");
         let units = ["pkg".to_owned()];
         let mut progress = Progress::new("test", false);
-        let result = extract_units(&archive_of(entries), &units, &dest, 0o700, &mut progress);
+        let file = archive_of(dir.path(), entries);
+        let archive = open_native(&file, None)?.expect("a native archive");
+        let result = extract_units(&archive, &units, &dest, 0o700, &mut progress);
         // Nothing escaped the destination.
         assert!(!dir.path().join("evil").exists());
+        if result.is_ok() {
+            assert_eq!(
+                fs::read(dest.join("pkg/a.py")).expect("extracted"),
+                b"content"
+            );
+        }
         result
     }
 

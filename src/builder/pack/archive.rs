@@ -191,8 +191,8 @@ impl<W: Seek> Seek for ZipStart<W> {
 /// executable on every start (numpy's 1500 files cost 7 ms), and it never
 /// imports from the native units, which are extracted. `prebuilt` is a zip
 /// of more native entries (the standard library), written first: its part
-/// of the inner zip is then the same bytes in every app, one zstd frame
-/// compressed once (`cache::shared_frame`), the app's own part another.
+/// of the inner zip is then the same bytes in every app, zstd frames
+/// compressed once (`cache::shared_frames`), the app's own part others.
 fn with_native_archive(
     entries: &BTreeMap<String, Entry>,
     native: &[String],
@@ -214,9 +214,9 @@ fn with_native_archive(
         return Ok(outer);
     }
     let zip_path = work_dir.join("native.zip");
-    let shared_end = write_native_zip(&zip_path, prebuilt, &inner, timestamp, phase)?;
+    let parts = write_native_zip(&zip_path, prebuilt, &inner, timestamp, phase)?;
     let path = work_dir.join("native.zip.zst");
-    compress_native(&zip_path, shared_end, &path, phase)?;
+    compress_native(&zip_path, parts, &path, phase)?;
     outer.insert(format!("{PYFERRY_DIR}/"), Entry::Dir);
     outer.insert(
         NATIVE_ARCHIVE.to_owned(),
@@ -228,16 +228,22 @@ fn with_native_archive(
     Ok(outer)
 }
 
+/// Where the parts of the inner zip end: `prebuilt`'s entries, then the
+/// app's (the central directory follows).
+struct NativeParts {
+    shared_end: u64,
+    directory_start: u64,
+}
+
 /// Writes the inner zip to `path`, every entry stored (the whole is
-/// compressed): the entries of the zip `prebuilt`, then `entries`. Returns
-/// where `prebuilt`'s part ends.
+/// compressed): the entries of the zip `prebuilt`, then `entries`.
 fn write_native_zip(
     path: &Path,
     prebuilt: Option<&Path>,
     entries: &BTreeMap<String, Entry>,
     timestamp: DateTime,
     phase: &Phase,
-) -> Result<u64> {
+) -> Result<NativeParts> {
     let file = fs::File::create(path).map_err(io("create", path))?;
     let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
     let mut prebuilt_entries = 0;
@@ -278,33 +284,47 @@ fn write_native_zip(
         .map_err(zip_error(path))?
         .flush()
         .map_err(io("write", path))?;
-    // Where the first of `entries` begins, or the central directory.
     let mut written = open_zip(path)?;
-    match prebuilt_entries < written.len() {
-        true => Ok(written
+    let directory_start = written.central_directory_start();
+    let shared_end = match prebuilt_entries < written.len() {
+        true => written
             .by_index_raw(prebuilt_entries)
             .map_err(zip_read_error(path))?
-            .header_start()),
-        false => Ok(written.central_directory_start()),
-    }
+            .header_start(),
+        false => directory_start,
+    };
+    Ok(NativeParts {
+        shared_end,
+        directory_start,
+    })
 }
 
-/// Compresses the inner zip at `zip_path` into `path`: its first
-/// `shared_end` bytes as one frame (cached), the rest as another.
-fn compress_native(zip_path: &Path, shared_end: u64, path: &Path, phase: &Phase) -> Result<()> {
+/// Compresses the inner zip at `zip_path` into `path`: the standard
+/// library's part (cached), the app's, and the central directory, each in
+/// frames of their own, with the table of frames in front.
+fn compress_native(zip_path: &Path, parts: NativeParts, path: &Path, phase: &Phase) -> Result<()> {
     let zip = fs::read(zip_path).map_err(io("read", zip_path))?;
-    let (shared, own) = zip.split_at(shared_end as usize);
-    let mut stream = match shared.is_empty() {
+    let (shared, rest) = zip.split_at(parts.shared_end as usize);
+    let (own, directory) = rest.split_at((parts.directory_start - parts.shared_end) as usize);
+    let compress_error = |e: std::io::Error| io("compress", zip_path)(e);
+    let mut frames = match shared.is_empty() {
         true => Vec::new(),
-        false => super::cache::shared_frame(shared, phase).map_err(io("compress", zip_path))?,
+        false => super::cache::shared_frames(shared, phase).map_err(compress_error)?,
     };
-    stream.extend(solid::compress_frame(own, solid::APP_LEVEL).map_err(io("compress", zip_path))?);
+    for part in [own, directory] {
+        frames.extend(solid::compress(part, solid::APP_LEVEL).map_err(compress_error)?);
+    }
+    let stream =
+        solid::with_table(&frames, parts.directory_start).map_err(|reason| Error::Pack {
+            reason: Reason(format!("the native archive's frames: {reason}")),
+        })?;
     fs::write(path, stream).map_err(io("write", path))?;
     fs::remove_file(zip_path).map_err(io("remove", zip_path))
 }
 
 /// Writes a deflated zip of `entries` to `path` (the standard library
 /// unit, cached between packs). Each entry written is a step of `phase`.
+#[cfg(pyferry_flavor = "standalone")]
 pub fn write_zip(
     path: &Path,
     entries: &BTreeMap<String, Entry>,

@@ -1,11 +1,12 @@
 //! Pack's own cache, apart from the runtime's: what pack would otherwise
 //! redo at every pack (the standard library's zip, `stdlib::prepare`; its
-//! compressed frame, `shared_frame`).
+//! compressed frames, `shared_frames`).
 
 use crate::builder::progress::Phase;
 use crate::format::solid;
 use sha2::{Digest, Sha256};
 use std::fs::{self, DirBuilder};
+use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -31,45 +32,54 @@ pub fn dir() -> Option<PathBuf> {
     private.then_some(dir)
 }
 
-/// Compressed frames kept: the newest used, by modification time (each
-/// standard library cut by `--stdlib minimal` has a frame of its own).
+/// Compressed parts kept: the newest used, by modification time (each
+/// standard library cut by `--stdlib minimal` has frames of its own).
 const FRAMES_KEPT: usize = 8;
 
 /// `block` (the standard library's part of a native archive, the same in
-/// every app) as one zstd frame at `solid::SHARED_LEVEL`: seconds of work,
-/// so done once per content and kept in the cache. A cached frame is
-/// decoded and compared before it is used: a damaged one is made again.
-pub fn shared_frame(block: &[u8], phase: &Phase) -> std::io::Result<Vec<u8>> {
+/// every app) as zstd frames at `solid::SHARED_LEVEL`: seconds of work, so
+/// done once per content and kept in the cache. Cached frames are decoded
+/// and compared before they are used: damaged ones are made again.
+pub fn shared_frames(block: &[u8], phase: &Phase) -> std::io::Result<Vec<u8>> {
     let level = solid::SHARED_LEVEL;
     let key = crate::format::archive_hash::hex(&Sha256::digest(block));
     let name = format!("frame-{level}-{key}.zst");
     let cached = dir().map(|dir| dir.join(&name));
     if let Some(path) = &cached
-        && let Ok(frame) = fs::read(path)
-        && solid::decompress(&frame, block.len() as u64).is_ok_and(|decoded| decoded == block)
+        && let Ok(frames) = fs::read(path)
+        && decodes_to(&frames, block)
     {
         // Recently used: kept when older frames go.
         let _ = fs::File::options()
             .append(true)
             .open(path)
             .and_then(|file| file.set_modified(SystemTime::now()));
-        return Ok(frame);
+        return Ok(frames);
     }
     phase.message(&format!(
         "compressing the standard library ({} MB, once)",
         block.len() >> 20
     ));
-    let frame = solid::compress_frame(block, level)?;
+    let frames = solid::compress(block, level)?;
     if let Some(path) = cached {
         let temp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-        match fs::write(&temp, &frame).and_then(|()| fs::rename(&temp, &path)) {
+        match fs::write(&temp, &frames).and_then(|()| fs::rename(&temp, &path)) {
             Ok(()) => forget_old_frames(&path),
             Err(_) => {
                 let _ = fs::remove_file(&temp);
             }
         }
     }
-    Ok(frame)
+    Ok(frames)
+}
+
+/// Whether `frames` decode to `block`.
+fn decodes_to(frames: &[u8], block: &[u8]) -> bool {
+    let Ok(decoded) = solid::decompress(frames, 0, block.len() as u64) else {
+        return false;
+    };
+    let mut bytes = Vec::with_capacity(block.len());
+    decoded.reader().read_to_end(&mut bytes).is_ok() && bytes == block
 }
 
 /// Removes all but the `FRAMES_KEPT` newest frames from the cache that
