@@ -271,19 +271,7 @@ fn write_native_zip(
         prebuilt_entries = source.len();
     }
     let stored = |_: &str| CompressionMethod::Stored;
-    write_entries(
-        &mut zip,
-        entries,
-        timestamp,
-        None,
-        path,
-        stored,
-        Some(phase),
-    )?;
-    zip.finish()
-        .map_err(zip_error(path))?
-        .flush()
-        .map_err(io("write", path))?;
+    finish_with(zip, entries, timestamp, path, stored, phase)?;
     let mut written = open_zip(path)?;
     let directory_start = written.central_directory_start();
     let shared_end = match prebuilt_entries < written.len() {
@@ -332,15 +320,28 @@ pub fn write_zip(
     phase: &Phase,
 ) -> Result<()> {
     let file = fs::File::create(path).map_err(io("create", path))?;
-    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
     let deflated = |_: &str| CompressionMethod::Deflated;
+    finish_with(zip, entries, timestamp, path, deflated, phase)
+}
+
+/// Writes `entries` into the zip at `path` (each a step of `phase`) and
+/// finishes it.
+fn finish_with(
+    mut zip: ZipWriter<BufWriter<fs::File>>,
+    entries: &BTreeMap<String, Entry>,
+    timestamp: DateTime,
+    path: &Path,
+    compression: fn(&str) -> CompressionMethod,
+    phase: &Phase,
+) -> Result<()> {
     write_entries(
         &mut zip,
         entries,
         timestamp,
         None,
         path,
-        deflated,
+        compression,
         Some(phase),
     )?;
     zip.finish()
