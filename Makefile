@@ -180,6 +180,10 @@ endif
 
 install: kit
 	install -Dm755 $(INSTALLED) $(DESTDIR)$(PREFIX)/bin/pyferry
+# What apps are written on (the standalone kit carries its own).
+ifneq ($(FLAVOR),standalone)
+	install -Dm755 $(dir $(PYFERRY))pyferry-runtime $(DESTDIR)$(PREFIX)/bin/pyferry-runtime
+endif
 	install -Dm644 README.md $(DESTDIR)$(PREFIX)/share/doc/pyferry/README.md
 
 bench: build

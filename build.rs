@@ -128,8 +128,45 @@ pub const VERSION_TEXT: &str = \"{pyferry_version} ({flavor} flavor, CPython {fu
         stdlib = facts.stdlib,
         stdlib_dir = facts.stdlib_dir,
     );
+    let out = format!(
+        "{out}
+/// What tells this build of pyferry from others (its sources, flavor and
+/// CPython): `pyferry` writes apps only on a `pyferry-runtime` of the same
+/// build.
+pub const BUILD_ID: &str = \"pyferry-build-{build_id:016x}\";
+",
+        build_id = build_id(&flavor, facts.full_version),
+    );
     let out_dir = env::var("OUT_DIR").expect("OUT_DIR");
     fs::write(Path::new(&out_dir).join("build_python.rs"), out).expect("write build_python.rs");
+}
+
+/// A hash of every source file (path and bytes), the lock file, the flavor
+/// and the CPython version: the same for the two binaries of one build.
+fn build_id(flavor: &str, python: &str) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    let mut files = vec![Path::new("Cargo.lock").to_owned()];
+    let mut dirs = vec![Path::new("src").to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).expect("read src") {
+            let path = entry.expect("read src").path();
+            match path.is_dir() {
+                true => dirs.push(path),
+                false => files.push(path),
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = DefaultHasher::new();
+    hasher.write(flavor.as_bytes());
+    hasher.write(python.as_bytes());
+    for file in files {
+        hasher.write(file.to_string_lossy().as_bytes());
+        hasher.write(&fs::read(&file).expect("read a source file"));
+    }
+    hasher.finish()
 }
 
 /// Links `libpython3.X.a` whole, so that every C API function an extension

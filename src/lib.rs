@@ -58,15 +58,7 @@ use std::path::Path;
 /// an error. `prog` is set to the name errors should carry.
 pub fn run(argv: Vec<OsString>, prog: &mut String) -> Result<i32> {
     let mut phases = debug::Phases::start();
-    let exe = std::env::current_exe().map_err(error::io("find", Path::new("/proc/self/exe")))?;
-    let stamp = Stamp::own().map_err(|reason| Error::PayloadCorrupt {
-        exe: exe.clone(),
-        reason,
-    })?;
-    if let (Stamp::Packed { .. }, Some(name)) = (&stamp, exe.file_name()) {
-        *prog = name.to_string_lossy().into_owned();
-    }
-    match runtime::payload::locate(&exe, Some(&stamp))? {
+    match locate_payload(prog)? {
         // pyferry with its kit: the builder, unless started as python (by
         // pack, for pip and the byte-compiler, and by their children).
         Some(payload) if payload.manifest.builder && !runtime::invocation::interpreter_mode() => {
@@ -80,4 +72,41 @@ pub fn run(argv: Vec<OsString>, prog: &mut String) -> Result<i32> {
         }
         None => builder::cli::run(argv, None),
     }
+}
+
+/// The dispatch of the bare runtime (`pyferry-runtime`, what pack writes
+/// apps on): the app, or an error; no builder, so that linking leaves the
+/// builder's code out of every app.
+pub fn run_app(argv: Vec<OsString>, prog: &mut String) -> Result<i32> {
+    let mut phases = debug::Phases::start();
+    match locate_payload(prog)? {
+        Some(payload) if !payload.manifest.builder => {
+            prog.clone_from(&payload.manifest.name);
+            phases.done("locate payload");
+            runtime::run(payload, argv, phases)
+        }
+        // The build id in the message keeps it in this binary, where pack
+        // looks for it.
+        _ => Err(Error::Usage {
+            usage: format!(
+                "this is the runtime that `pyferry pack` writes apps on ({}); it runs only as \
+                 part of a packed app: run `pyferry` to pack one",
+                build_python::BUILD_ID
+            ),
+        }),
+    }
+}
+
+/// This executable's payload, if it carries one; `prog` becomes its file
+/// name when it is a packed app.
+fn locate_payload(prog: &mut String) -> Result<Option<runtime::payload::Payload>> {
+    let exe = std::env::current_exe().map_err(error::io("find", Path::new("/proc/self/exe")))?;
+    let stamp = Stamp::own().map_err(|reason| Error::PayloadCorrupt {
+        exe: exe.clone(),
+        reason,
+    })?;
+    if let (Stamp::Packed { .. }, Some(name)) = (&stamp, exe.file_name()) {
+        *prog = name.to_string_lossy().into_owned();
+    }
+    runtime::payload::locate(&exe, Some(&stamp))
 }

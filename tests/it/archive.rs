@@ -244,3 +244,63 @@ fn an_app_with_more_than_65535_files_packs_and_runs() {
     let exe = cx.pack("many", &[app.to_str().expect("utf-8")]);
     assert_eq!(success(&cx.run(&exe, &[] as &[&str])), python);
 }
+
+/// Apps are written on `pyferry-runtime` (the runtime without the builder),
+/// beside pyferry; one of another build is refused, and with none pyferry
+/// writes apps on itself. Each app runs as python runs it.
+#[test]
+fn apps_are_written_on_the_bare_runtime_of_the_same_build() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", APP);
+    let app = app.to_str().expect("utf-8");
+    let expected = success(&cx.python(&[app]));
+    let runtime_size = |exe: &std::path::Path| {
+        let json = success(
+            &cx.command(pyferry())
+                .args(["inspect", "--json"])
+                .arg(exe)
+                .output()
+                .expect("inspect"),
+        );
+        let report: serde_json::Value = serde_json::from_str(&json).expect("json");
+        report["runtime_size"].as_u64().expect("a size")
+    };
+    let bare = env!("CARGO_BIN_EXE_pyferry-runtime");
+    let bare_len = fs::metadata(bare).expect("pyferry-runtime").len();
+    let own_len = fs::metadata(pyferry()).expect("pyferry").len();
+    assert!(bare_len < own_len, "{bare_len} vs {own_len}");
+
+    let exe = cx.pack("on-bare", &[app]);
+    assert_eq!(runtime_size(&exe), bare_len.next_multiple_of(16));
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), expected);
+
+    // A copy of pyferry alone, and one beside a stranger's runtime.
+    let alone = cx.path().join("alone");
+    fs::create_dir(&alone).expect("mkdir");
+    fs::copy(pyferry(), alone.join("pyferry")).expect("copy");
+    let pack_with = |dir: &std::path::Path, out: &str| {
+        cx.command(dir.join("pyferry"))
+            .args(["pack", "-o"])
+            .arg(cx.path().join(out))
+            .arg(app)
+            .output()
+            .expect("pack")
+    };
+    success(&pack_with(&alone, "on-itself"));
+    let on_itself = cx.path().join("on-itself");
+    assert_eq!(runtime_size(&on_itself), own_len.next_multiple_of(16));
+    assert_eq!(success(&cx.run(&on_itself, &[] as &[&str])), expected);
+
+    let stranger = cx.path().join("stranger");
+    fs::create_dir(&stranger).expect("mkdir");
+    fs::copy(pyferry(), stranger.join("pyferry")).expect("copy");
+    fs::copy("/bin/true", stranger.join("pyferry-runtime")).expect("copy");
+    let refused = pack_with(&stranger, "on-stranger");
+    assert!(
+        !refused.status.success()
+            && stderr(&refused).contains("is not the runtime of this pyferry"),
+        "{}",
+        describe(&refused)
+    );
+    assert!(!cx.path().join("on-stranger").exists());
+}

@@ -89,8 +89,10 @@ fn make_install_puts_pyferry_and_its_docs_under_destdir() {
         fs::metadata(&installed).expect("installed").mode() & 0o777,
         0o755
     );
-    // Standalone: pyferry with its kit, whose runtime is the binary under
-    // test; system: that binary.
+    // Standalone: pyferry with its kit, which carries the bare runtime
+    // built beside the binary under test; system: that binary, and the
+    // bare runtime beside it.
+    let bare = fs::read(env!("CARGO_BIN_EXE_pyferry-runtime")).expect("read");
     let runtime = match Flavor::CURRENT {
         Flavor::Standalone => {
             let read = cx.python(&[
@@ -102,11 +104,17 @@ fn make_install_puts_pyferry_and_its_docs_under_destdir() {
             assert!(read.status.success(), "{}", describe(&read));
             read.stdout
         }
-        Flavor::System => fs::read(&installed).expect("read"),
+        Flavor::System => {
+            assert!(
+                fs::read(&installed).expect("read") == fs::read(pyferry()).expect("read"),
+                "make install installed another pyferry than the one under test"
+            );
+            fs::read(destdir.join("usr/bin/pyferry-runtime")).expect("read")
+        }
     };
     assert!(
-        runtime == fs::read(pyferry()).expect("read"),
-        "make install installed another binary than the one under test"
+        runtime == bare,
+        "make install installed another runtime than the one under test's"
     );
     assert!(destdir.join("usr/share/doc/pyferry/README.md").is_file());
     // The installed copy works as the builder.

@@ -104,20 +104,22 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
             .and_then(|value| value.trim().parse().ok()),
     );
 
-    // This very binary, unpacked, is the runtime of what we write; with a
-    // kit, the one it carries.
-    let runtime = match kit {
+    // What we write on: the bare runtime (`pyferry-runtime`, beside this
+    // binary, or the one the kit carries); pyferry's own kit is pyferry.
+    let bare_runtime = match kit {
         Some(kit) => kit.runtime()?,
-        None => {
-            let path = std::env::current_exe().map_err(io("find", Path::new("/proc/self/exe")))?;
-            std::fs::read(&path).map_err(io("read", &path))?
-        }
+        None => bare_runtime()?,
     };
+    let own_binary = match options.builder_kit {
+        true => Some(own_binary(kit)?),
+        false => None,
+    };
+    let runtime: &[u8] = own_binary.as_deref().unwrap_or(&bare_runtime);
 
     // The standalone standard library does not depend on the app: gather
     // it while pip and the byte-compiler work on the app.
     #[cfg(pyferry_flavor = "standalone")]
-    let pyferry_id = archive::runtime_id(&runtime);
+    let pyferry_id = archive::runtime_id(runtime);
     #[cfg(pyferry_flavor = "standalone")]
     let gathering = stdlib::Gathering {
         python: &python,
@@ -204,7 +206,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
     let extract_on_import = extract_on_import(&extracted, &entries, stdlib_modules);
     add_report(&mut entries, REPORT, &units, work.path())?;
     if options.builder_kit {
-        add_kit_runtime(&mut entries, &runtime, work.path())?;
+        add_kit_runtime(&mut entries, &bare_runtime, work.path())?;
     }
 
     let manifest = Manifest {
@@ -229,7 +231,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
     };
     let phase = progress.counted("writing the executable", entries.len());
     let manifest = archive::write_executable(
-        &runtime,
+        runtime,
         &entries,
         manifest,
         stdlib.as_ref(),
@@ -536,6 +538,50 @@ fn add_report(
         }),
     );
     Ok(())
+}
+
+/// The bare runtime that apps are written on: `pyferry-runtime` beside
+/// this binary, of the same build (it has the builder's code left out,
+/// 2 MB less in every app); this binary itself where there is none.
+fn bare_runtime() -> Result<Vec<u8>> {
+    let own = std::env::current_exe().map_err(io("find", Path::new("/proc/self/exe")))?;
+    let path = own.with_file_name("pyferry-runtime");
+    let runtime = match std::fs::read(&path) {
+        Ok(runtime) => runtime,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            crate::debug::note(&format!(
+                "no {}: apps are written on pyferry itself",
+                path.display()
+            ));
+            return std::fs::read(&own).map_err(io("read", &own));
+        }
+        Err(e) => return Err(io("read", &path)(e)),
+    };
+    let id = crate::build_python::BUILD_ID.as_bytes();
+    if !runtime.windows(id.len()).any(|window| window == id) {
+        return Err(Error::Pack {
+            reason: format!(
+                "`{}` is not the runtime of this pyferry (another build left it there); \
+                 build pyferry again (`make`), or remove it to write apps on pyferry itself",
+                path.display()
+            )
+            .into(),
+        });
+    }
+    Ok(runtime)
+}
+
+/// pyferry itself, unpacked: what its kit is written on.
+fn own_binary(kit: Option<&Kit>) -> Result<Vec<u8>> {
+    if kit.is_some() {
+        return Err(Error::Usage {
+            usage: "--builder-kit: this pyferry carries a kit already; pack the kit with a \
+                    pyferry built from source (`make kit`)"
+                .to_owned(),
+        });
+    }
+    let own = std::env::current_exe().map_err(io("find", Path::new("/proc/self/exe")))?;
+    std::fs::read(&own).map_err(io("read", &own))
 }
 
 /// Adds the runtime that apps are written on to pyferry's kit.
