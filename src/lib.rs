@@ -1,6 +1,6 @@
 //! pyferry ships a Python application as one executable file.
 //!
-//! One binary, two roles, in three rooms:
+//! One library, two roles, in three rooms:
 //!
 //! - [`format`]: what a packed executable holds, as bytes: the zip in an ELF
 //!   section that survives `strip`, the manifest in the zip's end record,
@@ -24,7 +24,9 @@
 //!
 //! The runtime never uses the builder, and the builder writes only the
 //! format (its `inspect` and `cache` commands, and the kit, read what the
-//! runtime reads or wrote).
+//! runtime reads or wrote). So the runtime links alone too:
+//! `pyferry-runtime` ([`run_app`]) is what pack writes apps on, 2 MB
+//! smaller than `pyferry`.
 //! Shared plumbing lives at the root: `error` (one error type and its
 //! renderer), `console`, `debug`, `balance`, and `build_python` (facts about
 //! the embedded CPython, from `build.rs`).
