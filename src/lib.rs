@@ -56,6 +56,27 @@ use format::stamp::Stamp;
 use std::ffi::OsString;
 use std::path::Path;
 
+/// A binary's `main`: runs `dispatch` (`run` or `run_app`) on the command
+/// line; an error is printed (and reported where no terminal shows it),
+/// under `prog` until the dispatch knows the name it should carry.
+pub fn main_of(
+    prog: &str,
+    dispatch: fn(Vec<OsString>, &mut String) -> Result<i32>,
+) -> std::process::ExitCode {
+    let argv = std::env::args_os().collect();
+    let mut prog = prog.to_owned();
+    match dispatch(argv, &mut prog) {
+        // The low byte, as the kernel would keep it anyway.
+        Ok(status) => std::process::ExitCode::from(status as u8),
+        Err(error) => {
+            let text = error.render(&prog);
+            eprint!("{text}");
+            runtime::unattended::report_error(&prog, &text);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The dispatch: a payload makes us the app; none, the builder; a broken one,
 /// an error. `prog` is set to the name errors should carry.
 pub fn run(argv: Vec<OsString>, prog: &mut String) -> Result<i32> {
