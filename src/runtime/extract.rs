@@ -28,6 +28,17 @@ struct Window<'a> {
     position: u64,
 }
 
+impl<'a> Window<'a> {
+    fn over(file: &'a File, start: u64, len: u64) -> Window<'a> {
+        Window {
+            file,
+            start,
+            len,
+            position: 0,
+        }
+    }
+}
+
 impl Read for Window<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.len.saturating_sub(self.position);
@@ -63,18 +74,8 @@ impl NativeArchive<'_> {
 
     /// The whole inner zip, decoded in memory.
     pub fn decode_whole(&self) -> Result<solid::Decoded, Reason> {
-        let frames = self.read_stream(0, self.stream_len)?;
-        Ok(solid::decompress(&frames, 0, solid::MAX_CONTENT)
-            .map_err(|e| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}"))?)
-    }
-
-    /// `len` bytes of the stream from `offset`.
-    fn read_stream(&self, offset: u64, len: u64) -> Result<Vec<u8>, Reason> {
-        let mut bytes = vec![0; usize::try_from(len).map_err(|e| e.to_string())?];
-        self.file
-            .read_exact_at(&mut bytes, self.stream_start + offset)
-            .map_err(|e| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}"))?;
-        Ok(bytes)
+        let frames = read_at(self.file, self.stream_start, self.stream_len)?;
+        Ok(solid::decompress(&frames, 0, solid::MAX_CONTENT).map_err(unreadable)?)
     }
 
     /// The stream from the frame that holds the decoded byte `offset`,
@@ -85,12 +86,11 @@ impl NativeArchive<'_> {
             .frames
             .get(self.table.frame_at(offset))
             .ok_or_else(|| io::Error::other("an entry lies past the archive's end"))?;
-        let window = Window {
-            file: self.file,
-            start: self.stream_start + frame.offset,
-            len: self.stream_len - frame.offset,
-            position: 0,
-        };
+        let window = Window::over(
+            self.file,
+            self.stream_start + frame.offset,
+            self.stream_len - frame.offset,
+        );
         let reader = io::BufReader::with_capacity(COPY_BLOCK, window);
         Ok((solid::stream_decoder(reader)?, frame.content_start))
     }
@@ -112,31 +112,22 @@ pub fn open_native(
     let Some(index) = zip.index_for_name(NATIVE_ARCHIVE) else {
         return Ok(None);
     };
-    let unreadable = |e: &dyn std::fmt::Display| format!("`{NATIVE_ARCHIVE}` is unreadable: {e}");
-    let entry = zip.by_index_raw(index).map_err(|e| unreadable(&e))?;
+    let entry = zip.by_index_raw(index).map_err(unreadable)?;
     let (Some(stream_start), CompressionMethod::Stored) = (entry.data_start(), entry.compression())
     else {
         return Err(format!("`{NATIVE_ARCHIVE}` is not stored in place").into());
     };
     let stream_len = entry.compressed_size();
-    let mut window = Window {
-        file,
-        start: stream_start,
-        len: stream_len,
-        position: 0,
-    };
-    let table = solid::read_table(&mut window, stream_len).map_err(|e| unreadable(&e))?;
+    let mut window = Window::over(file, stream_start, stream_len);
+    let table = solid::read_table(&mut window, stream_len).map_err(unreadable)?;
     let (offset, base) = match table.directory_frames().first() {
         Some(frame) => (frame.offset, frame.content_start),
         None => (stream_len, 0),
     };
-    let mut frames = vec![0; usize::try_from(stream_len - offset).map_err(|e| unreadable(&e))?];
-    file.read_exact_at(&mut frames, stream_start + offset)
-        .map_err(|e| unreadable(&e))?;
-    let directory =
-        solid::decompress(&frames, base, solid::MAX_CONTENT).map_err(|e| unreadable(&e))?;
+    let frames = read_at(file, stream_start + offset, stream_len - offset)?;
+    let directory = solid::decompress(&frames, base, solid::MAX_CONTENT).map_err(unreadable)?;
     if directory.len() != table.content_len() {
-        return Err(unreadable(&"its frames do not match its table").into());
+        return Err(unreadable("its frames do not match its table").into());
     }
     // The end record (22 bytes, no comment), and before it the zip64 end
     // record and locator of an archive of more than 65,535 entries.
@@ -155,6 +146,18 @@ pub fn open_native(
         directory,
         entries,
     }))
+}
+
+/// Why the native archive cannot be read.
+fn unreadable(why: impl std::fmt::Display) -> String {
+    format!("`{NATIVE_ARCHIVE}` is unreadable: {why}")
+}
+
+/// `len` bytes of `file` from `start`.
+fn read_at(file: &File, start: u64, len: u64) -> Result<Vec<u8>, Reason> {
+    let mut bytes = vec![0; usize::try_from(len).map_err(unreadable)?];
+    file.read_exact_at(&mut bytes, start).map_err(unreadable)?;
+    Ok(bytes)
 }
 
 /// `extracting APP (42 MB)... done in 0.8 s` on stderr, for a first run
@@ -409,10 +412,10 @@ fn write_run(
     let Some(first) = run.first() else {
         return Ok(done);
     };
-    let unreadable = |name: &str, e: io::Error| format!("cannot extract `{name}`: {e}");
+    let cannot_extract = |name: &str, e: io::Error| format!("cannot extract `{name}`: {e}");
     let (mut stream, mut position) = archive
         .decoder_from(first.header_start)
-        .map_err(|e| unreadable(&first.name, e))?;
+        .map_err(|e| cannot_extract(&first.name, e))?;
     let mut buffer = vec![0; COPY_BLOCK];
     for file in run {
         if let Some(progress) = progress.as_deref_mut() {
@@ -423,17 +426,17 @@ fn write_run(
             .header_start
             .checked_sub(position)
             .ok_or_else(|| format!("the archive entry `{name}` overlaps the entry before it"))?;
-        skip(&mut stream, gap).map_err(|e| unreadable(name, e))?;
+        skip(&mut stream, gap).map_err(|e| cannot_extract(name, e))?;
         let mut header = [0; LOCAL_HEADER_LEN];
         stream
             .read_exact(&mut header)
-            .map_err(|e| unreadable(name, e))?;
+            .map_err(|e| cannot_extract(name, e))?;
         if !header.starts_with(b"PK\x03\x04") {
             return Err(format!("the archive entry `{name}` has no local header").into());
         }
         let u16_at = |at: usize| u64::from(u16::from_le_bytes([header[at], header[at + 1]]));
         let name_and_extra = u16_at(26) + u16_at(28);
-        skip(&mut stream, name_and_extra).map_err(|e| unreadable(name, e))?;
+        skip(&mut stream, name_and_extra).map_err(|e| cannot_extract(name, e))?;
         position = file.header_start + LOCAL_HEADER_LEN as u64 + name_and_extra + file.size;
 
         let mut out = OpenOptions::new()
@@ -451,7 +454,7 @@ fn write_run(
         let mut data = (&mut stream).take(file.size);
         let mut crc = crc32fast::Hasher::new();
         let copied = copy_in_large_blocks(&mut data, &mut out, &mut buffer, &mut crc)
-            .map_err(|e| unreadable(name, e))?;
+            .map_err(|e| cannot_extract(name, e))?;
         if copied != file.size || crc.finalize() != file.crc {
             return Err(
                 format!("cannot extract `{name}`: its bytes do not match their checksum").into(),
