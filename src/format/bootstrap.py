@@ -629,19 +629,33 @@ def _teach_linecache(linecache):
     except AttributeError:
         return  # Not the linecache we know: stock behaviour.
 
+    stock_lazycache = getattr(linecache, "lazycache", None)
+
+    def archived_globals(filename, module_globals):
+        # linecache asks the loader for the source of `__name__`: the entry
+        # point's module runs as `__main__`, a name the zip importer does not
+        # know (python -m reads the file instead). Ask by the module's name.
+        found = _ARCHIVED_SOURCES.get(filename)
+        if found is None:
+            return module_globals
+        importer, name = found
+        return {"__name__": name, "__loader__": importer}
+
     def updatecache(filename, module_globals=None):
         deferred = _deferred
         if deferred is not None and filename.startswith(deferred.dir + "/"):
             deferred.extract()  # A standard module's source, not yet written.
-        if module_globals is None:
-            found = _ARCHIVED_SOURCES.get(filename)
-            if found is not None:
-                importer, name = found
-                module_globals = {"__name__": name, "__loader__": importer}
-        return stock(filename, module_globals)
+        return stock(filename, archived_globals(filename, module_globals))
 
     updatecache.__wrapped__ = stock
     linecache.updatecache = updatecache
+    if stock_lazycache is not None:
+
+        def lazycache(filename, module_globals):
+            return stock_lazycache(filename, archived_globals(filename, module_globals))
+
+        lazycache.__wrapped__ = stock_lazycache
+        linecache.lazycache = lazycache
     _seed_console_script(linecache)
 
 

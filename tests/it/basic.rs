@@ -1,6 +1,8 @@
 //! Pure-Python apps: entry-point forms, argv, exit statuses, tracebacks.
 
-use crate::context::{StdinBytes, TestContext, describe, pyferry, stderr, stdout, success};
+use crate::context::{
+    BUILD_PYTHON, StdinBytes, TestContext, describe, output_of, pyferry, stderr, stdout, success,
+};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
@@ -138,6 +140,53 @@ fn tracebacks_show_source_lines_from_the_archive() {
         !text.contains("_pyferry_boot"),
         "bootstrap frames leak: {text}"
     );
+}
+
+/// The entry module runs as `__main__`, a name the archive does not know
+/// it by: its frames show their source lines as `python -m` shows them,
+/// and so do a warning's and `inspect.getsource`.
+#[test]
+fn an_entry_modules_traceback_matches_python_m() {
+    let cx = TestContext::new();
+    let cli = "import inspect, sys, warnings\n\
+        def fail(n):\n    return n / 0\n\
+        if sys.argv[1:] == ['source']:\n    print(inspect.getsource(fail), end='')\n\
+        elif sys.argv[1:] == ['warn']:\n    warnings.warn('careful')\n\
+        else:\n    fail(1)\n";
+    let app = cx.write_tree("app", &[("tool/__init__.py", ""), ("tool/cli.py", cli)]);
+    let app_dir = app.to_str().expect("utf-8");
+    let exe = cx.pack("tool", &["-e", "tool.cli", app_dir]);
+    // Frames named alike: python's are the file's path, runpy's frames
+    // (no source lines) are python's own.
+    let frames = |text: String, root: &str| -> Vec<String> {
+        text.replace(root, "ROOT")
+            .lines()
+            .filter(|line| !line.contains("<frozen runpy>"))
+            .map(str::to_owned)
+            .collect()
+    };
+    for args in [&[][..], &["source"], &["warn"]] {
+        let packed = cx.run(&exe, args);
+        let python = output_of(
+            cx.command(BUILD_PYTHON)
+                .current_dir(&app)
+                .args(["-m", "tool.cli"])
+                .args(args),
+        );
+        assert_eq!(packed.status.code(), python.status.code(), "{args:?}");
+        assert_eq!(stdout(&packed), stdout(&python), "{args:?}");
+        let python_text = frames(stderr(&python), app_dir);
+        // What the test is for: python shows the source lines.
+        let shows_lines = python_text
+            .iter()
+            .any(|line| line.starts_with("  ") && !line.starts_with("  File "));
+        assert!(python_text.is_empty() || shows_lines, "{python_text:?}");
+        assert_eq!(
+            frames(stderr(&packed), exe.to_str().expect("utf-8")),
+            python_text,
+            "{args:?}"
+        );
+    }
 }
 
 #[test]
