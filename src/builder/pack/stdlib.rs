@@ -10,8 +10,8 @@
 //! it loads the pyc. The pycs are compiled here, unchecked-hash: the
 //! interpreter's own `__pycache__` files would name the build machine's
 //! paths (and make two builds of the same app differ by where pyenv lives).
-//! Extension modules are stripped of debug information (when
-//! `strip` is on PATH; pyenv builds keep 8 MB of it) and their RUNPATH is
+//! Extension modules are stripped of debug information and symbol tables
+//! (when `strip` is on PATH; pyenv builds keep 8 MB of them) and their RUNPATH is
 //! rewritten to find the bundled libraries (`elf::Image::rewrite_search_path`).
 //! The result, a zip, is cached between packs (`prepare`).
 
@@ -1065,8 +1065,8 @@ fn extension_modules(
     Ok(extensions)
 }
 
-/// Copies the extension modules to `dir`, stripped of debug information
-/// when `strip` is available; returns (original, copy) pairs.
+/// Copies the extension modules to `dir`, stripped of debug information and
+/// symbol tables when `strip` is available; returns (original, copy) pairs.
 fn copy_extensions(extensions: &[PathBuf], dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     fs::create_dir_all(dir).map_err(io("create", dir))?;
     let mut copies = Vec::new();
@@ -1075,11 +1075,15 @@ fn copy_extensions(extensions: &[PathBuf], dir: &Path) -> Result<Vec<(PathBuf, P
         fs::copy(original, &copy).map_err(io("copy", original))?;
         copies.push((original.clone(), copy));
     }
-    // Debug information is half the size of pyenv's extension modules; the
-    // copies are ours to strip. Without binutils they stay as they are.
+    // Debug information is half the size of pyenv's extension modules, and
+    // symbol tables a tenth of the rest (89 KB of the standard library's
+    // native part, compressed): a module is loaded by its dynamic symbols
+    // alone. The copies are ours to strip (an app's own extension modules
+    // are not: strip after patchelf, as auditwheel repairs wheels, can
+    // break them). Without binutils they stay as they are.
     if has_strip() {
         let _ = Command::new("strip")
-            .arg("--strip-debug")
+            .arg("--strip-unneeded")
             .args(copies.iter().map(|(_, copy)| copy))
             .stderr(Stdio::null())
             .status();
