@@ -173,7 +173,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
             reached.insert(entry.module.clone());
             reached.extend(options.keep_stdlib.iter().cloned());
             let (cut, left_out) =
-                stdlib::cut_to_reach(&parts, &reached, &entry.module, work.path())?;
+                stdlib::cut_to_reach(&python, &parts, &reached, &entry.module, work.path())?;
             add_report(
                 &mut entries,
                 crate::format::units::LEFT_OUT,

@@ -9,6 +9,8 @@ use crate::builder::progress::Phase;
 use crate::error::{Error, Reason, Result, io};
 use crate::format::Flavor;
 use serde::{Deserialize, Serialize};
+#[cfg(pyferry_flavor = "standalone")]
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,20 @@ use std::process::{Command, Stdio};
 
 /// What pack asks the build interpreter about itself (`probe.py`).
 const PROBE_SOURCE: &str = include_str!("probe.py");
+/// Reads `[[module, [name, ...]], ...]` on stdin, prints those it imports
+/// with every name (`*`: the module alone).
+#[cfg(pyferry_flavor = "standalone")]
+const IMPORTABLE_SOURCE: &str = "import importlib, json, sys
+found = []
+for module, names in json.load(sys.stdin):
+    try:
+        imported = importlib.import_module(module)
+    except Exception:
+        continue
+    if all(name == '*' or hasattr(imported, name) for name in names):
+        found.append([module, names])
+json.dump(found, sys.stdout)
+";
 /// pack's byte-compiler, run by the build interpreter (`compile.py`).
 const COMPILE_SOURCE: &str = include_str!("compile.py");
 
@@ -107,6 +123,41 @@ impl BuildPython {
             )));
         }
         Ok(python)
+    }
+
+    /// Which of `imports` (an extension module, and the names a `from` line
+    /// takes from it) this interpreter can import: the standalone flavor's
+    /// extension modules are the build interpreter's own files.
+    #[cfg(pyferry_flavor = "standalone")]
+    pub fn importable(
+        &self,
+        imports: &BTreeSet<(String, Vec<String>)>,
+    ) -> Result<BTreeSet<(String, Vec<String>)>> {
+        let fail = |reason: String| Error::BuildPython {
+            python: self.path.clone(),
+            reason: Reason(reason),
+        };
+        let asked = serde_json::to_vec(imports).expect("strings serialize");
+        let mut child = self
+            .command()
+            .args(["-I", "-S", "-c", IMPORTABLE_SOURCE])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| fail(format!("it cannot be started: {e}")))?;
+        let written = child.stdin.take().map(|mut stdin| stdin.write_all(&asked));
+        let output = child
+            .wait_with_output()
+            .map_err(|e| fail(format!("it cannot be started: {e}")))?;
+        if !output.status.success() || !matches!(written, Some(Ok(()))) {
+            return Err(fail(format!(
+                "it failed to say which accelerator modules it imports ({})",
+                output.status
+            )));
+        }
+        serde_json::from_slice(&output.stdout)
+            .map_err(|e| fail(format!("its list of importable modules is unreadable: {e}")))
     }
 
     /// `major.minor`, as in the manifest.

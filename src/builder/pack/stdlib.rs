@@ -127,7 +127,7 @@ pub fn names_reached(tree: &Tree) -> Result<BTreeSet<String>> {
             let source = fs::read(&file.path).map_err(io("read", &file.path))?;
             // The app's own script code is what runs: nothing skipped.
             let text = String::from_utf8_lossy(&source);
-            names.extend(module_imports(&text, None, false, false));
+            names.extend(module_imports(&text, None, false, false).all());
         } else if name.ends_with(".so") || name.contains(".so.") {
             let image = fs::read(&file.path).map_err(io("read", &file.path))?;
             names.extend(strings_of(&image));
@@ -149,6 +149,67 @@ fn strings_of(image: &[u8]) -> impl Iterator<Item = String> + '_ {
         .map(str::to_owned)
 }
 
+/// What a module's code imports, by full dotted names (`module_imports`).
+#[derive(Debug, Default, PartialEq)]
+struct Imports {
+    /// Imported whenever the code that names them runs.
+    names: Vec<String>,
+    /// Imported only if an accelerator's import fails.
+    fallbacks: Vec<Fallback>,
+}
+
+/// `try:` with nothing but imports, then `except ImportError:` importing
+/// something else: the C accelerator and the module that stands in for it
+/// (`random`: `from _sha512 import sha512`, else `from hashlib import
+/// sha512`, which would keep OpenSSL in every app that uses `random`).
+#[derive(Debug, PartialEq)]
+struct Fallback {
+    /// The `try` block's imports: each module, with the names a `from`
+    /// line takes from it (none for `import X`).
+    attempted: Vec<(String, Vec<String>)>,
+    /// What the `except` block imports.
+    names: Vec<String>,
+}
+
+impl Imports {
+    /// Every name, the fallbacks' too: what the app's own code reaches.
+    fn all(self) -> impl Iterator<Item = String> {
+        self.names
+            .into_iter()
+            .chain(self.fallbacks.into_iter().flat_map(|fallback| {
+                fallback
+                    .attempted_names()
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .chain(fallback.names)
+            }))
+    }
+}
+
+impl Fallback {
+    /// What the try block names, as `Imports::names` has them: each module,
+    /// and `module.NAME` for each name a `from` line takes (a submodule, if
+    /// one exists by that name).
+    fn attempted_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.attempted.iter().flat_map(|(module, names)| {
+            names
+                .iter()
+                .filter(|name| *name != "*")
+                .map(move |name| format!("{module}.{name}"))
+                .chain(std::iter::once(module.clone()))
+        })
+    }
+
+    /// Whether the try block cannot fail here: all it imports is in
+    /// `importable` (extension modules of this standard library, with the
+    /// names taken from them, which the build interpreter imported).
+    fn cannot_fail(&self, importable: &BTreeSet<(String, Vec<String>)>) -> bool {
+        self.attempted
+            .iter()
+            .all(|attempt| importable.contains(attempt))
+    }
+}
+
 /// The modules that the `import` and `from` lines of `source` name, by
 /// their full dotted names: `module` (dotted, `is_package` when it is a
 /// package's `__init__`) resolves relative imports; a `from` line also
@@ -158,13 +219,14 @@ fn strings_of(image: &[u8]) -> impl Iterator<Item = String> + '_ {
 /// functions that block calls by convention, its command line's `main` and
 /// its self-test (`ast.main` imports argparse, `pickle._test` doctest, and
 /// through it pdb and pydoc); a packed app imports the standard library's
-/// modules, it does not run them as scripts.
+/// modules, it does not run them as scripts. What an `except ImportError:`
+/// block imports after a `try:` of imports alone is a `Fallback`.
 fn module_imports(
     source: &str,
     module: Option<&str>,
     is_package: bool,
     skip_script_code: bool,
-) -> Vec<String> {
+) -> Imports {
     let package: Vec<&str> = match module {
         Some(module) => {
             let mut parts: Vec<&str> = module.split('.').collect();
@@ -175,17 +237,12 @@ fn module_imports(
         }
         None => Vec::new(),
     };
-    let identifier = |text: &str| -> String {
-        let text = text.trim_start();
-        let end = text
-            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
-            .unwrap_or(text.len());
-        text[..end].trim_end_matches('.').to_owned()
-    };
-    let mut names = Vec::new();
+    let lines: Vec<&str> = source.lines().collect();
+    let mut imports = Imports::default();
     let mut skipping: Option<usize> = None;
-    let mut lines = source.lines();
-    while let Some(line) = lines.next() {
+    let mut at = 0;
+    while let Some(line) = lines.get(at) {
+        at += 1;
         let code = line.trim_start();
         let indent = line.len() - code.len();
         if code.is_empty() || code.starts_with('#') {
@@ -208,50 +265,155 @@ fn module_imports(
             skipping = Some(indent);
             continue;
         }
-        if let Some(rest) = code.strip_prefix("import ") {
-            names.extend(
-                rest.split(',')
-                    .map(identifier)
-                    .filter(|name| !name.is_empty()),
+        let accelerated = (code == "try:")
+            .then(|| accelerator_fallback(&lines[at..], indent, &package))
+            .flatten();
+        if let Some(found) = accelerated {
+            let handler = module_imports(
+                &found.handler.join("\n"),
+                module,
+                is_package,
+                skip_script_code,
             );
-        } else if let Some(rest) = code.strip_prefix("from ") {
-            let Some((base, imported)) = rest.split_once(" import ") else {
-                continue;
-            };
-            let base = base.trim();
-            let dots = base.len() - base.trim_start_matches('.').len();
-            let base = match dots {
-                0 => base.to_owned(),
-                _ => {
-                    let keep = package.len().saturating_sub(dots - 1);
-                    let mut parts: Vec<&str> = package[..keep].to_vec();
-                    parts.extend(base[dots..].split('.').filter(|part| !part.is_empty()));
-                    parts.join(".")
-                }
-            };
-            if base.is_empty() {
-                continue;
-            }
-            // `from pkg import (a,\n    b)`: the names go on to the `)`.
-            let mut imported = imported.to_owned();
-            if imported.trim_start().starts_with('(') {
-                while !imported.contains(')') {
-                    match lines.next() {
-                        Some(next) => imported.push_str(next),
-                        None => break,
-                    }
-                }
-            }
-            let imported = imported.replace(['(', ')'], " ");
-            for name in imported.split(',').map(identifier) {
-                if !name.is_empty() && name != "*" {
-                    names.push(format!("{base}.{name}"));
-                }
-            }
-            names.push(base);
+            imports.fallbacks.push(Fallback {
+                attempted: found.attempted,
+                names: handler.all().collect(),
+            });
+            at += found.lines;
+            continue;
+        }
+        for (base, imported) in import_line(code, &lines, &mut at, &package) {
+            let submodules = imported.iter().filter(|name| *name != "*");
+            imports
+                .names
+                .extend(submodules.map(|name| format!("{base}.{name}")));
+            imports.names.push(base);
         }
     }
-    names
+    imports
+}
+
+/// The modules an `import` or `from` line (`code`) imports, each with the
+/// names a `from` line takes from it; relative to `package`. A `from` line
+/// with its names in parentheses goes on over `lines` from `at`.
+fn import_line(
+    code: &str,
+    lines: &[&str],
+    at: &mut usize,
+    package: &[&str],
+) -> Vec<(String, Vec<String>)> {
+    let identifier = |text: &str| -> String {
+        let text = text.trim_start();
+        let end = text
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(text.len());
+        text[..end].trim_end_matches('.').to_owned()
+    };
+    if let Some(rest) = code.strip_prefix("import ") {
+        return rest
+            .split(',')
+            .map(identifier)
+            .filter(|name| !name.is_empty())
+            .map(|name| (name, Vec::new()))
+            .collect();
+    }
+    let Some((base, imported)) = code
+        .strip_prefix("from ")
+        .and_then(|rest| rest.split_once(" import "))
+    else {
+        return Vec::new();
+    };
+    let base = base.trim();
+    let dots = base.len() - base.trim_start_matches('.').len();
+    let base = match dots {
+        0 => base.to_owned(),
+        _ => {
+            let keep = package.len().saturating_sub(dots - 1);
+            let mut parts: Vec<&str> = package[..keep].to_vec();
+            parts.extend(base[dots..].split('.').filter(|part| !part.is_empty()));
+            parts.join(".")
+        }
+    };
+    if base.is_empty() {
+        return Vec::new();
+    }
+    // `from pkg import (a,\n    b)`: the names go on to the `)`.
+    let mut imported = imported.to_owned();
+    if imported.trim_start().starts_with('(') {
+        while !imported.contains(')') {
+            match lines.get(*at) {
+                Some(next) => imported.push_str(next),
+                None => break,
+            }
+            *at += 1;
+        }
+    }
+    let imported = imported.replace(['(', ')'], " ");
+    let names = imported
+        .split(',')
+        .map(|name| match identifier(name) {
+            name if name.is_empty() && imported.trim() == "*" => "*".to_owned(),
+            name => name,
+        })
+        .filter(|name| !name.is_empty())
+        .collect();
+    vec![(base, names)]
+}
+
+/// A `try:` block of imports alone and its `except ImportError:` block.
+struct Accelerated<'a> {
+    attempted: Vec<(String, Vec<String>)>,
+    handler: Vec<&'a str>,
+    /// The lines both blocks take, from the line after `try:`.
+    lines: usize,
+}
+
+/// At a `try:` indented by `indent`, `rest` the lines after it: the try
+/// block's imports and the lines of its `except ImportError:` (or
+/// `ModuleNotFoundError`) block, when the try block holds nothing but
+/// one-line imports and that handler comes first.
+fn accelerator_fallback<'a>(
+    rest: &[&'a str],
+    indent: usize,
+    package: &[&str],
+) -> Option<Accelerated<'a>> {
+    let blank = |code: &str| code.is_empty() || code.starts_with('#');
+    let inside = |line: &str| {
+        let code = line.trim_start();
+        blank(code) || line.len() - code.len() > indent
+    };
+    let mut attempted = Vec::new();
+    let mut at = 0;
+    while let Some(line) = rest.get(at).filter(|line| inside(line)) {
+        at += 1;
+        let code = line.trim_start();
+        if blank(code) || code == "pass" {
+            continue;
+        }
+        if code.contains('(') || code.ends_with('\\') {
+            return None; // An import over several lines, or not an import.
+        }
+        let imported = import_line(code, &[], &mut 0, package);
+        if imported.is_empty() {
+            return None;
+        }
+        attempted.extend(imported);
+    }
+    let handler = rest.get(at)?.trim_start();
+    let caught = handler.strip_prefix("except ")?.split([':', ' ']).next()?;
+    if attempted.is_empty() || !["ImportError", "ModuleNotFoundError"].contains(&caught) {
+        return None;
+    }
+    at += 1;
+    let body_start = at;
+    while rest.get(at).is_some_and(|line| inside(line)) {
+        at += 1;
+    }
+    Some(Accelerated {
+        attempted,
+        handler: rest[body_start..at].to_vec(),
+        lines: at,
+    })
 }
 
 /// The top-level modules named by the `import` and `from` statements that
@@ -464,6 +626,7 @@ pub fn extracted_modules(parts: &StdlibParts) -> Result<Option<BTreeSet<String>>
 /// `work_dir`) and the modules left out. `run_as_script` is the entry
 /// point's module: its script code runs, if it is a standard module.
 pub fn cut_to_reach(
+    python: &BuildPython,
     parts: &StdlibParts,
     roots: &BTreeSet<String>,
     run_as_script: &str,
@@ -510,6 +673,9 @@ pub fn cut_to_reach(
         }
     };
     let mut imports: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut fallbacks: BTreeMap<String, Vec<Fallback>> = BTreeMap::new();
+    // An extension module's strings: the names it can define.
+    let mut extensions: BTreeSet<String> = BTreeSet::new();
     let mut needed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for path in [&parts.archived, &parts.extracted] {
         let mut zip = archive::open_zip(path)?;
@@ -526,7 +692,7 @@ pub fn cut_to_reach(
             };
             let is_source = name.ends_with(".py");
             let is_native = name.ends_with(".so") || name.contains(".so.");
-            let mut found = Vec::new();
+            let mut found = Imports::default();
             if is_source || is_native {
                 let mut bytes = Vec::new();
                 std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(io("read", path))?;
@@ -536,7 +702,10 @@ pub fn cut_to_reach(
                         .unwrap_or_default();
                     let file = name.rsplit('/').next().unwrap_or(&name).to_owned();
                     needed.insert(file, dependencies);
-                    found.extend(strings_of(&bytes));
+                    found.names.extend(strings_of(&bytes));
+                    if !module.is_empty() {
+                        extensions.insert(module.clone());
+                    }
                 } else {
                     let text = String::from_utf8_lossy(&bytes);
                     // The entry point (`-e http.server`) runs as a script.
@@ -545,10 +714,28 @@ pub fn cut_to_reach(
                 }
             }
             if !module.is_empty() {
-                imports.entry(module).or_default().extend(found);
+                imports
+                    .entry(module.clone())
+                    .or_default()
+                    .extend(found.names);
+                fallbacks.entry(module).or_default().extend(found.fallbacks);
             }
         }
     }
+    // The accelerators (extension modules only: a Python module's import
+    // runs its code, and may fail as it goes) that the build interpreter,
+    // whose extension modules these are, imports.
+    let accelerators: BTreeSet<(String, Vec<String>)> = fallbacks
+        .values()
+        .flatten()
+        .flat_map(|fallback| fallback.attempted.iter())
+        .filter(|(module, _)| extensions.contains(module))
+        .cloned()
+        .collect();
+    let importable = match accelerators.is_empty() {
+        true => BTreeSet::new(),
+        false => python.importable(&accelerators)?,
+    };
     let mut pending: Vec<String> = ["traceback".to_owned()]
         .into_iter()
         .chain(
@@ -565,6 +752,13 @@ pub fn cut_to_reach(
             continue;
         }
         pending.extend(imports.get(&name).into_iter().flatten().cloned());
+        // An accelerator that is here spares its stand-in.
+        for fallback in fallbacks.get(&name).into_iter().flatten() {
+            pending.extend(fallback.attempted_names());
+            if !fallback.cannot_fail(&importable) {
+                pending.extend(fallback.names.iter().cloned());
+            }
+        }
         // Importing a submodule runs the packages above it.
         let mut parent = name.as_str();
         while let Some((above, _)) = parent.rsplit_once('.') {
@@ -1208,4 +1402,56 @@ fn set_search_path(path: &Path, search_path: &str, required: bool) -> Result<()>
         fs::write(path, &image).map_err(io("write", path))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempted(module: &str, names: &[&str]) -> (String, Vec<String>) {
+        let names = names.iter().map(|name| (*name).to_owned()).collect();
+        (module.to_owned(), names)
+    }
+
+    #[test]
+    fn an_accelerators_stand_in_is_a_fallback() {
+        let source = "import os\n\
+            try:\n    # the lean one first\n    from _sha512 import sha512\n\
+            except ImportError:\n    from hashlib import sha512\n\
+            import bisect\n";
+        let imports = module_imports(source, Some("random"), false, true);
+        assert_eq!(imports.names, ["os", "bisect"]);
+        assert_eq!(
+            imports.fallbacks,
+            [Fallback {
+                attempted: vec![attempted("_sha512", &["sha512"])],
+                names: vec!["hashlib.sha512".to_owned(), "hashlib".to_owned()],
+            }]
+        );
+        let importable = BTreeSet::from([attempted("_sha512", &["sha512"])]);
+        assert!(imports.fallbacks[0].cannot_fail(&importable));
+        assert!(!imports.fallbacks[0].cannot_fail(&BTreeSet::new()));
+    }
+
+    #[test]
+    fn other_try_blocks_import_as_any_code_does() {
+        for source in [
+            // More than imports in the try block.
+            "try:\n    import _json\n    x = _json.make\nexcept ImportError:\n    import json\n",
+            // Other errors caught.
+            "try:\n    import _json\nexcept (ImportError, AttributeError):\n    import json\n",
+            "try:\n    import _json\nexcept Exception:\n    import json\n",
+            // An import over several lines.
+            "try:\n    from _json import (a,\n        b)\nexcept ImportError:\n    import json\n",
+        ] {
+            let imports = module_imports(source, Some("m"), false, true);
+            assert!(imports.fallbacks.is_empty(), "{source}");
+            assert!(imports.names.contains(&"json".to_owned()), "{source}");
+            assert!(imports.names.contains(&"_json".to_owned()), "{source}");
+        }
+        // An app's code keeps both sides.
+        let source = "try:\n    import ujson as json\nexcept ImportError:\n    import json\n";
+        let all: Vec<String> = module_imports(source, None, false, false).all().collect();
+        assert_eq!(all, ["ujson", "json"]);
+    }
 }
