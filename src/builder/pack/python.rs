@@ -21,7 +21,9 @@ const PROBE_SOURCE: &str = include_str!("probe.py");
 /// Reads `[[module, [name, ...]], ...]` on stdin, prints those it imports
 /// with every name (`*`: the module alone).
 #[cfg(pyferry_flavor = "standalone")]
-const IMPORTABLE_SOURCE: &str = "import importlib, json, sys
+const IMPORTABLE_SOURCE: &str = "import importlib, json, os, sys
+answer = os.fdopen(os.dup(1), 'w')
+os.dup2(2, 1)  # What a module's initialization prints is not the answer.
 found = []
 for module, names in json.load(sys.stdin):
     try:
@@ -30,7 +32,8 @@ for module, names in json.load(sys.stdin):
         continue
     if all(name == '*' or hasattr(imported, name) for name in names):
         found.append([module, names])
-json.dump(found, sys.stdout)
+json.dump(found, answer)
+answer.close()
 ";
 /// pack's byte-compiler, run by the build interpreter (`compile.py`).
 const COMPILE_SOURCE: &str = include_str!("compile.py");

@@ -173,16 +173,13 @@ struct Fallback {
 
 impl Imports {
     /// Every name, the fallbacks' too: what the app's own code reaches.
-    fn all(self) -> impl Iterator<Item = String> {
-        self.names
-            .into_iter()
-            .chain(self.fallbacks.into_iter().flat_map(|fallback| {
-                fallback
-                    .attempted_names()
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .chain(fallback.names)
-            }))
+    fn all(self) -> Vec<String> {
+        let mut all = self.names;
+        for fallback in self.fallbacks {
+            all.extend(fallback.attempted_names());
+            all.extend(fallback.names);
+        }
+        all
     }
 }
 
@@ -277,7 +274,7 @@ fn module_imports(
             );
             imports.fallbacks.push(Fallback {
                 attempted: found.attempted,
-                names: handler.all().collect(),
+                names: handler.all(),
             });
             at += found.lines;
             continue;
@@ -1451,7 +1448,7 @@ mod tests {
         }
         // An app's code keeps both sides.
         let source = "try:\n    import ujson as json\nexcept ImportError:\n    import json\n";
-        let all: Vec<String> = module_imports(source, None, false, false).all().collect();
+        let all = module_imports(source, None, false, false).all();
         assert_eq!(all, ["ujson", "json"]);
     }
 }
