@@ -257,14 +257,14 @@ pub fn list_files(root: &Path) -> Vec<String> {
 fn left_out_parts_of_the_standard_library_can_be_kept() {
     let cx = TestContext::new();
     let probe = "import importlib.util\n\
-                 for name in ('pydoc_data', 'lib2to3', 'test', '_testcapi', 'nis', 'json'):\n    \
+                 for name in ('pydoc_data', 'lib2to3', 'test', '_testcapi', 'nis', 'turtle', 'json'):\n    \
                  print(name, importlib.util.find_spec(name) is not None)\n";
     let app = cx.write_tree("probe-app", &[("__main__.py", probe)]);
     let app = app.to_str().expect("utf-8");
     let default = cx.pack("default", &[app]);
     assert_eq!(
         success(&cx.run(&default, &[] as &[&str])),
-        "pydoc_data False\nlib2to3 False\ntest False\n_testcapi False\nnis False\njson True\n"
+        "pydoc_data False\nlib2to3 False\ntest False\n_testcapi False\nnis False\nturtle False\njson True\n"
     );
     let kept = cx.pack(
         "kept",
@@ -280,7 +280,15 @@ fn left_out_parts_of_the_standard_library_can_be_kept() {
     );
     assert_eq!(
         success(&cx.run(&kept, &[] as &[&str])),
-        "pydoc_data True\nlib2to3 False\ntest True\n_testcapi True\nnis True\njson True\n"
+        "pydoc_data True\nlib2to3 False\ntest True\n_testcapi True\nnis True\nturtle False\njson True\n"
+    );
+    // turtle goes with tkinter, which an app that imports it keeps.
+    let source = "import turtle\nprint(turtle.Vec2D(1, 2) * 3)\n";
+    let turtle_app = cx.write_tree("turtle-app", &[("__main__.py", source)]);
+    let packed = cx.pack("turtle", &[turtle_app.to_str().expect("utf-8")]);
+    assert_eq!(
+        success(&cx.run(&packed, &[] as &[&str])),
+        success(&cx.python(&[turtle_app.join("__main__.py")]))
     );
     let output = cx.pack_output("bogus", &["--keep-stdlib", "json", app]);
     assert!(!output.status.success());

@@ -49,14 +49,16 @@ pub const EXCLUDED_BY_DEFAULT: &[&str] = &[
     "nis",
 ];
 
-/// The excluded part an extension module belongs to, by module name.
-fn extension_part(module: &str) -> Option<&'static str> {
+/// The excluded part a top-level module (an extension module, or the
+/// module of a top-level `.py` file) belongs to, by module name.
+fn module_part(module: &str) -> Option<&'static str> {
     let test_only = module.starts_with("_test")
         || module.starts_with("xxlimited")
         || ["_ctypes_test", "_xxtestfuzz"].contains(&module);
     match module {
         _ if test_only => Some("test"),
-        "_tkinter" => Some("tkinter"),
+        // turtle draws with tkinter, and cannot be imported without it.
+        "_tkinter" | "turtle" => Some("tkinter"),
         "nis" => Some("nis"),
         _ => None,
     }
@@ -1211,7 +1213,12 @@ fn walk_stdlib(
     excluded: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<String>, BTreeMap<String, SourceFile>)> {
     let mut tree = Tree::default();
-    tree.add_dir(root, |top| !holds_modules(top) || excluded(top))?;
+    tree.add_dir(root, |top| {
+        let module_of_file = top.strip_suffix(".py");
+        !holds_modules(top)
+            || excluded(top)
+            || module_of_file.and_then(module_part).is_some_and(excluded)
+    })?;
     // Test suites inside other packages (`ctypes/test/...`): any directory
     // below the top level.
     let in_nested_tests = |name: &str| {
@@ -1248,7 +1255,7 @@ fn extension_modules(
         let entry = entry.map_err(io("list", dir))?;
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let module = file_name.split('.').next().unwrap_or_default();
-        if file_name.ends_with(".so") && !extension_part(module).is_some_and(excluded) {
+        if file_name.ends_with(".so") && !module_part(module).is_some_and(excluded) {
             extensions.push(entry.path());
         }
     }
