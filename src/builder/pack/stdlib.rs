@@ -673,7 +673,8 @@ pub fn cut_to_reach(
     };
     let mut imports: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut fallbacks: BTreeMap<String, Vec<Fallback>> = BTreeMap::new();
-    // An extension module's strings: the names it can define.
+    // The extension modules, by module name: the only accelerators whose
+    // import the build interpreter is asked about.
     let mut extensions: BTreeSet<String> = BTreeSet::new();
     let mut needed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for path in [&parts.archived, &parts.extracted] {
