@@ -9,6 +9,8 @@ mod cache;
 mod entry;
 #[cfg(pyferry_flavor = "standalone")]
 mod fallback_libraries;
+#[cfg(pyferry_flavor = "standalone")]
+mod imports;
 mod inputs;
 mod needed;
 mod python;
