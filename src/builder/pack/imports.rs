@@ -105,6 +105,11 @@ pub(super) fn module_imports(
         None => Vec::new(),
     };
     let lines: Vec<&str> = source.lines().collect();
+    imports_of_lines(&lines, &package, skip_script_code)
+}
+
+/// `module_imports` over `lines`, relative imports resolved in `package`.
+fn imports_of_lines(lines: &[&str], package: &[&str], skip_script_code: bool) -> Imports {
     let mut imports = Imports::default();
     let mut skipping: Option<usize> = None;
     let mut at = 0;
@@ -133,15 +138,10 @@ pub(super) fn module_imports(
             continue;
         }
         let accelerated = (code == "try:")
-            .then(|| accelerator_fallback(&lines[at..], indent, &package))
+            .then(|| accelerator_fallback(&lines[at..], indent, package))
             .flatten();
         if let Some(found) = accelerated {
-            let handler = module_imports(
-                &found.handler.join("\n"),
-                module,
-                is_package,
-                skip_script_code,
-            );
+            let handler = imports_of_lines(&found.handler, package, skip_script_code);
             imports.fallbacks.push(Fallback {
                 attempted: found.attempted,
                 names: handler.all(),
@@ -149,7 +149,7 @@ pub(super) fn module_imports(
             at += found.lines;
             continue;
         }
-        for (base, imported) in import_line(code, &lines, &mut at, &package) {
+        for (base, imported) in import_line(code, lines, &mut at, package) {
             let submodules = imported.iter().filter(|name| *name != "*");
             imports
                 .names
