@@ -172,11 +172,12 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     }
     #[cfg(pyferry_flavor = "standalone")]
     environment.extend(stdlib::tcl_tk_environment(&python.home));
-    // zipimport's table of the archive, built here (see `zipimport`).
-    let archive_directory = payload
+    // zipimport's table of the archive, read here (see `zipimport`).
+    let archive_table = payload
         .path
         .to_str()
-        .and_then(|archive| zipimport::marshalled_directory(&payload, archive));
+        .and_then(|archive| zipimport::Table::read(&payload, archive))
+        .and_then(interpreter::keep_table);
     phases.done("archive directory");
     let started = Interpreter::start(&Launch {
         argv: &argv,
@@ -192,7 +193,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         environment: &environment,
         archive: &payload.path,
         archive_file: &payload.file,
-        archive_directory: archive_directory.as_deref(),
+        archive_table,
     })?;
     let interpreter = match started {
         Started::Ready(interpreter) => interpreter,

@@ -5,67 +5,155 @@
 //! zipimport parses a zip's central directory in Python, entry by entry,
 //! the first time a `sys.path` entry names the zip: 4 ms for the standard
 //! library's 1,200 entries, on every start. The runtime reads the same
-//! directory in Rust and hands zipimport the very table `_read_directory`
-//! would build, marshalled (`marshal.loads` takes 0.3 ms), for
-//! `zipimport._zip_directory_cache`. And zipimport inflates with
-//! `zlib.decompress`, but the standalone flavor's `zlib` is an extension
-//! module that may not be extracted yet: the runtime's `inflate` serves.
+//! directory in Rust into a `Table`, which zipimport gets as a mapping of
+//! its own (`interpreter::table`) in `zipimport._zip_directory_cache`: an
+//! entry becomes the tuple `_read_directory` would have made only when
+//! zipimport looks it up, and no start pays for the ~10,000 objects of a
+//! whole table (building them took 0.3 ms, freeing them more). And
+//! zipimport inflates with `zlib.decompress`, but the standalone flavor's
+//! `zlib` is an extension module that may not be extracted yet: the
+//! runtime's `inflate` serves.
 
 use super::payload::Payload;
 use crate::format::end_record::CentralDirectory;
 use std::os::unix::fs::FileExt;
 
-/// The table zipimport's `_read_directory(archive)` returns for the
-/// payload's archive, marshalled; `None` where the runtime cannot be sure
-/// to build the same table (zip64, names in the historical encoding,
-/// anything zipimport itself would refuse): zipimport then reads the
-/// directory itself.
-pub fn marshalled_directory(payload: &Payload, archive: &str) -> Option<Vec<u8>> {
-    let directory = payload.central_directory?;
-    let mut bytes = vec![0; usize::try_from(directory.size).ok()?];
-    payload
-        .file
-        .read_exact_at(&mut bytes, directory.position)
-        .ok()?;
-    table_of_contents(&bytes, directory, archive)
+/// The executable archive's table of contents, as zipimport's
+/// `_read_directory(archive)` would build it: entry names, in the
+/// directory's order, and what zipimport keeps of each.
+pub struct Table {
+    /// The archive's path as `sys.path` holds it.
+    archive: String,
+    /// The central directory's bytes, which the names point into.
+    directory: Vec<u8>,
+    /// In the directory's order.
+    rows: Vec<Row>,
+    /// Indices into `rows`, sorted by name: lookups are binary searches.
+    by_name: Vec<u32>,
 }
 
-/// `_read_directory`, entry by entry, over the central directory's bytes.
-fn table_of_contents(bytes: &[u8], at: CentralDirectory, archive: &str) -> Option<Vec<u8>> {
-    let directory_offset = at.position - at.zip_start;
-    let mut out = Marshal(Vec::with_capacity(bytes.len() * 2));
-    out.0.push(b'{');
-    let mut rest = bytes;
-    while let Some(header) = rest.get(..46).filter(|h| h.starts_with(b"PK\x01\x02")) {
-        let u16_at = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
-        let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4"));
-        let (flags, compress, time, date) = (u16_at(8), u16_at(10), u16_at(12), u16_at(14));
-        let (crc, data_size, file_size) = (u32_at(16), u32_at(20), u32_at(24));
-        let name_size = usize::from(u16_at(28));
-        let skipped = name_size + usize::from(u16_at(30)) + usize::from(u16_at(32));
-        let local_header = u64::from(u32_at(42));
-        if local_header > directory_offset {
-            return None;
-        }
-        let name = rest.get(46..46 + name_size)?;
-        rest = rest.get(46 + skipped..)?;
-        let name = std::str::from_utf8(name).ok()?;
-        if flags & 0x800 == 0 && !name.is_ascii() {
-            return None;
-        }
-        out.str(name);
-        out.0.extend([b')', 8]);
-        out.str(&path_join(archive, name));
-        for value in [u32::from(compress), data_size, file_size] {
-            out.int(u64::from(value));
-        }
-        out.int(local_header + at.zip_start);
-        for value in [u32::from(time), u32::from(date), crc] {
-            out.int(u64::from(value));
-        }
+/// One entry: where its name is in the directory, and the fields of
+/// zipimport's tuple after the path.
+#[derive(Clone, Copy)]
+pub struct Row {
+    name_start: u32,
+    name_len: u16,
+    pub compress: u16,
+    pub data_size: u32,
+    pub file_size: u32,
+    /// Of the local header, from the start of the file (zipimport adds
+    /// the archive's offset in the file, as here).
+    pub header_offset: u64,
+    pub time: u16,
+    pub date: u16,
+    pub crc: u32,
+}
+
+impl Table {
+    /// The table of the payload's archive; `None` where the runtime cannot
+    /// be sure to build the table zipimport would (zip64, names in the
+    /// historical encoding, a name given twice, anything zipimport itself
+    /// would refuse): zipimport then reads the directory itself.
+    pub fn read(payload: &Payload, archive: &str) -> Option<Table> {
+        let directory = payload.central_directory?;
+        let mut bytes = vec![0; usize::try_from(directory.size).ok()?];
+        payload
+            .file
+            .read_exact_at(&mut bytes, directory.position)
+            .ok()?;
+        Table::parse(bytes, directory, archive)
     }
-    out.0.push(b'0');
-    Some(out.0)
+
+    /// `_read_directory`, entry by entry, over the central directory's bytes.
+    fn parse(directory: Vec<u8>, at: CentralDirectory, archive: &str) -> Option<Table> {
+        let directory_offset = at.position - at.zip_start;
+        let mut rows = Vec::new();
+        let mut offset = 0;
+        while let Some(header) = directory
+            .get(offset..offset + 46)
+            .filter(|h| h.starts_with(b"PK\x01\x02"))
+        {
+            let u16_at = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
+            let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4"));
+            let flags = u16_at(8);
+            let name_len = u16_at(28);
+            let skipped = usize::from(name_len) + usize::from(u16_at(30)) + usize::from(u16_at(32));
+            let local_header = u64::from(u32_at(42));
+            if local_header > directory_offset {
+                return None;
+            }
+            let name_start = offset + 46;
+            let name = directory.get(name_start..name_start + usize::from(name_len))?;
+            let name = std::str::from_utf8(name).ok()?;
+            if flags & 0x800 == 0 && !name.is_ascii() {
+                return None;
+            }
+            rows.push(Row {
+                name_start: u32::try_from(name_start).ok()?,
+                name_len,
+                compress: u16_at(10),
+                data_size: u32_at(20),
+                file_size: u32_at(24),
+                header_offset: local_header + at.zip_start,
+                time: u16_at(12),
+                date: u16_at(14),
+                crc: u32_at(16),
+            });
+            offset = name_start + skipped;
+        }
+        let mut table = Table {
+            archive: archive.to_owned(),
+            directory,
+            rows,
+            by_name: Vec::new(),
+        };
+        let mut by_name: Vec<u32> = (0..u32::try_from(table.rows.len()).ok()?).collect();
+        // A stable sort: it merges the sorted runs pack writes (the app's
+        // entries, then the standard library's) in linear time.
+        by_name.sort_by_key(|&index| table.name_bytes(&table.rows[index as usize]));
+        // zipimport keeps the last of two entries of one name, in the
+        // first one's place: rare enough to leave to zipimport.
+        let twice = by_name.windows(2).any(|pair| {
+            table.name_bytes(&table.rows[pair[0] as usize])
+                == table.name_bytes(&table.rows[pair[1] as usize])
+        });
+        if twice {
+            return None;
+        }
+        table.by_name = by_name;
+        Some(table)
+    }
+
+    /// The entries, in the directory's order.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// The entry of this name (zipimport's key: the name in the zip).
+    pub fn get(&self, name: &str) -> Option<&Row> {
+        self.by_name
+            .binary_search_by(|&index| {
+                self.name_bytes(&self.rows[index as usize])
+                    .cmp(name.as_bytes())
+            })
+            .ok()
+            .map(|found| &self.rows[self.by_name[found] as usize])
+    }
+
+    pub fn name(&self, row: &Row) -> &str {
+        std::str::from_utf8(self.name_bytes(row)).expect("checked to be UTF-8 when parsed")
+    }
+
+    fn name_bytes(&self, row: &Row) -> &[u8] {
+        let start = row.name_start as usize;
+        &self.directory[start..start + usize::from(row.name_len)]
+    }
+
+    /// The first field of zipimport's tuple: the entry's path, as
+    /// `_bootstrap_external._path_join(archive, name)` makes it.
+    pub fn path(&self, row: &Row) -> String {
+        path_join(&self.archive, self.name(row))
+    }
 }
 
 /// `importlib._bootstrap_external._path_join` on POSIX.
@@ -78,47 +166,6 @@ fn path_join(archive: &str, name: &str) -> String {
         .join("/")
 }
 
-/// The few types of CPython's marshal format the table needs.
-struct Marshal(Vec<u8>);
-
-impl Marshal {
-    fn str(&mut self, text: &str) {
-        let len = text.len();
-        match (text.is_ascii(), u8::try_from(len)) {
-            (true, Ok(short)) => self.0.extend([b'z', short]),
-            (true, Err(_)) => {
-                self.0.push(b'a');
-                self.0.extend((len as u32).to_le_bytes());
-            }
-            (false, _) => {
-                self.0.push(b'u');
-                self.0.extend((len as u32).to_le_bytes());
-            }
-        }
-        self.0.extend(text.as_bytes());
-    }
-
-    fn int(&mut self, value: u64) {
-        if let Ok(small) = i32::try_from(value) {
-            self.0.push(b'i');
-            self.0.extend(small.to_le_bytes());
-            return;
-        }
-        // A long: its 15-bit digits, least significant first.
-        let mut digits = Vec::new();
-        let mut rest = value;
-        while rest > 0 {
-            digits.push((rest & 0x7fff) as u16);
-            rest >>= 15;
-        }
-        self.0.push(b'l');
-        self.0.extend((digits.len() as i32).to_le_bytes());
-        for digit in digits {
-            self.0.extend(digit.to_le_bytes());
-        }
-    }
-}
-
 /// What zipimport's table says of one entry (`toc_entry[1:5]` and `[7]`).
 pub struct TableEntry {
     pub compress: u16,
@@ -126,6 +173,18 @@ pub struct TableEntry {
     pub file_size: u64,
     pub header_offset: u64,
     pub crc: u32,
+}
+
+impl From<&Row> for TableEntry {
+    fn from(row: &Row) -> TableEntry {
+        TableEntry {
+            compress: row.compress,
+            data_size: u64::from(row.data_size),
+            file_size: u64::from(row.file_size),
+            header_offset: row.header_offset,
+            crc: row.crc,
+        }
+    }
 }
 
 /// zipimport's `_get_data` for the executable's own archive: the entry's
@@ -191,14 +250,68 @@ pub fn inflate(data: &[u8], capacity: u64) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
+    /// A zip of `names` (in this order) and where its central directory is.
+    fn zip_of(names: &[&str]) -> (Vec<u8>, CentralDirectory) {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for name in names {
+            writer
+                .start_file(*name, zip::write::SimpleFileOptions::default())
+                .expect("in memory");
+            writer.write_all(name.as_bytes()).expect("in memory");
+        }
+        let zip = writer.finish().expect("in memory").into_inner();
+        let end = zip.len() - 22;
+        let u32_at =
+            |at: usize| u64::from(u32::from_le_bytes(zip[at..at + 4].try_into().expect("4")));
+        let at = CentralDirectory {
+            position: u32_at(end + 16),
+            size: u32_at(end + 12),
+            zip_start: 0,
+        };
+        (zip, at)
+    }
+
+    fn directory_of(names: &[&str]) -> (Vec<u8>, CentralDirectory) {
+        let (zip, at) = zip_of(names);
+        let directory = zip[at.position as usize..(at.position + at.size) as usize].to_vec();
+        (directory, at)
+    }
+
+    fn table_of(names: &[&str]) -> Option<Table> {
+        let (directory, at) = directory_of(names);
+        Table::parse(directory, at, "/opt/app")
+    }
+
     #[test]
-    fn longs_are_written_in_15_bit_digits() {
-        let mut out = Marshal(Vec::new());
-        out.int(0x8000_0000);
-        assert_eq!(out.0, [b'l', 3, 0, 0, 0, 0, 0, 0, 0, 2, 0]);
-        let mut out = Marshal(Vec::new());
-        out.int(5);
-        assert_eq!(out.0, [b'i', 5, 0, 0, 0]);
+    fn the_table_keeps_the_directorys_order_and_finds_every_name() {
+        let names = ["pkg/mod.pyc", "__main__.pyc", "pkg/__init__.pyc", "a.pyc"];
+        let table = table_of(&names).expect("a plain zip");
+        let listed: Vec<&str> = table.rows().iter().map(|row| table.name(row)).collect();
+        assert_eq!(listed, names);
+        assert_eq!(table.rows().len(), 4);
+        for name in names {
+            let row = table.get(name).expect("every name is found");
+            assert_eq!(table.name(row), name);
+            assert_eq!(table.path(row), format!("/opt/app/{name}"));
+            assert_eq!(row.file_size as usize, name.len());
+        }
+        for missing in ["pkg", "pkg/", "b.pyc", ""] {
+            assert!(table.get(missing).is_none(), "{missing}");
+        }
+    }
+
+    #[test]
+    fn a_name_given_twice_leaves_the_table_to_zipimport() {
+        assert!(table_of(&["a.pyc", "b.pyc"]).is_some());
+        // The zip crate refuses to write a name twice: rename in place.
+        let (mut directory, at) = directory_of(&["a.pyc", "b.pyc"]);
+        let second = directory
+            .windows(5)
+            .position(|name| name == b"b.pyc")
+            .expect("the second name");
+        directory[second] = b'a';
+        assert!(Table::parse(directory, at, "/opt/app").is_none());
     }
 
     #[test]

@@ -107,3 +107,80 @@ fn bootstrap_shortcuts_fall_back_when_cpython_internals_change() {
         );
     }
 }
+
+/// What a packed app checks of zipimport's table of its own archive (the
+/// runtime's mapping) against the table CPython's `_read_directory` parses
+/// from the same file.
+const TABLE_CHECK: &str = r#"
+import pkgutil, sys, zipimport
+ours = zipimport._zip_directory_cache[sys.executable]
+stock = zipimport._read_directory(sys.executable)
+missing = "no/such/module.py"
+print("the runtime's mapping:", type(ours) is not dict)
+print("len:", len(ours) == len(stock) > 0)
+print("keys in order:", list(ours) == list(stock) == ours.keys())
+print("entries:", all(k in ours and ours[k] == v and ours.get(k) == v for k, v in stock.items()))
+print("items, values:", ours.items() == list(stock.items()), ours.values() == list(stock.values()))
+print("missing:", missing not in ours, 7 not in ours, ours.get(missing) is None, ours.get(missing, 7))
+try:
+    ours[missing]
+except KeyError as error:
+    print("KeyError:", error.args == (missing,))
+listed = sorted(name for _, name, _ in pkgutil.iter_modules([sys.executable]))
+zipimport._zip_directory_cache[sys.executable] = stock
+print("pkgutil:", listed == sorted(name for _, name, _ in pkgutil.iter_modules([sys.executable])))
+import helper, pkg.sub
+print("imported:", helper.__file__.startswith(sys.executable), pkg.sub.VALUE)
+"#;
+
+#[test]
+fn zipimports_table_of_the_archive_answers_as_cpythons_own() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", TABLE_CHECK),
+            ("helper.py", ""),
+            ("pkg/__init__.py", ""),
+            ("pkg/sub.py", "VALUE = 'from pkg.sub'\n"),
+        ],
+    );
+    let exe = cx.pack("table", &[app.to_str().expect("utf-8")]);
+    let output = cx.run(&exe, &[] as &[&str]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        stdout(&output),
+        "the runtime's mapping: True\nlen: True\nkeys in order: True\nentries: True\n\
+         items, values: True True\nmissing: True True True 7\nKeyError: True\npkgutil: True\n\
+         imported: True from pkg.sub\n"
+    );
+}
+
+/// The bootstrap module, which the runtime imports from its compiled code,
+/// against what stock zipimport makes of the same entry.
+const BOOTSTRAP_MODULE_CHECK: &str = r#"
+import importlib.util, sys, zipimport
+ours = sys.modules["_pyferry_boot"]
+spec = zipimport.zipimporter(sys.executable).find_spec("_pyferry_boot")
+stock = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(stock)
+for name in ("name", "origin", "cached", "has_location", "submodule_search_locations", "parent"):
+    print(name, getattr(ours.__spec__, name) == getattr(spec, name))
+for name in ("__file__", "__cached__", "__name__", "__package__"):
+    print(name, getattr(ours, name) == getattr(stock, name))
+loader = type(ours.__loader__)
+print("loader", ours.__loader__ is ours.__spec__.loader, (loader.__module__, loader.__qualname__) == ("zipimport", "zipimporter"), ours.__loader__.archive == spec.loader.archive)
+print("same code", ours.main.__code__.co_code == stock.main.__code__.co_code)
+"#;
+
+#[test]
+fn the_bootstrap_module_is_what_zipimport_would_make_of_it() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", BOOTSTRAP_MODULE_CHECK)]);
+    let exe = cx.pack("boot", &[app.to_str().expect("utf-8")]);
+    let output = cx.run(&exe, &[] as &[&str]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(!text.contains("False"), "{text}");
+    assert_eq!(text.lines().count(), 12, "{text}");
+}

@@ -11,7 +11,13 @@
 //! The contract is in the types: `Interpreter::start` is the only way to an
 //! `Interpreter`, it succeeds once per process, and `run_main` consumes it.
 
+mod bootstrap;
+mod table;
+
+pub use table::keep as keep_table;
+
 use crate::error::{Error, Reason, Result};
+use crate::runtime::zipimport::Table;
 use pyo3_ffi as py;
 use std::ffi::{CStr, CString, OsString, c_char};
 use std::fs::File;
@@ -49,10 +55,10 @@ pub struct Launch<'a> {
     /// app's children).
     pub environment: &'a [(&'a str, String)],
     /// The executable whose archive is on `sys.path`, and zipimport's table
-    /// of its contents (`runtime::zipimport`), if the runtime built one.
+    /// of its contents (`runtime::zipimport`), if the runtime read one.
     pub archive: &'a Path,
     pub archive_file: &'a File,
-    pub archive_directory: Option<&'a [u8]>,
+    pub archive_table: Option<&'static Table>,
 }
 
 pub enum Mode<'a> {
@@ -210,15 +216,16 @@ impl Interpreter {
         if let Some(exit) = check(status, "interpreter initialization")? {
             return Ok(Started::Exited(exit));
         }
-        prepare_zipimport(
-            launch.archive,
-            launch.archive_file,
-            launch.archive_directory,
-        )?;
+        prepare_zipimport(launch.archive, launch.archive_file, launch.archive_table)?;
         // SAFETY: the core is initialized (above) and its main part is not.
         let status = unsafe { _Py_InitializeMain() };
         if let Some(exit) = check(status, "interpreter initialization")? {
             return Ok(Started::Exited(exit));
+        }
+        if let Some(table) = launch.archive_table {
+            // SAFETY: the interpreter is initialized, and this thread holds
+            // the GIL.
+            unsafe { bootstrap::import(table, launch.archive_file) };
         }
         if let Mode::CommandLine { prelude } = launch.mode {
             let prelude = c_string(prelude.as_bytes(), "the prelude")?;
@@ -529,10 +536,10 @@ fn add_runtime_module() -> Result<()> {
 }
 
 /// Between the two steps of initialization: zipimport inflates with the
-/// runtime's `inflate`, and takes the table of `archive` from `directory`
-/// instead of parsing it (when the runtime's text of the path is the one
-/// `sys.path` holds).
-fn prepare_zipimport(archive: &Path, file: &File, directory: Option<&[u8]>) -> Result<()> {
+/// runtime's `inflate`, and takes the table of `archive` as the runtime's
+/// mapping over `table` instead of parsing it (when the runtime's text of
+/// the path is the one `sys.path` holds).
+fn prepare_zipimport(archive: &Path, file: &File, table: Option<&'static Table>) -> Result<()> {
     let failed = || {
         // SAFETY: the GIL is held; the exception, if one is set, is taken
         // and released here.
@@ -613,8 +620,8 @@ fn prepare_zipimport(archive: &Path, file: &File, directory: Option<&[u8]>) -> R
             py::Py_DECREF(zipimport);
             return Err(failed());
         }
-        let table = match (directory, archive.to_str()) {
-            (Some(directory), Some(text)) => {
+        let table = match (table, archive.to_str()) {
+            (Some(table), Some(text)) => {
                 // `path`: the text `sys.path` holds, decoded as CPython
                 // decodes it (kept by `ARCHIVE_PATH`).
                 let key = path;
@@ -627,10 +634,7 @@ fn prepare_zipimport(archive: &Path, file: &File, directory: Option<&[u8]>) -> R
                     && py::PyUnicode_Compare(key, expected) == 0;
                 py::Py_XDECREF(expected);
                 let toc = match same {
-                    true => py::PyMarshal_ReadObjectFromString(
-                        directory.as_ptr().cast(),
-                        directory.len() as py::Py_ssize_t,
-                    ),
+                    true => table::new_mapping(table),
                     false => std::ptr::null_mut(),
                 };
                 let cache = py::PyObject_GetAttrString(zipimport, c"_zip_directory_cache".as_ptr());

@@ -1,0 +1,180 @@
+//! The bootstrap module imported from its compiled code in the archive,
+//! unmarshalled once. Imported by zipimport, it was unmarshalled twice:
+//! once to name its file for its spec (`get_filename`), once to run it
+//! (the bootstrap's own fix for this, for the app's modules, lives in the
+//! bootstrap). The module gets what zipimport would give it: a zipimporter
+//! of the archive as its loader, a spec with the entry as its origin,
+//! `__file__` and `__cached__`.
+
+use super::ARCHIVE_PATH;
+use crate::format::BOOTSTRAP_MODULE;
+use crate::runtime::zipimport::{Row, Table, TableEntry, read_entry};
+use pyo3_ffi as py;
+use std::ffi::CString;
+use std::fs::File;
+use std::sync::atomic::Ordering;
+
+/// Imports the bootstrap module into `sys.modules`. On any failure nothing
+/// is left behind (no module, no exception): the bootstrap's command then
+/// imports it through zipimport, as before.
+///
+/// # Safety
+/// The interpreter must be initialized and this thread hold the GIL.
+pub unsafe fn import(table: &Table, file: &File) {
+    let Some(row) = table.get(&format!("{BOOTSTRAP_MODULE}.pyc")) else {
+        return;
+    };
+    let Some(code) = compiled_code(row, file) else {
+        return;
+    };
+    // SAFETY: per this function's contract.
+    unsafe {
+        if !import_code(&table.path(row), &code) {
+            py::PyErr_Clear();
+        }
+    }
+}
+
+/// The marshalled code of the bootstrap's pyc, if the pyc is one this
+/// CPython reads without looking at a source (an unchecked hash-based pyc,
+/// which pack writes).
+fn compiled_code(row: &Row, file: &File) -> Option<Vec<u8>> {
+    let mut pyc = read_entry(file, &TableEntry::from(row)).ok()?;
+    // SAFETY: a plain query of a constant.
+    let magic = unsafe { py::PyImport_GetMagicNumber() };
+    let header = pyc.get(..8)?;
+    let same_magic = i64::from(u32::from_le_bytes(header[..4].try_into().ok()?)) == magic as i64;
+    let unchecked_hash_based = u32::from_le_bytes(header[4..8].try_into().ok()?) == 1;
+    (same_magic && unchecked_hash_based && pyc.len() > 16).then(|| pyc.split_off(16))
+}
+
+/// `spec_from_file_location(name, path, loader=zipimporter(archive),
+/// submodule_search_locations=None)`, a module with it in `sys.modules`,
+/// then `PyImport_ExecCodeModuleObject`; false with an exception set, or
+/// none.
+///
+/// # Safety
+/// The GIL must be held.
+unsafe fn import_code(path: &str, code: &[u8]) -> bool {
+    let archive = ARCHIVE_PATH.load(Ordering::Acquire);
+    let Ok(name) = CString::new(BOOTSTRAP_MODULE) else {
+        return false;
+    };
+    if archive.is_null() {
+        return false;
+    }
+    // SAFETY: per this function's contract; `Owned` releases each new
+    // reference once, when it goes out of scope.
+    unsafe {
+        let code = Owned(py::PyMarshal_ReadObjectFromString(
+            code.as_ptr().cast(),
+            code.len() as py::Py_ssize_t,
+        ));
+        if code.0.is_null() || py::PyCode_Check(code.0) == 0 {
+            return false;
+        }
+        let name = Owned(py::PyUnicode_FromString(name.as_ptr()));
+        let path = Owned(py::PyUnicode_FromStringAndSize(
+            path.as_ptr().cast(),
+            path.len() as py::Py_ssize_t,
+        ));
+        let zipimport = Owned(py::PyImport_ImportModule(c"zipimport".as_ptr()));
+        let external = Owned(py::PyImport_ImportModule(
+            c"_frozen_importlib_external".as_ptr(),
+        ));
+        if [name.0, path.0, zipimport.0, external.0]
+            .iter()
+            .any(|o| o.is_null())
+        {
+            return false;
+        }
+        let importer_class = Owned(py::PyObject_GetAttrString(
+            zipimport.0,
+            c"zipimporter".as_ptr(),
+        ));
+        let spec_from_file_location = Owned(py::PyObject_GetAttrString(
+            external.0,
+            c"spec_from_file_location".as_ptr(),
+        ));
+        if importer_class.0.is_null() || spec_from_file_location.0.is_null() {
+            return false;
+        }
+        let importer = Owned(py::PyObject_CallOneArg(importer_class.0, archive));
+        let arguments = Owned(py::PyTuple_Pack(2, name.0, path.0));
+        let keywords = Owned(py::PyDict_New());
+        if importer.0.is_null() || arguments.0.is_null() || keywords.0.is_null() {
+            return false;
+        }
+        if py::PyDict_SetItemString(keywords.0, c"loader".as_ptr(), importer.0) != 0
+            || py::PyDict_SetItemString(
+                keywords.0,
+                c"submodule_search_locations".as_ptr(),
+                py::Py_None(),
+            ) != 0
+        {
+            return false;
+        }
+        let spec = Owned(py::PyObject_Call(
+            spec_from_file_location.0,
+            arguments.0,
+            keywords.0,
+        ));
+        if spec.0.is_null() {
+            return false;
+        }
+        let package = Owned(py::PyObject_GetAttrString(spec.0, c"parent".as_ptr()));
+        // A borrowed reference to the new, empty module in sys.modules.
+        let module = match package.0.is_null() {
+            true => std::ptr::null_mut(),
+            false => py::PyImport_AddModuleObject(name.0),
+        };
+        if module.is_null()
+            || py::PyObject_SetAttrString(module, c"__spec__".as_ptr(), spec.0) != 0
+            || py::PyObject_SetAttrString(module, c"__loader__".as_ptr(), importer.0) != 0
+            || py::PyObject_SetAttrString(module, c"__package__".as_ptr(), package.0) != 0
+        {
+            forget(name.0);
+            return false;
+        }
+        // Sets `__file__` and `__cached__` (keeping the spec and loader
+        // above), runs the code, and removes the module again if it fails.
+        let imported = Owned(py::PyImport_ExecCodeModuleObject(
+            name.0, code.0, path.0, path.0,
+        ));
+        !imported.0.is_null()
+    }
+}
+
+/// Removes the module of `name` from `sys.modules`, keeping any exception
+/// that is set.
+///
+/// # Safety
+/// The GIL must be held and `name` be a valid `str`.
+unsafe fn forget(name: *mut py::PyObject) {
+    // SAFETY: per this function's contract.
+    unsafe {
+        let (mut kind, mut error, mut traceback) = (
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        py::PyErr_Fetch(&mut kind, &mut error, &mut traceback);
+        let modules = py::PyImport_GetModuleDict();
+        if py::PyDict_DelItem(modules, name) != 0 {
+            py::PyErr_Clear();
+        }
+        py::PyErr_Restore(kind, error, traceback);
+    }
+}
+
+/// A new reference (or null), released when dropped.
+struct Owned(*mut py::PyObject);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: the pointer is null or a new reference owned by this
+        // value, and every `Owned` lives within a function whose contract
+        // says the GIL is held.
+        unsafe { py::Py_XDECREF(self.0) }
+    }
+}
