@@ -310,19 +310,20 @@ fn compress_native(zip_path: &Path, parts: NativeParts, path: &Path, phase: &Pha
     fs::remove_file(zip_path).map_err(io("remove", zip_path))
 }
 
-/// Writes a deflated zip of `entries` to `path` (the standard library
-/// unit, cached between packs). Each entry written is a step of `phase`.
+/// Writes a zip of `entries` to `path` (the standard library unit, cached
+/// between packs), each compressed as `compression` says. Each entry
+/// written is a step of `phase`.
 #[cfg(pyferry_flavor = "standalone")]
 pub fn write_zip(
     path: &Path,
     entries: &BTreeMap<String, Entry>,
     timestamp: DateTime,
+    compression: fn(&str) -> CompressionMethod,
     phase: &Phase,
 ) -> Result<()> {
     let file = fs::File::create(path).map_err(io("create", path))?;
     let zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
-    let deflated = |_: &str| CompressionMethod::Deflated;
-    finish_with(zip, entries, timestamp, path, deflated, phase)
+    finish_with(zip, entries, timestamp, path, compression, phase)
 }
 
 /// Writes `entries` into the zip at `path` (each a step of `phase`) and
