@@ -504,7 +504,12 @@ def _load_archive_modules_once(archive, zipimport, archived_stdlib=None, stdlib_
         hooks[hooks.index(stock)] = zipimporter
     for path, finder in list(sys.path_importer_cache.items()):
         if type(finder) is stock:
-            sys.path_importer_cache[path] = zipimporter(path)
+            # The same importer with the shortcut: a new one would look
+            # for its archive again (a stat of each part of its path).
+            try:
+                finder.__class__ = zipimporter
+            except TypeError:  # A layout of its own (`__slots__`).
+                sys.path_importer_cache[path] = zipimporter(path)
     if stdlib_prefix is not None:
         # Imported by stock zipimport while the interpreter started
         # (`encodings`): their files, named as the shortcut names them.
