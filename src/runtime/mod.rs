@@ -38,8 +38,8 @@ use crate::build_python::PYTHON_VERSION;
 use crate::debug::Phases;
 use crate::error::{Error, Result};
 use crate::format::manifest::{Manifest, QtPlatforms};
-use crate::format::{BOOTSTRAP_MODULE, Damage, Flavor};
-use interpreter::{Interpreter, Launch, Mode, Started};
+use crate::format::{Damage, Flavor};
+use interpreter::{Argument, BootstrapCall, Interpreter, Launch, Mode, Started};
 use invocation::{Invocation, LINEAGE_VARIABLE, Lineage, MAX_APP_DEPTH};
 use payload::Payload;
 use std::ffi::OsString;
@@ -152,20 +152,17 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     // The app runs the bootstrap's `main`; python mode gets what python has
     // before its command line runs (the builtins of `site` unless `-S`),
     // from the bootstrap's `python`.
-    let command = match invocation {
-        Invocation::Python => format!(
-            "__import__({}).python({}, {}, {}, {})\n",
-            python_string(BOOTSTRAP_MODULE),
-            python_string(&python.stdlib_dir.to_string_lossy()),
-            optional_path(python.archived_stdlib.as_deref()),
-            if python_option('S') { "False" } else { "True" },
-            if venv_python.is_some() {
-                "True"
-            } else {
-                "False"
-            },
-        ),
-        _ => bootstrap_command(&payload, &python, log.as_deref(), pending.as_deref()),
+    let call = match invocation {
+        Invocation::Python => BootstrapCall {
+            function: c"python",
+            arguments: vec![
+                Argument::Path(python.stdlib_dir.clone()),
+                optional_path(python.archived_stdlib.as_deref()),
+                Argument::Bool(!python_option('S')),
+                Argument::Bool(venv_python.is_some()),
+            ],
+        },
+        _ => bootstrap_call(&payload, &python, log.as_deref(), pending.as_deref()),
     };
     if let Some(bundle) = python.certificate_bundle {
         environment.push(("SSL_CERT_FILE", bundle.to_owned()));
@@ -179,7 +176,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         .and_then(|archive| zipimport::Table::read(&payload, archive))
         .and_then(interpreter::keep_table);
     phases.done("archive directory");
-    let started = Interpreter::start(&Launch {
+    let started = Interpreter::start(Launch {
         argv: &argv,
         // A venv's python is that venv's `bin/python`: `site` finds the
         // venv's `pyvenv.cfg` beside it.
@@ -187,8 +184,8 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         home: &python.home,
         search_paths: &python.search_paths,
         mode: match invocation {
-            Invocation::Python => Mode::CommandLine { prelude: &command },
-            _ => Mode::Command(&command),
+            Invocation::Python => Mode::CommandLine { prelude: call },
+            _ => Mode::Bootstrap(call),
         },
         environment: &environment,
         archive: &payload.path,
@@ -289,44 +286,43 @@ fn runtime_mismatch(manifest: &Manifest) -> Option<Damage> {
     (Flavor::CURRENT == Flavor::Standalone && !has_stdlib).then_some(Damage::NoStandardLibrary)
 }
 
-/// The `-c` command: one call into the bootstrap, binding no name in
-/// `__main__`.
-fn bootstrap_command(
+/// The app's call of the bootstrap's `main`.
+fn bootstrap_call(
     payload: &Payload,
     python: &PythonLocation,
     log: Option<&Path>,
     pending: Option<&Path>,
-) -> String {
+) -> BootstrapCall {
     let manifest = &payload.manifest;
+    let text = |text: &str| Argument::Text(text.to_owned());
     let function = manifest
         .entry
         .function
         .as_deref()
-        .map_or_else(|| "None".to_owned(), python_string);
+        .map_or(Argument::None, text);
     // `(dir, (module, ...), metadata)`: what extracts the version on a
     // first run that deferred it.
     let deferred = match (pending, &manifest.extract_on_import) {
-        (Some(dir), Some(lazy)) => format!(
-            "({}, ({}), {})",
-            python_string(&dir.to_string_lossy()),
-            lazy.modules
-                .iter()
-                .map(|module| format!("{},", python_string(module)))
-                .collect::<String>(),
-            if lazy.metadata { "True" } else { "False" },
-        ),
-        _ => "None".to_owned(),
+        (Some(dir), Some(lazy)) => Argument::Tuple(vec![
+            Argument::Path(dir.to_owned()),
+            Argument::Tuple(lazy.modules.iter().map(|module| text(module)).collect()),
+            Argument::Bool(lazy.metadata),
+        ]),
+        _ => Argument::None,
     };
-    format!(
-        "__import__({}).main({}, {}, {function}, {}, {}, {}, {}, {deferred})\n",
-        python_string(BOOTSTRAP_MODULE),
-        python_string(&manifest.name),
-        python_string(&manifest.entry.module),
-        optional_path(log),
-        python_string(&python.stdlib_dir.to_string_lossy()),
-        optional_path(python.archived_stdlib.as_deref()),
-        qt_platforms_literal(&manifest.qt_platforms),
-    )
+    BootstrapCall {
+        function: c"main",
+        arguments: vec![
+            text(&manifest.name),
+            text(&manifest.entry.module),
+            function,
+            optional_path(log),
+            Argument::Path(python.stdlib_dir.clone()),
+            optional_path(python.archived_stdlib.as_deref()),
+            qt_platforms(&manifest.qt_platforms),
+            deferred,
+        ],
+    }
 }
 
 /// Whether CPython's start can encode stdio without an extension module:
@@ -355,55 +351,33 @@ fn stdio_codec_is_pure_python() -> bool {
         || !multibyte.iter().any(|prefix| codeset.starts_with(prefix))
 }
 
-/// A path as a Python string literal, or `None`.
-fn optional_path(path: Option<&Path>) -> String {
-    path.map_or_else(
-        || "None".to_owned(),
-        |path| python_string(&path.to_string_lossy()),
-    )
+/// A path, or `None`.
+fn optional_path(path: Option<&Path>) -> Argument {
+    path.map_or(Argument::None, |path| Argument::Path(path.to_owned()))
 }
 
 /// `[(("PySide6.QtGui", ...), {"xcb": ("libxcb-icccm.so.4", ...), ...})]`
-fn qt_platforms_literal(bindings: &[QtPlatforms]) -> String {
-    let tuple = |items: Vec<String>| format!("({},)", items.join(", "));
-    let bindings = bindings.iter().map(|binding| {
-        let modules = binding.modules.iter().map(|name| python_string(name));
-        let plugins = binding.plugins.iter().map(|(platform, libraries)| {
-            let libraries = libraries.iter().map(|name| python_string(name));
-            format!(
-                "{}: {}",
-                python_string(platform),
-                tuple(libraries.collect())
-            )
-        });
-        let plugins: Vec<String> = plugins.collect();
-        format!("({}, {{{}}})", tuple(modules.collect()), plugins.join(", "))
-    });
-    format!("[{}]", bindings.collect::<Vec<_>>().join(", "))
-}
-
-/// A Python string literal in pure ASCII (the command is decoded with the
-/// locale's encoding, which may not be UTF-8).
-pub fn python_string(text: &str) -> String {
-    let mut literal = String::from("\"");
-    for c in text.chars() {
-        match c {
-            ' '..='~' if c != '"' && c != '\\' => literal.push(c),
-            _ => literal.push_str(&format!("\\U{:08x}", u32::from(c))),
-        }
-    }
-    literal.push('"');
-    literal
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn python_strings_are_ascii_and_escaped() {
-        assert_eq!(python_string("a.b"), "\"a.b\"");
-        assert_eq!(python_string("q\"\\"), "\"q\\U00000022\\U0000005c\"");
-        assert_eq!(python_string("é"), "\"\\U000000e9\"");
-    }
+fn qt_platforms(bindings: &[QtPlatforms]) -> Argument {
+    let texts = |items: &[String]| {
+        Argument::Tuple(
+            items
+                .iter()
+                .map(|item| Argument::Text(item.clone()))
+                .collect(),
+        )
+    };
+    Argument::List(
+        bindings
+            .iter()
+            .map(|binding| {
+                let plugins = binding.plugins.iter().map(|(platform, libraries)| {
+                    (Argument::Text(platform.clone()), texts(libraries))
+                });
+                Argument::Tuple(vec![
+                    texts(&binding.modules),
+                    Argument::Dict(plugins.collect()),
+                ])
+            })
+            .collect(),
+    )
 }

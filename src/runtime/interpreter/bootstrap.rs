@@ -1,4 +1,13 @@
-//! The bootstrap module imported from its compiled code in the archive,
+//! The bootstrap: its module, imported from its compiled code in the
+//! archive, and the call of one of its functions that starts the app.
+//!
+//! The call's arguments (the app's name, its entry point, paths) are made
+//! Python objects here, and `_pyferry_runtime.start()` makes the call: the
+//! interpreter's `-c` command is that one short line. With the arguments
+//! written into the command as literals, CPython's parser took a million
+//! instructions (0.1 ms) to read it at every start.
+//!
+//! The module is imported from its compiled code in the archive,
 //! unmarshalled once. Imported by zipimport, it was unmarshalled twice:
 //! once to name its file for its spec (`get_filename`), once to run it
 //! (the bootstrap's own fix for this, for the app's modules, lives in the
@@ -10,9 +19,163 @@ use super::ARCHIVE_PATH;
 use crate::format::BOOTSTRAP_MODULE;
 use crate::runtime::zipimport::{Row, Table, TableEntry, read_entry};
 use pyo3_ffi as py;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+
+/// The `-c` command of an app, and the prelude of python mode.
+pub const START: &CStr = c"__import__('_pyferry_runtime').start()\n";
+
+/// A call of a function of the bootstrap module.
+pub struct BootstrapCall {
+    pub function: &'static CStr,
+    pub arguments: Vec<Argument>,
+}
+
+/// An argument of a `BootstrapCall`, as the Python object it becomes.
+pub enum Argument {
+    None,
+    Bool(bool),
+    /// A `str` of the text.
+    Text(String),
+    /// A `str` of the path, decoded as CPython decodes file names.
+    Path(PathBuf),
+    Tuple(Vec<Argument>),
+    List(Vec<Argument>),
+    Dict(Vec<(Argument, Argument)>),
+}
+
+/// What `_pyferry_runtime.start()` calls, once.
+static CALL: Mutex<Option<BootstrapCall>> = Mutex::new(None);
+
+/// Sets the call that `_pyferry_runtime.start()` makes.
+pub fn prepare(call: BootstrapCall) {
+    if let Ok(mut slot) = CALL.lock() {
+        *slot = Some(call);
+    }
+}
+
+/// `_pyferry_runtime.start()`: imports the bootstrap module and makes the
+/// prepared call, returning what it returns (its exceptions, `SystemExit`
+/// included, go to the command that called it, as before).
+pub unsafe extern "C" fn start(
+    _module: *mut py::PyObject,
+    _unused: *mut py::PyObject,
+) -> *mut py::PyObject {
+    let call = CALL.lock().ok().and_then(|mut slot| slot.take());
+    // SAFETY: called by CPython with the GIL held; every new reference is
+    // released once, null results are checked before use.
+    unsafe {
+        let Some(call) = call else {
+            py::PyErr_SetString(
+                py::PyExc_RuntimeError,
+                c"the app has started already".as_ptr(),
+            );
+            return std::ptr::null_mut();
+        };
+        let Ok(name) = CString::new(BOOTSTRAP_MODULE) else {
+            return std::ptr::null_mut();
+        };
+        let module = Owned(py::PyImport_ImportModule(name.as_ptr()));
+        if module.0.is_null() {
+            return std::ptr::null_mut();
+        }
+        let function = Owned(py::PyObject_GetAttrString(module.0, call.function.as_ptr()));
+        let arguments = Owned(sequence(&call.arguments, Sequence::Tuple));
+        if function.0.is_null() || arguments.0.is_null() {
+            return std::ptr::null_mut();
+        }
+        py::PyObject_Call(function.0, arguments.0, std::ptr::null_mut())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Sequence {
+    Tuple,
+    List,
+}
+
+/// A new tuple or list of `items`, or null with an exception set.
+///
+/// # Safety
+/// The GIL must be held.
+unsafe fn sequence(items: &[Argument], kind: Sequence) -> *mut py::PyObject {
+    let len = items.len() as py::Py_ssize_t;
+    // SAFETY: the GIL is held; each item is a new reference that the
+    // sequence takes; a failed item releases the sequence.
+    unsafe {
+        let sequence = match kind {
+            Sequence::Tuple => py::PyTuple_New(len),
+            Sequence::List => py::PyList_New(len),
+        };
+        if sequence.is_null() {
+            return sequence;
+        }
+        for (index, item) in items.iter().enumerate() {
+            let item = object(item);
+            if item.is_null() {
+                py::Py_DECREF(sequence);
+                return std::ptr::null_mut();
+            }
+            match kind {
+                Sequence::Tuple => py::PyTuple_SET_ITEM(sequence, index as py::Py_ssize_t, item),
+                Sequence::List => py::PyList_SET_ITEM(sequence, index as py::Py_ssize_t, item),
+            }
+        }
+        sequence
+    }
+}
+
+/// A new reference to the object `argument` stands for, or null with an
+/// exception set.
+///
+/// # Safety
+/// The GIL must be held.
+unsafe fn object(argument: &Argument) -> *mut py::PyObject {
+    // SAFETY: the GIL is held; the text and path bytes are copied.
+    unsafe {
+        match argument {
+            Argument::None => {
+                let none = py::Py_None();
+                py::Py_INCREF(none);
+                none
+            }
+            Argument::Bool(value) => py::PyBool_FromLong(i64::from(*value) as _),
+            Argument::Text(text) => {
+                py::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as py::Py_ssize_t)
+            }
+            Argument::Path(path) => {
+                let bytes = path.as_os_str().as_bytes();
+                py::PyUnicode_DecodeFSDefaultAndSize(
+                    bytes.as_ptr().cast(),
+                    bytes.len() as py::Py_ssize_t,
+                )
+            }
+            Argument::Tuple(items) => sequence(items, Sequence::Tuple),
+            Argument::List(items) => sequence(items, Sequence::List),
+            Argument::Dict(pairs) => {
+                let dict = py::PyDict_New();
+                for (key, value) in pairs {
+                    if dict.is_null() {
+                        break;
+                    }
+                    let (key, value) = (Owned(object(key)), Owned(object(value)));
+                    if key.0.is_null()
+                        || value.0.is_null()
+                        || py::PyDict_SetItem(dict, key.0, value.0) != 0
+                    {
+                        py::Py_DECREF(dict);
+                        return std::ptr::null_mut();
+                    }
+                }
+                dict
+            }
+        }
+    }
+}
 
 /// Imports the bootstrap module into `sys.modules`. On any failure nothing
 /// is left behind (no module, no exception): the bootstrap's command then

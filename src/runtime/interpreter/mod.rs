@@ -14,6 +14,7 @@
 mod bootstrap;
 mod table;
 
+pub use bootstrap::{Argument, BootstrapCall};
 pub use table::keep as keep_table;
 
 use crate::error::{Error, Reason, Result};
@@ -50,7 +51,7 @@ pub struct Launch<'a> {
     /// `sys.path`, complete: nothing from the environment is added.
     pub search_paths: &'a [PathBuf],
     /// What to run: the bootstrap, or python's own command line.
-    pub mode: Mode<'a>,
+    pub mode: Mode,
     /// Variables to set in the process environment first (inherited by the
     /// app's children).
     pub environment: &'a [(&'a str, String)],
@@ -61,14 +62,14 @@ pub struct Launch<'a> {
     pub archive_table: Option<&'static Table>,
 }
 
-pub enum Mode<'a> {
-    /// Python source run as `-c` would run it (ASCII only); `argv` is left
-    /// to the app, unparsed.
-    Command(&'a str),
+pub enum Mode {
+    /// The bootstrap's call, run as `python -c` would run it; `argv` is
+    /// left to the app, unparsed.
+    Bootstrap(BootstrapCall),
     /// `argv` is a python command line (`-c`, `-m`, a script, the REPL),
-    /// parsed by CPython itself; `prelude` (ASCII Python source) runs in
+    /// parsed by CPython itself; the bootstrap's `prelude` call runs in
     /// `__main__` first, binding no name there.
-    CommandLine { prelude: &'a str },
+    CommandLine { prelude: BootstrapCall },
 }
 
 /// Rust's runtime catches SIGSEGV and SIGBUS (to report a stack overflow
@@ -146,7 +147,7 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 
 impl Interpreter {
     /// Sets the environment and starts the interpreter as `launch` says.
-    pub fn start(launch: &Launch) -> Result<Started> {
+    pub fn start(launch: Launch) -> Result<Started> {
         if STARTED.swap(true, Ordering::SeqCst) {
             return Err(interpreter_error(
                 "initialization",
@@ -196,8 +197,8 @@ impl Interpreter {
             Field::ProgramName,
             launch.executable.as_os_str().as_bytes(),
         )?;
-        if let Mode::Command(command) = launch.mode {
-            set_string(c, Field::RunCommand, command.as_bytes())?;
+        if let Mode::Bootstrap(_) = launch.mode {
+            set_string(c, Field::RunCommand, bootstrap::START.to_bytes())?;
         }
         set_argv(c, &argv)?;
         c.module_search_paths_set = 1;
@@ -227,13 +228,17 @@ impl Interpreter {
             // the GIL.
             unsafe { bootstrap::import(table, launch.archive_file) };
         }
-        if let Mode::CommandLine { prelude } = launch.mode {
-            let prelude = c_string(prelude.as_bytes(), "the prelude")?;
-            // SAFETY: the interpreter is initialized and this thread holds
-            // the GIL (initialization leaves it so); the source is a valid C
-            // string. A failing prelude prints its traceback and returns -1:
-            // python's command line still runs, as it would without it.
-            unsafe { py::PyRun_SimpleString(prelude.as_ptr()) };
+        match launch.mode {
+            Mode::Bootstrap(call) => bootstrap::prepare(call),
+            Mode::CommandLine { prelude } => {
+                bootstrap::prepare(prelude);
+                // SAFETY: the interpreter is initialized and this thread
+                // holds the GIL (initialization leaves it so); the source is
+                // a valid C string. A failing prelude prints its traceback
+                // and returns -1: python's command line still runs, as it
+                // would without it.
+                unsafe { py::PyRun_SimpleString(bootstrap::START.as_ptr()) };
+            }
         }
         Ok(Started::Ready(Interpreter {
             _main_thread_only: PhantomData,
@@ -467,7 +472,15 @@ unsafe extern "C" fn decompress_func(
 
 // CPython keeps pointers to these for the life of the process, and writes
 // to the module definition's base once, when it creates the module.
-static mut RUNTIME_METHODS: [py::PyMethodDef; 5] = [
+static mut RUNTIME_METHODS: [py::PyMethodDef; 6] = [
+    py::PyMethodDef {
+        ml_name: c"start".as_ptr(),
+        ml_meth: py::PyMethodDefPointer {
+            PyCFunction: bootstrap::start,
+        },
+        ml_flags: py::METH_NOARGS,
+        ml_doc: std::ptr::null(),
+    },
     py::PyMethodDef {
         ml_name: c"extract".as_ptr(),
         ml_meth: py::PyMethodDefPointer {
