@@ -1,8 +1,9 @@
 # pyferry's bootstrap, the module `_pyferry_boot` of every archive: `pack`
-# byte-compiles it with the app, so no start pays for compiling it. The
-# runtime's `-c` command (PyConfig.run_command) is one line that calls
-# `main(...)` without binding a name, so `__main__` stays as `python -m`
-# would find it. It shows tracebacks with source lines from the archive, and
+# byte-compiles it with the app, so no start pays for compiling it, and the
+# runtime imports it. The runtime's `-c` command (PyConfig.run_command) is
+# one line, `_pyferry_runtime.start()`, which calls `main(...)` (`python`
+# in python mode) with arguments the runtime made, binding no name, so
+# `__main__` stays as `python -m` would find it. It shows tracebacks with source lines from the archive, and
 # runs the entry point: a module as `__main__`, or a function like a console
 # script.
 #
