@@ -83,6 +83,8 @@ impl Table {
                 return None;
             }
             let name_start = offset + 46;
+            // The name, extra field and comment: all within the directory.
+            directory.get(name_start..name_start + skipped)?;
             let name = directory.get(name_start..name_start + usize::from(name_len))?;
             let name = std::str::from_utf8(name).ok()?;
             if flags & 0x800 == 0 && !name.is_ascii() {

@@ -5,7 +5,7 @@
 //! without the internal (or with another layout), in a real packed app's
 //! interpreter, and the result is compared with stock zipimport's.
 
-use crate::context::{TestContext, describe, stdout};
+use crate::context::{TestContext, describe, stderr, stdout};
 
 /// Run in the packed app's interpreter mode with a case name: installs the
 /// bootstrap's shortcuts against simulated internals, then imports from the
@@ -178,8 +178,18 @@ fn the_bootstrap_module_is_what_zipimport_would_make_of_it() {
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("__main__.py", BOOTSTRAP_MODULE_CHECK)]);
     let exe = cx.pack("boot", &[app.to_str().expect("utf-8")]);
-    let output = cx.run(&exe, &[] as &[&str]);
+    let output = cx
+        .command(&exe)
+        .env("PYFERRY_DEBUG", "1")
+        .output()
+        .expect("run");
     assert!(output.status.success(), "{}", describe(&output));
+    // Not imported by zipimport after all (which would pass what follows).
+    assert!(
+        stderr(&output).contains("bootstrap: imported from its compiled code"),
+        "{}",
+        describe(&output)
+    );
     let text = stdout(&output);
     assert!(!text.contains("False"), "{text}");
     assert_eq!(text.lines().count(), 12, "{text}");

@@ -191,10 +191,11 @@ pub unsafe fn import(table: &Table, file: &File) {
         return;
     };
     // SAFETY: per this function's contract.
-    unsafe {
-        if !import_code(&table.path(row), &code) {
-            py::PyErr_Clear();
-        }
+    let imported = unsafe { import_code(&table.path(row), &code) };
+    match imported {
+        true => crate::debug::note("bootstrap: imported from its compiled code"),
+        // SAFETY: the GIL is held; an exception, if one is set, goes.
+        false => unsafe { py::PyErr_Clear() },
     }
 }
 
