@@ -15,7 +15,7 @@
 //! of the archive as its loader, a spec with the entry as its origin,
 //! `__file__` and `__cached__`.
 
-use super::ARCHIVE_PATH;
+use super::{ARCHIVE_PATH, Sequence, new_sequence};
 use crate::format::BOOTSTRAP_MODULE;
 use crate::runtime::zipimport::{Row, Table, TableEntry, read_entry};
 use pyo3_ffi as py;
@@ -84,48 +84,13 @@ pub unsafe extern "C" fn start(
             return std::ptr::null_mut();
         }
         let function = Owned(py::PyObject_GetAttrString(module.0, call.function.as_ptr()));
-        let arguments = Owned(sequence(&call.arguments, Sequence::Tuple));
+        let arguments = Owned(new_sequence(&call.arguments, Sequence::Tuple, |item| {
+            object(item)
+        }));
         if function.0.is_null() || arguments.0.is_null() {
             return std::ptr::null_mut();
         }
         py::PyObject_Call(function.0, arguments.0, std::ptr::null_mut())
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Sequence {
-    Tuple,
-    List,
-}
-
-/// A new tuple or list of `items`, or null with an exception set.
-///
-/// # Safety
-/// The GIL must be held.
-unsafe fn sequence(items: &[Argument], kind: Sequence) -> *mut py::PyObject {
-    let len = items.len() as py::Py_ssize_t;
-    // SAFETY: the GIL is held; each item is a new reference that the
-    // sequence takes; a failed item releases the sequence.
-    unsafe {
-        let sequence = match kind {
-            Sequence::Tuple => py::PyTuple_New(len),
-            Sequence::List => py::PyList_New(len),
-        };
-        if sequence.is_null() {
-            return sequence;
-        }
-        for (index, item) in items.iter().enumerate() {
-            let item = object(item);
-            if item.is_null() {
-                py::Py_DECREF(sequence);
-                return std::ptr::null_mut();
-            }
-            match kind {
-                Sequence::Tuple => py::PyTuple_SET_ITEM(sequence, index as py::Py_ssize_t, item),
-                Sequence::List => py::PyList_SET_ITEM(sequence, index as py::Py_ssize_t, item),
-            }
-        }
-        sequence
     }
 }
 
@@ -154,8 +119,8 @@ unsafe fn object(argument: &Argument) -> *mut py::PyObject {
                     bytes.len() as py::Py_ssize_t,
                 )
             }
-            Argument::Tuple(items) => sequence(items, Sequence::Tuple),
-            Argument::List(items) => sequence(items, Sequence::List),
+            Argument::Tuple(items) => new_sequence(items, Sequence::Tuple, |item| object(item)),
+            Argument::List(items) => new_sequence(items, Sequence::List, |item| object(item)),
             Argument::Dict(pairs) => {
                 let dict = py::PyDict_New();
                 for (key, value) in pairs {

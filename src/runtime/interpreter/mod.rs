@@ -382,6 +382,51 @@ unsafe fn bytes_or_raise(
     }
 }
 
+/// Which sequence `new_sequence` makes.
+#[derive(Clone, Copy)]
+enum Sequence {
+    Tuple,
+    List,
+}
+
+/// A new tuple or list of `make(item)` for each of `items`, or null with
+/// an exception set.
+///
+/// # Safety
+/// The GIL must be held, and `make` return a new reference, or null with
+/// an exception set.
+unsafe fn new_sequence<T>(
+    items: &[T],
+    kind: Sequence,
+    make: impl Fn(&T) -> *mut py::PyObject,
+) -> *mut py::PyObject {
+    let len = items.len() as py::Py_ssize_t;
+    // SAFETY: the GIL is held; each item is a new reference that the
+    // sequence takes; a failed item releases the sequence.
+    unsafe {
+        let sequence = match kind {
+            Sequence::Tuple => py::PyTuple_New(len),
+            Sequence::List => py::PyList_New(len),
+        };
+        if sequence.is_null() {
+            return sequence;
+        }
+        for (index, item) in items.iter().enumerate() {
+            let item = make(item);
+            if item.is_null() {
+                py::Py_DECREF(sequence);
+                return std::ptr::null_mut();
+            }
+            let index = index as py::Py_ssize_t;
+            match kind {
+                Sequence::Tuple => py::PyTuple_SET_ITEM(sequence, index, item),
+                Sequence::List => py::PyList_SET_ITEM(sequence, index, item),
+            }
+        }
+        sequence
+    }
+}
+
 /// The text of a `str` object, if it is one (`object` may be null).
 ///
 /// # Safety

@@ -5,6 +5,7 @@
 //! bootstrap ask of a table: `in`, `[]`, `get`, `len`, iteration, `keys`,
 //! `values`, `items`.
 
+use super::{Sequence, new_sequence};
 use crate::runtime::zipimport::{Row, Table};
 use pyo3_ffi as py;
 use std::ffi::{c_int, c_void};
@@ -144,24 +145,9 @@ unsafe fn name(row: &Row) -> *mut py::PyObject {
 /// # Safety
 /// The GIL must be held.
 unsafe fn list_of(make: unsafe fn(&Row) -> *mut py::PyObject) -> *mut py::PyObject {
-    // SAFETY: the GIL is held; each item is a new reference that the list
-    // takes; a failed item releases the list.
-    unsafe {
-        let rows = table().rows();
-        let list = py::PyList_New(rows.len() as py::Py_ssize_t);
-        if list.is_null() {
-            return list;
-        }
-        for (index, row) in rows.iter().enumerate() {
-            let item = make(row);
-            if item.is_null() {
-                py::Py_DECREF(list);
-                return std::ptr::null_mut();
-            }
-            py::PyList_SET_ITEM(list, index as py::Py_ssize_t, item);
-        }
-        list
-    }
+    // SAFETY: the GIL is held; `make` returns a new reference or null with
+    // an exception set.
+    unsafe { new_sequence(table().rows(), Sequence::List, |row| make(row)) }
 }
 
 /// `(name, entry)` of `row`.
