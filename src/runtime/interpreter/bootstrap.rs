@@ -274,25 +274,19 @@ unsafe fn import_code(path: &str, code: &[u8]) -> bool {
     }
 }
 
-/// Removes the module of `name` from `sys.modules`, keeping any exception
-/// that is set.
+/// Removes the module of `name` from `sys.modules`. Any exception set is
+/// dropped: the caller falls back to zipimport's import.
 ///
 /// # Safety
 /// The GIL must be held and `name` be a valid `str`.
 unsafe fn forget(name: *mut py::PyObject) {
-    // SAFETY: per this function's contract.
+    // SAFETY: per this function's contract; no exception is set while the
+    // dict is changed.
     unsafe {
-        let (mut kind, mut error, mut traceback) = (
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        );
-        py::PyErr_Fetch(&mut kind, &mut error, &mut traceback);
-        let modules = py::PyImport_GetModuleDict();
-        if py::PyDict_DelItem(modules, name) != 0 {
+        py::PyErr_Clear();
+        if py::PyDict_DelItem(py::PyImport_GetModuleDict(), name) != 0 {
             py::PyErr_Clear();
         }
-        py::PyErr_Restore(kind, error, traceback);
     }
 }
 
