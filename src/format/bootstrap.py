@@ -3,9 +3,9 @@
 # runtime imports it. The runtime's `-c` command (PyConfig.run_command) is
 # one line, `_pyferry_runtime.start()`, which calls `main(...)` (`python`
 # in python mode) with arguments the runtime made, binding no name, so
-# `__main__` stays as `python -m` would find it. It shows tracebacks with source lines from the archive, and
-# runs the entry point: a module as `__main__`, or a function like a console
-# script.
+# `__main__` stays as `python -m` would find it. It shows tracebacks with
+# source lines from the archive, and runs the entry point: a module as
+# `__main__`, or a function like a console script.
 #
 # Its shortcuts lean on CPython's internals (zipimport's table of contents,
 # `_frozen_importlib._find_spec`, `_imp.find_frozen`). Each is checked before

@@ -526,8 +526,6 @@ pub fn cut_to_reach(
     Ok((cut, left_out))
 }
 
-/// `.python/lib/python3.X/`: where the unit's zips name the standard
-/// library's files.
 /// The standard modules that CPython imports from the archive at every
 /// start, before the app's code: `encodings` and the codec of a UTF-8
 /// locale (`python -X importtime -c pass`).
@@ -550,6 +548,8 @@ fn compression_of(name: &str) -> zip::CompressionMethod {
     }
 }
 
+/// `.python/lib/python3.X/`: where the unit's zips name the standard
+/// library's files.
 fn stdlib_prefix() -> String {
     format!("{}/{}/", stdlib_unit::UNIT, stdlib_unit::stdlib_dir())
 }
