@@ -42,6 +42,12 @@ pub(super) struct Fallback {
 }
 
 impl Imports {
+    /// Adds what `other` names (another file of the same module).
+    pub(super) fn extend(&mut self, other: Imports) {
+        self.names.extend(other.names);
+        self.fallbacks.extend(other.fallbacks);
+    }
+
     /// Every name, the fallbacks' too: what the app's own code reaches.
     pub(super) fn all(self) -> Vec<String> {
         let mut all = self.names;
@@ -58,13 +64,9 @@ impl Fallback {
     /// and `module.NAME` for each name a `from` line takes (a submodule, if
     /// one exists by that name).
     pub(super) fn attempted_names(&self) -> impl Iterator<Item = String> + '_ {
-        self.attempted.iter().flat_map(|(module, names)| {
-            names
-                .iter()
-                .filter(|name| *name != "*")
-                .map(move |name| format!("{module}.{name}"))
-                .chain(std::iter::once(module.clone()))
-        })
+        self.attempted
+            .iter()
+            .flat_map(|(module, names)| named(module, names))
     }
 
     /// Whether the try block cannot fail here: all it imports is in
@@ -150,14 +152,20 @@ fn imports_of_lines(lines: &[&str], package: &[&str], skip_script_code: bool) ->
             continue;
         }
         for (base, imported) in import_line(code, lines, &mut at, package) {
-            let submodules = imported.iter().filter(|name| *name != "*");
-            imports
-                .names
-                .extend(submodules.map(|name| format!("{base}.{name}")));
-            imports.names.push(base);
+            imports.names.extend(named(&base, &imported));
         }
     }
     imports
+}
+
+/// What importing `names` from `module` names: `module.NAME` for each (a
+/// submodule, if one exists by that name), then `module`.
+fn named<'a>(module: &'a str, names: &'a [String]) -> impl Iterator<Item = String> + 'a {
+    names
+        .iter()
+        .filter(|name| *name != "*")
+        .map(move |name| format!("{module}.{name}"))
+        .chain(std::iter::once(module.to_owned()))
 }
 
 /// The modules an `import` or `from` line (`code`) imports, each with the

@@ -16,7 +16,7 @@
 //! The result, a zip, is cached between packs (`prepare`).
 
 use super::archive::{self, Entry, StdlibParts};
-use super::imports::{Fallback, Imports, module_imports, strings_of};
+use super::imports::{Imports, module_imports, strings_of};
 use super::python::{BuildPython, CompileJob};
 use super::tree::{SourceFile, Tree};
 use crate::builder::kit::Kit;
@@ -375,8 +375,7 @@ pub fn cut_to_reach(
             None => None,
         }
     };
-    let mut imports: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut fallbacks: BTreeMap<String, Vec<Fallback>> = BTreeMap::new();
+    let mut imports: BTreeMap<String, Imports> = BTreeMap::new();
     // The extension modules, by module name: the only accelerators whose
     // import the build interpreter is asked about.
     let mut extensions: BTreeSet<String> = BTreeSet::new();
@@ -418,20 +417,16 @@ pub fn cut_to_reach(
                 }
             }
             if !module.is_empty() {
-                imports
-                    .entry(module.clone())
-                    .or_default()
-                    .extend(found.names);
-                fallbacks.entry(module).or_default().extend(found.fallbacks);
+                imports.entry(module).or_default().extend(found);
             }
         }
     }
     // The accelerators (extension modules only: a Python module's import
     // runs its code, and may fail as it goes) that the build interpreter,
     // whose extension modules these are, imports.
-    let accelerators: BTreeSet<(String, Vec<String>)> = fallbacks
+    let accelerators: BTreeSet<(String, Vec<String>)> = imports
         .values()
-        .flatten()
+        .flat_map(|found| &found.fallbacks)
         .flat_map(|fallback| fallback.attempted.iter())
         .filter(|(module, _)| extensions.contains(module))
         .cloned()
@@ -452,12 +447,15 @@ pub fn cut_to_reach(
         .collect();
     let mut kept = BTreeSet::new();
     while let Some(name) = pending.pop() {
-        if !imports.contains_key(&name) || !kept.insert(name.clone()) {
+        let Some(found) = imports.get(&name) else {
+            continue;
+        };
+        if !kept.insert(name.clone()) {
             continue;
         }
-        pending.extend(imports.get(&name).into_iter().flatten().cloned());
+        pending.extend(found.names.iter().cloned());
         // An accelerator that is here spares its stand-in.
-        for fallback in fallbacks.get(&name).into_iter().flatten() {
+        for fallback in &found.fallbacks {
             pending.extend(fallback.attempted_names());
             if !fallback.cannot_fail(&importable) {
                 pending.extend(fallback.names.iter().cloned());
