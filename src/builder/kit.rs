@@ -14,7 +14,7 @@ use crate::builder::pack::archive::{StdlibParts, ZipCopy};
 use crate::error::{Error, Result};
 use crate::format::FALLBACK_LIBRARIES;
 #[cfg(pyferry_flavor = "standalone")]
-use crate::format::{NATIVE_ARCHIVE, stdlib_unit};
+use crate::format::{NATIVE_ARCHIVE, pyc_zstd, stdlib_unit};
 use crate::runtime::invocation::INTERPRETER_VARIABLE;
 use crate::runtime::payload::Payload;
 use std::fs::File;
@@ -74,7 +74,7 @@ impl Kit {
 
     /// Writes the standard library the kit carries, in the parts pack puts
     /// into an app, to `work_dir`: its entries copied as they are (the
-    /// archived modules deflated, from the kit's own archive; the rest
+    /// archived modules compressed, from the kit's own archive; the rest
     /// stored, from its inner archive); CPython's C headers only if `headers`
     /// (the kit keeps them for pip, apps leave them out by default).
     #[cfg(pyferry_flavor = "standalone")]
@@ -82,8 +82,9 @@ impl Kit {
         let parts = StdlibParts::in_dir(work_dir, "stdlib");
         let prefix = format!("{}/", stdlib_unit::UNIT);
         let mut outer = self.archive()?;
+        // With the dictionary its pycs are compressed with.
         self.copy_entries(&mut outer, &parts.archived, |name| {
-            name.starts_with(&prefix)
+            name.starts_with(&prefix) || name == pyc_zstd::DICTIONARY_ENTRY
         })?;
         // The inner archive, decoded whole.
         let inner = crate::runtime::extract::open_native(&self.payload.file, self.payload.entries)

@@ -5,7 +5,9 @@
 //! it (`runtime::verify`), so both use this one definition.
 
 use super::manifest::Manifest;
+use super::{Damage, pyc_zstd};
 use sha2::{Digest, Sha256};
+use std::io::{Read, Seek};
 
 /// The mode a directory entry is hashed with.
 pub const DIR_MODE: u32 = 0o755;
@@ -43,6 +45,61 @@ impl ArchiveHasher {
         let mode = entry.unix_mode().unwrap_or(0) & 0o777;
         self.entry(name, mode, entry.size());
         std::io::copy(entry, self).map(|_| ())
+    }
+
+    /// Entry `index` of `zip`, as `zip_entry` hashes it. A pyc compressed
+    /// with the zip's dictionary (`pyc_zstd`, which the zip crate cannot
+    /// decode) is decoded here, by `pycs`, which loads the dictionary when
+    /// the first one comes. A CRC, inflate or zstd error is a
+    /// `HashMismatch`, as a wrong hash would be.
+    pub fn zip_entry_at<R: Read + Seek>(
+        &mut self,
+        zip: &mut zip::ZipArchive<R>,
+        index: usize,
+        pycs: &mut Option<pyc_zstd::Decompressor>,
+    ) -> Result<(), Damage> {
+        let unreadable = |e: zip::result::ZipError| Damage::Unreadable(e.to_string());
+        let raw = zip.by_index_raw(index).map_err(unreadable)?;
+        // Zip's method 93, `pyc_zstd::METHOD`; the zip crate, built
+        // without zstd, calls it `Unsupported`.
+        if raw.compression() != zip::CompressionMethod::ZSTD {
+            drop(raw);
+            let mut entry = zip.by_index(index).map_err(unreadable)?;
+            let name = entry.name().map_err(unreadable)?.into_owned();
+            return self
+                .zip_entry(&name, &mut entry)
+                .map_err(|_| Damage::HashMismatch);
+        }
+        let (name, mode, len, crc) = (
+            raw.name().map_err(unreadable)?.into_owned(),
+            raw.unix_mode().unwrap_or(0) & 0o777,
+            raw.size(),
+            raw.crc32(),
+        );
+        let mut frame = Vec::new();
+        { raw }
+            .read_to_end(&mut frame)
+            .map_err(|_| Damage::HashMismatch)?;
+        if pycs.is_none() {
+            let mut dictionary = Vec::new();
+            zip.by_name(pyc_zstd::DICTIONARY_ENTRY)
+                .map_err(unreadable)?
+                .read_to_end(&mut dictionary)
+                .map_err(|_| Damage::HashMismatch)?;
+            *pycs =
+                Some(pyc_zstd::Decompressor::new(&dictionary).map_err(|_| Damage::HashMismatch)?);
+        }
+        let pyc = pycs
+            .as_mut()
+            .expect("made above")
+            .decompress(&frame, len)
+            .map_err(|_| Damage::HashMismatch)?;
+        if crc32fast::hash(&pyc) != crc {
+            return Err(Damage::HashMismatch);
+        }
+        self.entry(&name, mode, len);
+        self.bytes(&pyc);
+        Ok(())
     }
 
     /// The hash, hex, of the entries and `manifest` (its `hash` ignored).

@@ -11,6 +11,7 @@
 //! - `stamp`: 128 bytes in the runtime's read-only data naming the archive hash.
 //! - `archive_path`: which entry names are safe to write to disk.
 //! - `units`: which units are extracted and why, for `inspect`.
+//! - `solid`, `pyc_zstd`: the zstd of the native archive, and of the pycs.
 //!
 //! Pure byte work: nothing here does I/O beyond `Read + Seek`, and every
 //! malformed input is a `Damage`, never a panic.
@@ -20,6 +21,7 @@ pub mod archive_path;
 pub mod elf;
 pub mod end_record;
 pub mod manifest;
+pub mod pyc_zstd;
 pub mod solid;
 pub mod stamp;
 pub mod units;

@@ -66,7 +66,7 @@ fn compress_frame(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
 
 /// Runs `work` over `items` on `workers()` threads (item `i` on thread
 /// `i % n`); the results in the items' order.
-fn in_parallel<T: Sync, R: Send, E: Send>(
+pub fn in_parallel<T: Sync, R: Send, E: Send>(
     items: &[T],
     work: impl Fn(&T) -> Result<R, E> + Sync,
 ) -> Result<Vec<R>, E> {

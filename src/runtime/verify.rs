@@ -38,18 +38,9 @@ fn hash_again(payload: &Payload) -> Result<(), Damage> {
     let mut zip =
         zip::ZipArchive::new(&payload.file).map_err(|e| Damage::Unreadable(e.to_string()))?;
     let mut hasher = ArchiveHasher::default();
+    let mut pycs = None;
     for index in 0..zip.len() {
-        let mut entry = zip
-            .by_index(index)
-            .map_err(|e| Damage::Unreadable(e.to_string()))?;
-        let name = entry
-            .name()
-            .map_err(|e| Damage::Unreadable(e.to_string()))?
-            .into_owned();
-        // A CRC or inflate error is damage too.
-        hasher
-            .zip_entry(&name, &mut entry)
-            .map_err(|_| Damage::HashMismatch)?;
+        hasher.zip_entry_at(&mut zip, index, &mut pycs)?;
     }
     match hasher.finish(&payload.manifest) == payload.manifest.hash {
         true => Ok(()),

@@ -12,11 +12,16 @@
 //! whole table (building them took 0.3 ms, freeing them more). And
 //! zipimport inflates with `zlib.decompress`, but the standalone flavor's
 //! `zlib` is an extension module that may not be extracted yet: the
-//! runtime's `inflate` serves.
+//! runtime's `inflate` serves. zipimport never reads an entry itself: the
+//! runtime's `_get_data` reads it (`Table::read_entry`), which also
+//! decodes the pycs pack compressed with the archive's dictionary
+//! (`format::pyc_zstd`).
 
 use super::payload::Payload;
 use crate::format::end_record::CentralDirectory;
+use crate::format::pyc_zstd;
 use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
 
 /// The executable archive's table of contents, as zipimport's
 /// `_read_directory(archive)` would build it: entry names, in the
@@ -30,6 +35,8 @@ pub struct Table {
     rows: Vec<Row>,
     /// Indices into `rows`, sorted by name: lookups are binary searches.
     by_name: Vec<u32>,
+    /// What decodes the archive's zstd pycs.
+    dictionary: PycDictionary,
 }
 
 /// One entry: where its name is in the directory, and the fields of
@@ -108,6 +115,7 @@ impl Table {
             directory,
             rows,
             by_name: Vec::new(),
+            dictionary: PycDictionary::default(),
         };
         let mut by_name: Vec<u32> = (0..u32::try_from(table.rows.len()).ok()?).collect();
         // A stable sort: it merges the sorted runs pack writes (the app's
@@ -123,7 +131,15 @@ impl Table {
             return None;
         }
         table.by_name = by_name;
+        table.dictionary =
+            PycDictionary::at(table.get(pyc_zstd::DICTIONARY_ENTRY).map(TableEntry::from));
         Some(table)
+    }
+
+    /// An entry's bytes (see `read_entry`), its pyc frames decoded with
+    /// this archive's dictionary.
+    pub fn read_entry(&self, file: &std::fs::File, entry: &TableEntry) -> Result<Vec<u8>, String> {
+        read_entry(file, entry, &self.dictionary)
     }
 
     /// The entries, in the directory's order.
@@ -189,11 +205,62 @@ impl From<&Row> for TableEntry {
     }
 }
 
+/// The archive's pyc dictionary (`format::pyc_zstd`), where it is, and its
+/// decompressor, made when the first compressed pyc is read: a start that
+/// reads none (a hello) never loads it.
+#[derive(Default)]
+pub struct PycDictionary {
+    at: Option<TableEntry>,
+    decompressor: Mutex<Option<pyc_zstd::Decompressor>>,
+}
+
+impl PycDictionary {
+    /// The dictionary of the entry `at`, if the archive has one.
+    pub fn at(at: Option<TableEntry>) -> PycDictionary {
+        PycDictionary {
+            at,
+            decompressor: Mutex::new(None),
+        }
+    }
+
+    fn decompress(&self, file: &std::fs::File, frame: &[u8], len: u64) -> Result<Vec<u8>, String> {
+        let mut decompressor = self
+            .decompressor
+            .lock()
+            .map_err(|_| "its dictionary's decoder failed before".to_owned())?;
+        if decompressor.is_none() {
+            let started = std::time::Instant::now();
+            let at = self
+                .at
+                .as_ref()
+                .ok_or("the archive has no pyc dictionary")?;
+            let dictionary = read_entry(file, at, &PycDictionary::default())
+                .map_err(|why| format!("its dictionary cannot be read: {why}"))?;
+            let made = pyc_zstd::Decompressor::new(&dictionary)
+                .map_err(|e| format!("its dictionary is damaged: {e}"))?;
+            *decompressor = Some(made);
+            crate::debug::note(&format!(
+                "pyc dictionary loaded in {:.3} ms",
+                started.elapsed().as_secs_f64() * 1000.0
+            ));
+        }
+        decompressor
+            .as_mut()
+            .expect("made above")
+            .decompress(frame, len)
+            .map_err(|e| format!("its zstd data is damaged: {e}"))
+    }
+}
+
 /// zipimport's `_get_data` for the executable's own archive: the entry's
-/// bytes, inflated, and checked against their CRC-32, which zipimport
-/// never checks: a damaged copy's module fails to import instead of
-/// running corrupt bytecode.
-pub fn read_entry(file: &std::fs::File, entry: &TableEntry) -> Result<Vec<u8>, String> {
+/// bytes, inflated or decoded with `dictionary`, and checked against their
+/// CRC-32, which zipimport never checks: a damaged copy's module fails to
+/// import instead of running corrupt bytecode.
+pub fn read_entry(
+    file: &std::fs::File,
+    entry: &TableEntry,
+    dictionary: &PycDictionary,
+) -> Result<Vec<u8>, String> {
     let mut header = [0; 30];
     file.read_exact_at(&mut header, entry.header_offset)
         .map_err(|e| format!("cannot read its local header: {e}"))?;
@@ -211,6 +278,7 @@ pub fn read_entry(file: &std::fs::File, entry: &TableEntry) -> Result<Vec<u8>, S
         // caught by the length check below.
         8 => inflate(&data, entry.file_size.saturating_add(1))
             .map_err(|e| format!("its deflate data is damaged: {e}"))?,
+        pyc_zstd::METHOD => dictionary.decompress(file, &data, entry.file_size)?,
         method => return Err(format!("it is compressed with method {method}")),
     };
     if data.len() as u64 != entry.file_size || crc32fast::hash(&data) != entry.crc {

@@ -310,22 +310,6 @@ fn compress_native(zip_path: &Path, parts: NativeParts, path: &Path, phase: &Pha
     fs::remove_file(zip_path).map_err(io("remove", zip_path))
 }
 
-/// Writes a zip of `entries` to `path` (the standard library unit, cached
-/// between packs), each compressed as `compression` says. Each entry
-/// written is a step of `phase`.
-#[cfg(pyferry_flavor = "standalone")]
-pub fn write_zip(
-    path: &Path,
-    entries: &BTreeMap<String, Entry>,
-    timestamp: DateTime,
-    compression: fn(&str) -> CompressionMethod,
-    phase: &Phase,
-) -> Result<()> {
-    let file = fs::File::create(path).map_err(io("create", path))?;
-    let zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
-    finish_with(zip, entries, timestamp, path, compression, phase)
-}
-
 /// Writes `entries` into the zip at `path` (each a step of `phase`) and
 /// finishes it.
 fn finish_with(
@@ -362,14 +346,15 @@ fn copy_archived<W: Write + Seek>(
 ) -> Result<()> {
     let unreadable = zip_read_error(from);
     let mut source = open_zip(from)?;
+    let mut pycs = None;
     for index in 0..source.len() {
-        {
-            let mut entry = source.by_index(index).map_err(&unreadable)?;
-            let name = entry.name().map_err(&unreadable)?.into_owned();
-            hasher
-                .zip_entry(&name, &mut entry)
-                .map_err(io("read", from))?;
-        }
+        hasher
+            .zip_entry_at(&mut source, index, &mut pycs)
+            .map_err(|damage| Error::Io {
+                op: "read",
+                path: from.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, damage),
+            })?;
         let entry = source.by_index_raw(index).map_err(&unreadable)?;
         zip.raw_copy_file(entry).map_err(zip_error(zip_path))?;
     }

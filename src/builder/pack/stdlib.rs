@@ -15,18 +15,19 @@
 //! rewritten to find the bundled libraries (`elf::Image::rewrite_search_path`).
 //! The result, a zip, is cached between packs (`prepare`).
 
-use super::archive::{self, Entry, StdlibParts};
+use super::archive::{self, StdlibParts};
 use super::imports::{Imports, module_imports, strings_of};
+use super::prepared_zip::{self, PreparedEntry};
 use super::python::{BuildPython, CompileJob};
 use super::tree::{SourceFile, Tree};
 use crate::builder::kit::Kit;
-use crate::builder::progress::Progress;
+use crate::builder::progress::{Phase, Progress};
 use crate::error::{Error, Reason, Result, io};
-use crate::format::elf;
-use crate::format::stdlib_unit;
+use crate::format::{elf, pyc_zstd, solid, stdlib_unit};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -223,12 +224,8 @@ pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<StdlibParts> {
 
     // Once per pyferry and build interpreter: the next packs reuse it.
     let files = materialize(python, &plan, work_dir, progress)?;
-    let entries: BTreeMap<String, Entry> = files
-        .into_iter()
-        .map(|(name, source)| (name, Entry::File(source)))
-        .collect();
-    let phase = progress.counted("writing the standard library", entries.len());
-    archive::write_zip(&built, &entries, timestamp, compression_of, &phase)?;
+    let phase = progress.counted("writing the standard library", files.len());
+    write_unit(&built, &files, timestamp, &phase)?;
     drop(phase);
     let Some(cache_dir) = cache_dir else {
         return split(&built, work_dir);
@@ -383,11 +380,13 @@ pub fn cut_to_reach(
     for path in [&parts.archived, &parts.extracted] {
         let mut zip = archive::open_zip(path)?;
         for index in 0..zip.len() {
-            let mut entry = zip.by_index(index).map_err(archive::zip_read_error(path))?;
-            let name = entry
-                .name()
-                .map_err(archive::zip_read_error(path))?
-                .into_owned();
+            // Raw: the archived part's pycs are zstd frames that the zip
+            // crate does not decode (`pyc_zstd`); only sources and native
+            // code, in the extracted part, are read.
+            let name = zip
+                .by_index_raw(index)
+                .and_then(|entry| entry.name().map(|name| name.into_owned()))
+                .map_err(archive::zip_read_error(path))?;
             let Some((module, is_package)) = owner(&name)
                 .or_else(|| name.starts_with(&libraries).then(|| (String::new(), false)))
             else {
@@ -398,7 +397,10 @@ pub fn cut_to_reach(
             let mut found = Imports::default();
             if is_source || is_native {
                 let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(io("read", path))?;
+                zip.by_index(index)
+                    .map_err(archive::zip_read_error(path))?
+                    .read_to_end(&mut bytes)
+                    .map_err(io("read", path))?;
                 if is_native {
                     let dependencies = elf::Image::parse(&bytes)
                         .map(|image| image.dynamic(&bytes).needed)
@@ -529,10 +531,16 @@ pub fn cut_to_reach(
 /// locale (`python -X importtime -c pass`).
 const IMPORTED_AT_EVERY_START: &[&str] = &["__init__", "aliases", "utf_8"];
 
-/// How the unit's zip holds `name`: the modules every start imports are
-/// stored, so that no start inflates them (21 KB stored, 10 KB deflated),
-/// everything else deflated.
-fn compression_of(name: &str) -> zip::CompressionMethod {
+/// Entries the unit's zip compresses at once, with one compressor.
+const COMPRESSED_TOGETHER: usize = 64;
+
+/// How the unit's zip holds `name` (zip's method number): the modules
+/// every start imports stored, so that no start decodes them (21 KB
+/// stored, 10 KB deflated) or loads the pyc dictionary; the other pycs
+/// that zipimport reads from the archive as zstd frames of the
+/// dictionary (`pyc_zstd`); everything else (what the runtime extracts,
+/// whose compression only the cached unit sees) deflated.
+fn compression_of(name: &str, reading_own_files: &BTreeSet<String>) -> u16 {
     let every_start = name
         .strip_prefix(&stdlib_prefix())
         .and_then(|rest| rest.strip_prefix("encodings/__pycache__/"))
@@ -540,10 +548,82 @@ fn compression_of(name: &str) -> zip::CompressionMethod {
         .is_some_and(|(stem, tail)| {
             IMPORTED_AT_EVERY_START.contains(&stem) && tail.ends_with(".pyc")
         });
-    match every_start {
-        true => zip::CompressionMethod::Stored,
-        false => zip::CompressionMethod::Deflated,
+    match destination(name, reading_own_files) {
+        _ if every_start || name == pyc_zstd::DICTIONARY_ENTRY => STORED,
+        Destination::Archived(_) => pyc_zstd::METHOD,
+        Destination::Extracted => DEFLATED,
     }
+}
+
+/// Zip's method numbers.
+const STORED: u16 = 0;
+const DEFLATED: u16 = 8;
+
+/// Writes the unit's zip of `files` (each a step of `phase`), each
+/// compressed as `compression_of` says, and the pyc dictionary, trained
+/// on the pycs it compresses; compressed in parallel.
+fn write_unit(
+    path: &Path,
+    files: &BTreeMap<String, SourceFile>,
+    timestamp: DateTime,
+    phase: &Phase,
+) -> Result<()> {
+    let names: Vec<String> = files.keys().cloned().collect();
+    let reading_own_files = packages_reading_their_files(&names);
+    let read = |source: &SourceFile| fs::read(&source.path).map_err(io("read", &source.path));
+    let samples: Vec<Vec<u8>> = files
+        .iter()
+        .filter(|(name, _)| compression_of(name, &reading_own_files) == pyc_zstd::METHOD)
+        .map(|(_, source)| read(source))
+        .collect::<Result<_>>()?;
+    let dictionary = pyc_zstd::train(&samples)
+        .map_err(|e| stdlib_error(format!("cannot train the pyc dictionary: {e}")))?;
+    drop(samples);
+    let compress_error = |e: std::io::Error| stdlib_error(format!("cannot compress it: {e}"));
+    let files: Vec<(&String, &SourceFile)> = files.iter().collect();
+    let chunks: Vec<&[(&String, &SourceFile)]> = files.chunks(COMPRESSED_TOGETHER).collect();
+    let compressed = solid::in_parallel(&chunks, |chunk| {
+        let mut pycs = pyc_zstd::Compressor::new(&dictionary, pyc_zstd::SHARED_LEVEL)
+            .map_err(compress_error)?;
+        chunk
+            .iter()
+            .map(|(name, source)| {
+                let bytes = read(source)?;
+                let method = compression_of(name, &reading_own_files);
+                let data = match method {
+                    pyc_zstd::METHOD => pycs.compress(&bytes).map_err(compress_error)?,
+                    DEFLATED => {
+                        let level = flate2::Compression::best();
+                        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), level);
+                        encoder
+                            .write_all(&bytes)
+                            .and_then(|()| encoder.finish())
+                            .map_err(compress_error)?
+                    }
+                    _ => bytes.clone(),
+                };
+                phase.step();
+                Ok(PreparedEntry {
+                    name: (*name).clone(),
+                    mode: if source.executable { 0o755 } else { 0o644 },
+                    method,
+                    crc: crc32fast::hash(&bytes),
+                    size: bytes.len() as u64,
+                    data,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut entries: Vec<PreparedEntry> = compressed.into_iter().flatten().collect();
+    entries.push(PreparedEntry {
+        name: pyc_zstd::DICTIONARY_ENTRY.to_owned(),
+        mode: 0o644,
+        method: STORED,
+        crc: crc32fast::hash(&dictionary),
+        size: dictionary.len() as u64,
+        data: dictionary,
+    });
+    prepared_zip::write(path, &entries, timestamp)
 }
 
 /// `.python/lib/python3.X/`: where the unit's zips name the standard
@@ -585,6 +665,9 @@ fn packages_reading_their_files(names: &[String]) -> BTreeSet<String> {
 
 /// Where the unit's entry `name` goes (see `StdlibParts`).
 fn destination(name: &str, reading_own_files: &BTreeSet<String>) -> Destination {
+    if name == pyc_zstd::DICTIONARY_ENTRY {
+        return Destination::Archived(name.to_owned());
+    }
     let prefix = stdlib_prefix();
     let Some(rest) = name.strip_prefix(&prefix) else {
         return Destination::Extracted;

@@ -17,7 +17,7 @@
 
 use super::{ARCHIVE_PATH, Sequence, new_sequence};
 use crate::format::BOOTSTRAP_MODULE;
-use crate::runtime::zipimport::{Row, Table, TableEntry, read_entry};
+use crate::runtime::zipimport::{Row, Table, TableEntry};
 use pyo3_ffi as py;
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -152,7 +152,7 @@ pub unsafe fn import(table: &Table, file: &File) {
     let Some(row) = table.get(&format!("{BOOTSTRAP_MODULE}.pyc")) else {
         return;
     };
-    let Some(code) = compiled_code(row, file) else {
+    let Some(code) = compiled_code(table, row, file) else {
         return;
     };
     // SAFETY: per this function's contract.
@@ -167,8 +167,8 @@ pub unsafe fn import(table: &Table, file: &File) {
 /// The marshalled code of the bootstrap's pyc, if the pyc is one this
 /// CPython reads without looking at a source (an unchecked hash-based pyc,
 /// which pack writes).
-fn compiled_code(row: &Row, file: &File) -> Option<Vec<u8>> {
-    let mut pyc = read_entry(file, &TableEntry::from(row)).ok()?;
+fn compiled_code(table: &Table, row: &Row, file: &File) -> Option<Vec<u8>> {
+    let mut pyc = table.read_entry(file, &TableEntry::from(row)).ok()?;
     // SAFETY: a plain query of a constant.
     let magic = unsafe { py::PyImport_GetMagicNumber() };
     let header = pyc.get(..8)?;

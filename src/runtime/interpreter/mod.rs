@@ -340,7 +340,11 @@ unsafe extern "C" fn get_data(
                 std::ptr::null_mut::<py::PyObject>(),
             );
         };
-        let read = super::zipimport::read_entry(file, &table_entry).map_err(|why| {
+        let read = match table::kept() {
+            Some(table) => table.read_entry(file, &table_entry),
+            None => super::zipimport::read_entry(file, &table_entry, &Default::default()),
+        };
+        let read = read.map_err(|why| {
             let name =
                 text_of(py::PyTuple_GetItem(entry, 0)).unwrap_or_else(|| String::from("an entry"));
             py::PyErr_Clear();

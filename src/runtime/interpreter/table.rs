@@ -20,6 +20,11 @@ pub fn keep(table: Table) -> Option<&'static Table> {
     TABLE.get()
 }
 
+/// The table `keep` kept, if it kept one.
+pub fn kept() -> Option<&'static Table> {
+    TABLE.get()
+}
+
 /// A new mapping over `table`, or null (with an exception set if CPython
 /// failed; without one if `table` is not the one `keep` kept).
 ///
