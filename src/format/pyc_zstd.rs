@@ -25,6 +25,10 @@ pub const METHOD: u16 = 93;
 /// The standard library's pycs: compressed once per machine and content.
 pub const SHARED_LEVEL: i32 = 19;
 
+/// An app's pycs, at every pack: black's 1.6 MB in 0.1 s more than the
+/// pack took with them stored (level 19: 0.25 s, 25 KB smaller).
+pub const APP_LEVEL: i32 = 9;
+
 /// The most a dictionary holds. Larger ones compress the standard library
 /// a little better (256 KiB: -0.07 MB) but every start that reads a
 /// compressed pyc loads the dictionary first.

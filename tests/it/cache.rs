@@ -1,7 +1,9 @@
 //! The cache under concurrency, crashes, hostile directories, odd homes,
 //! and across app versions.
 
-use crate::context::{TestContext, describe, pyferry, stderr, stdout, success, version_dirs};
+use crate::context::{
+    TestContext, describe, middle_of_entry, pyferry, stderr, stdout, success, version_dirs,
+};
 use crate::native::build_native_app;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
@@ -557,36 +559,16 @@ fn damaged_copy(exe: &Path, to: &Path, at: impl Fn(&[u8]) -> usize) {
     fs::set_permissions(to, fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
-/// The byte just after the last `pattern` in `bytes`.
-fn after_last(bytes: &[u8], pattern: &[u8]) -> usize {
-    bytes
-        .windows(pattern.len())
-        .rposition(|window| window == pattern)
-        .expect("the bytes to damage")
-        + pattern.len()
-}
-
-/// The middle of the native archive's zstd stream in `bytes`, an
-/// executable's.
-fn inside_native_archive(bytes: &[u8]) -> usize {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
-    let entry = zip
-        .by_name(pyferry::format::NATIVE_ARCHIVE)
-        .expect("a native archive");
-    let start = entry.data_start().expect("its data");
-    (start + entry.compressed_size() / 2) as usize
-}
-
 /// Copies damaged after packing (a flipped bit inside the native archive's
-/// compressed stream, in stored bytecode) are refused before anything of them
-/// is published or run: the genuine version's cache stays good for intact
-/// copies, and an intact copy elsewhere runs.
+/// compressed stream, in a compressed pyc) are refused before anything of
+/// them is published or run: the genuine version's cache stays good for
+/// intact copies, and an intact copy elsewhere runs.
 #[test]
 fn a_damaged_copy_neither_poisons_the_cache_nor_runs() {
     let cx = TestContext::new();
     let app = build_native_app(&cx);
     let main = fs::read_to_string(app.join("__main__.py")).expect("read");
-    // A module that stays in the archive (stored bytecode, read in place).
+    // A module that stays in the archive (a zstd pyc, read in place).
     fs::write(
         app.join("greeting.py"),
         "MESSAGE = 'the intact copy of the app'\n",
@@ -599,10 +581,12 @@ fn a_damaged_copy_neither_poisons_the_cache_nor_runs() {
     .expect("write");
     let exe = cx.pack("copies", &[app.to_str().expect("utf-8")]);
     let damaged_native = cx.path().join("damaged-native");
-    damaged_copy(&exe, &damaged_native, inside_native_archive);
+    damaged_copy(&exe, &damaged_native, |bytes| {
+        middle_of_entry(bytes, pyferry::format::NATIVE_ARCHIVE)
+    });
     let damaged_code = cx.path().join("damaged-code");
     damaged_copy(&exe, &damaged_code, |bytes| {
-        after_last(bytes, b"the intact c")
+        middle_of_entry(bytes, "greeting.pyc")
     });
     let refused = |output: &std::process::Output| {
         !output.status.success()

@@ -127,6 +127,15 @@ pub fn output_of(command: &mut Command) -> Output {
     }
 }
 
+/// The offset, in `bytes` (an executable's), of the middle of the data of
+/// its archive's entry `name`, as compressed.
+pub fn middle_of_entry(bytes: &[u8], name: &str) -> usize {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
+    let entry = zip.by_name(name).expect("the entry");
+    let start = entry.data_start().expect("its data");
+    (start + entry.compressed_size() / 2) as usize
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

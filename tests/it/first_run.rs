@@ -3,7 +3,7 @@
 //! does. Each app is compared with python or its venv.
 
 use crate::context::{
-    TestContext, describe, stderr, success, venv_output, version_dirs, wheel_dir,
+    TestContext, describe, middle_of_entry, stderr, success, venv_output, version_dirs, wheel_dir,
 };
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -116,7 +116,11 @@ fn a_damaged_module_fails_its_checksum_instead_of_running() {
     let app = cx.write_tree(
         "app",
         &[
-            ("__main__.py", "import helper\nhelper.greet()\n"),
+            (
+                "__main__.py",
+                "import sys\nimport helper\nif sys.argv[1:] == ['textwrap']:\n    import textwrap\n\
+                 helper.greet()\n",
+            ),
             (
                 "helper.py",
                 "def greet():\n    print('greetings from an intact module')\n",
@@ -124,29 +128,41 @@ fn a_damaged_module_fails_its_checksum_instead_of_running() {
         ],
     );
     let exe = cx.pack("intact", &[app.to_str().expect("utf-8")]);
-    // The bytecode is stored in the archive: its string constant is there
-    // as it is (the source beside it is deflated).
-    let mut bytes = fs::read(&exe).expect("read");
-    let marker = b"greetings from an intact module";
-    let found: Vec<usize> = (0..bytes.len() - marker.len())
-        .filter(|&at| bytes[at..].starts_with(marker))
-        .collect();
-    assert_eq!(found.len(), 1, "the constant once, in the stored bytecode");
-    bytes[found[0] + 3] ^= 0x20;
-    let damaged = cx.path().join("damaged");
-    fs::write(&damaged, &bytes).expect("write");
-    fs::set_permissions(&damaged, fs::Permissions::from_mode(0o755)).expect("chmod");
-    let output = cx.run(&damaged, &[] as &[&str]);
-    assert!(!output.status.success(), "{}", describe(&output));
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("greetings"));
-    assert!(
-        stderr(&output).contains(
-            "helper.pyc` in its archive cannot be read (its bytes do not match their \
-             checksum); download or install the app again"
-        ),
-        "{}",
-        describe(&output)
-    );
+    let intact = success(&cx.run(&exe, &["textwrap"]));
+    assert_eq!(intact, "greetings from an intact module\n");
+    let archive = zip::ZipArchive::new(fs::File::open(&exe).expect("open")).expect("a zip");
+    // A module of pure Python: the app extracts nothing, and so does not
+    // verify its archive as a whole first.
+    let textwrap = archive
+        .file_names()
+        .map(|name| name.expect("a UTF-8 name").into_owned())
+        .find(|name| name.starts_with(".python/") && name.ends_with("/textwrap.pyc"))
+        .expect("textwrap's pyc in the archive");
+    // The entry point's pyc, stored; the app's other pycs and the standard
+    // library's, zstd frames of the archive's dictionary: one flipped bit
+    // in the middle of each.
+    for (entry, failing) in [
+        ("__main__.pyc", "__main__.pyc"),
+        ("helper.pyc", "helper.pyc"),
+        (textwrap.as_str(), "/textwrap.pyc"),
+    ] {
+        let mut bytes = fs::read(&exe).expect("read");
+        let at = middle_of_entry(&bytes, entry);
+        bytes[at] ^= 0x20;
+        let damaged = cx.path().join("damaged");
+        fs::write(&damaged, &bytes).expect("write");
+        fs::set_permissions(&damaged, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let output = cx.run(&damaged, &["textwrap"]);
+        assert!(!output.status.success(), "{entry}: {}", describe(&output));
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("greetings"));
+        let error = stderr(&output);
+        assert!(
+            error.contains(&format!("{failing}` in its archive cannot be read ("))
+                && error.contains("download or install the app again"),
+            "{entry}: {}",
+            describe(&output)
+        );
+    }
 }
 
 /// Namespace packages imported from the archive (no `__init__.py`, two

@@ -10,13 +10,16 @@
 //! (`SOURCE_DATE_EPOCH`, else 1980-01-01), modes normalized to 0644/0755.
 //! The hash covers every entry (name, mode, bytes) and the manifest.
 
+use super::prepared_zip::{self, Pycs};
 use super::tree::SourceFile;
 use crate::builder::progress::Phase;
 use crate::error::{Error, Reason, Result, io};
 use crate::format::archive_hash::{ArchiveHasher, DIR_MODE};
-use crate::format::manifest::Manifest;
+use crate::format::manifest::{EntryPoint, Manifest};
 use crate::format::stamp::{self, Stamp};
-use crate::format::{NATIVE_ARCHIVE, PYFERRY_DIR, archive_path, elf, end_record, solid};
+use crate::format::{
+    BOOTSTRAP_MODULE, NATIVE_ARCHIVE, PYFERRY_DIR, archive_path, elf, end_record, pyc_zstd, solid,
+};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -96,6 +99,8 @@ pub fn write_executable(
         timestamp,
         phase,
     )?;
+    let mut outer = outer;
+    let app_pycs = compress_app_pycs(&mut outer, stdlib, &manifest.entry, writing)?;
     write_entries(
         &mut zip,
         &outer,
@@ -105,8 +110,19 @@ pub fn write_executable(
         compression_for,
         Some(phase),
     )?;
+    // What decodes the zstd pycs to hash them: the app's, when it has
+    // any, are compressed with the standard library's dictionary.
+    let mut pycs = None;
+    if let Some(app_pycs) = app_pycs {
+        pycs = Some(
+            pyc_zstd::Decompressor::new(&app_pycs.dictionary)
+                .map_err(|e| pack_error(format!("the pyc dictionary is unusable: {e}")))?,
+        );
+        copy_archived(&mut zip, &app_pycs.zip, &mut hasher, &mut pycs, &temp)?;
+        fs::remove_file(&app_pycs.zip).map_err(io("remove", &app_pycs.zip))?;
+    }
     if let Some(parts) = stdlib {
-        copy_archived(&mut zip, &parts.archived, &mut hasher, &temp)?;
+        copy_archived(&mut zip, &parts.archived, &mut hasher, &mut pycs, &temp)?;
     }
     manifest.hash = hasher.finish(&manifest);
 
@@ -152,6 +168,84 @@ pub fn write_executable(
     fs::rename(&temp, output).map_err(io("move the packed executable to", output))?;
     guard.0 = None;
     Ok(manifest)
+}
+
+/// Takes the app's pycs out of `outer` and compresses them with the
+/// standard library's pyc dictionary (`format::pyc_zstd`) into a zip in
+/// the work directory: 1.6 MB of black's pycs
+/// become 0.5 MB. Left stored in `outer`: what every start reads (the
+/// bootstrap, the entry point's module and the packages above it), so
+/// that a start that imports nothing else from the archive (a hello)
+/// never loads the dictionary (0.2 ms); and every pyc of an app without
+/// the standard library's dictionary (the system flavor's).
+fn compress_app_pycs(
+    outer: &mut BTreeMap<String, Entry>,
+    stdlib: Option<&StdlibParts>,
+    entry_point: &EntryPoint,
+    writing: &Writing,
+) -> Result<Option<CompressedPycs>> {
+    let Some(dictionary) = stdlib.map(pyc_dictionary).transpose()?.flatten() else {
+        return Ok(None);
+    };
+    let mut every_start = vec![format!("{BOOTSTRAP_MODULE}.pyc")];
+    let path = entry_point.module.replace('.', "/");
+    every_start.extend([format!("{path}.pyc"), format!("{path}/__init__.pyc")]);
+    let mut above = path.as_str();
+    while let Some((package, _)) = above.rsplit_once('/') {
+        every_start.push(format!("{package}/__init__.pyc"));
+        above = package;
+    }
+    let names: Vec<String> = outer
+        .iter()
+        .filter(|(name, entry)| {
+            name.ends_with(".pyc") && matches!(entry, Entry::File(_)) && !every_start.contains(name)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let taken: Vec<(String, SourceFile)> = names
+        .into_iter()
+        .filter_map(|name| match outer.remove(&name) {
+            Some(Entry::File(source)) => Some((name, source)),
+            _ => None,
+        })
+        .collect();
+    let files: Vec<(&String, &SourceFile, u16)> = taken
+        .iter()
+        .map(|(name, source)| (name, source, pyc_zstd::METHOD))
+        .collect();
+    let pycs = Pycs {
+        dictionary: &dictionary,
+        level: pyc_zstd::APP_LEVEL,
+    };
+    let entries = prepared_zip::compress(&files, &pycs, writing.phase)?;
+    let zip = writing.work_dir.join("app-pycs.zip");
+    prepared_zip::write(&zip, &entries, writing.timestamp)?;
+    Ok(Some(CompressedPycs { zip, dictionary }))
+}
+
+/// The zip of an app's compressed pycs, and the dictionary they need.
+struct CompressedPycs {
+    zip: PathBuf,
+    dictionary: Vec<u8>,
+}
+
+/// The pyc dictionary of the standard library's archived part, if it
+/// has one.
+fn pyc_dictionary(parts: &StdlibParts) -> Result<Option<Vec<u8>>> {
+    let mut zip = open_zip(&parts.archived)?;
+    let mut entry = match zip.by_name(pyc_zstd::DICTIONARY_ENTRY) {
+        Ok(entry) => entry,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(zip_read_error(&parts.archived)(e)),
+    };
+    let mut dictionary = Vec::new();
+    entry
+        .read_to_end(&mut dictionary)
+        .map_err(io("read", &parts.archived))?;
+    Ok(Some(dictionary))
 }
 
 /// Makes the zip's offsets relative to its own first byte, as if it were a
@@ -336,20 +430,20 @@ fn finish_with(
 }
 
 /// Copies the entries of the zip `from` into the executable's zip as they
-/// are compressed (the standard library's modules stay deflated: the
-/// runtime gives zipimport its inflate), hashing what each holds.
+/// are compressed (the runtime reads them for zipimport), hashing what
+/// each holds; `pycs` decodes the zstd pycs (`ArchiveHasher::zip_entry_at`).
 fn copy_archived<W: Write + Seek>(
     zip: &mut ZipWriter<W>,
     from: &Path,
     hasher: &mut ArchiveHasher,
+    pycs: &mut Option<pyc_zstd::Decompressor>,
     zip_path: &Path,
 ) -> Result<()> {
     let unreadable = zip_read_error(from);
     let mut source = open_zip(from)?;
-    let mut pycs = None;
     for index in 0..source.len() {
         hasher
-            .zip_entry_at(&mut source, index, &mut pycs)
+            .zip_entry_at(&mut source, index, pycs)
             .map_err(|damage| Error::Io {
                 op: "read",
                 path: from.to_owned(),

@@ -13,7 +13,6 @@ mod fallback_libraries;
 mod imports;
 mod inputs;
 mod needed;
-#[cfg(pyferry_flavor = "standalone")]
 mod prepared_zip;
 mod python;
 mod qt_platforms;

@@ -1,16 +1,91 @@
 //! A zip of entries that pack compressed before writing them: the
-//! standard library unit, whose pycs are zstd frames of a dictionary
+//! standard library unit and the app's pycs, zstd frames of a dictionary
 //! (`format::pyc_zstd`). The zip crate writes only the methods it
 //! compresses itself, and takes compressed bytes only from another zip
 //! (`raw_copy_file`), so this writes the few records such a zip has: no
 //! zip64 (the unit is far below 4 GiB and 65,535 entries), no extra fields,
 //! the entries' order as given, one timestamp, Unix modes.
 
+use super::tree::SourceFile;
+use crate::builder::progress::Phase;
 use crate::error::{Error, Reason, Result, io};
+use crate::format::{pyc_zstd, solid};
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use zip::DateTime;
+
+/// Zip's method numbers besides `pyc_zstd::METHOD`.
+pub const STORED: u16 = 0;
+pub const DEFLATED: u16 = 8;
+
+/// Files compressed at once, by one compressor (one load of the
+/// dictionary).
+const COMPRESSED_TOGETHER: usize = 64;
+
+/// How pycs are compressed: zstd frames of this dictionary, at this level.
+pub struct Pycs<'a> {
+    pub dictionary: &'a [u8],
+    pub level: i32,
+}
+
+/// Reads and compresses `files` (name, file, zip method: stored, deflated
+/// at level 9, or a zstd frame of `pycs`), in parallel, each a step of
+/// `phase`; in the order given.
+pub fn compress(
+    files: &[(&String, &SourceFile, u16)],
+    pycs: &Pycs,
+    phase: &Phase,
+) -> Result<Vec<PreparedEntry>> {
+    let chunks: Vec<&[(&String, &SourceFile, u16)]> = files.chunks(COMPRESSED_TOGETHER).collect();
+    let compressed = solid::in_parallel(&chunks, |chunk| {
+        let mut zstd = None;
+        chunk
+            .iter()
+            .map(|&(name, source, method)| {
+                let bytes = fs::read(&source.path).map_err(io("read", &source.path))?;
+                let compress_error = |e: std::io::Error| Error::Pack {
+                    reason: Reason(format!("cannot compress `{}`: {e}", source.path.display())),
+                };
+                let data = match method {
+                    STORED => bytes.clone(),
+                    DEFLATED => {
+                        let level = flate2::Compression::best();
+                        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), level);
+                        encoder
+                            .write_all(&bytes)
+                            .and_then(|()| encoder.finish())
+                            .map_err(compress_error)?
+                    }
+                    pyc_zstd::METHOD => {
+                        if zstd.is_none() {
+                            let made = pyc_zstd::Compressor::new(pycs.dictionary, pycs.level)
+                                .map_err(compress_error)?;
+                            zstd = Some(made);
+                        }
+                        let compressor = zstd.as_mut().expect("made above");
+                        compressor.compress(&bytes).map_err(compress_error)?
+                    }
+                    other => {
+                        return Err(Error::Pack {
+                            reason: Reason(format!("pack has no compressor of zip method {other}")),
+                        });
+                    }
+                };
+                phase.step();
+                Ok(PreparedEntry {
+                    name: name.clone(),
+                    mode: if source.executable { 0o755 } else { 0o644 },
+                    method,
+                    crc: crc32fast::hash(&bytes),
+                    size: bytes.len() as u64,
+                    data,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    Ok(compressed.into_iter().flatten().collect())
+}
 
 /// One entry, compressed: `data` holds `size` bytes whose CRC-32 is `crc`,
 /// compressed with zip's `method`.
@@ -27,7 +102,7 @@ pub struct PreparedEntry {
 /// deflate and stored.
 fn version_needed(method: u16) -> u16 {
     match method {
-        93 => 63,
+        pyc_zstd::METHOD => 63,
         _ => 20,
     }
 }

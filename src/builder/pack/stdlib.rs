@@ -17,17 +17,17 @@
 
 use super::archive::{self, StdlibParts};
 use super::imports::{Imports, module_imports, strings_of};
-use super::prepared_zip::{self, PreparedEntry};
+use super::prepared_zip::{self, PreparedEntry, Pycs};
 use super::python::{BuildPython, CompileJob};
 use super::tree::{SourceFile, Tree};
 use crate::builder::kit::Kit;
 use crate::builder::progress::{Phase, Progress};
 use crate::error::{Error, Reason, Result, io};
-use crate::format::{elf, pyc_zstd, solid, stdlib_unit};
+use crate::format::{elf, pyc_zstd, stdlib_unit};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -531,9 +531,6 @@ pub fn cut_to_reach(
 /// locale (`python -X importtime -c pass`).
 const IMPORTED_AT_EVERY_START: &[&str] = &["__init__", "aliases", "utf_8"];
 
-/// Entries the unit's zip compresses at once, with one compressor.
-const COMPRESSED_TOGETHER: usize = 64;
-
 /// How the unit's zip holds `name` (zip's method number): the modules
 /// every start imports stored, so that no start decodes them (21 KB
 /// stored, 10 KB deflated) or loads the pyc dictionary; the other pycs
@@ -549,15 +546,11 @@ fn compression_of(name: &str, reading_own_files: &BTreeSet<String>) -> u16 {
             IMPORTED_AT_EVERY_START.contains(&stem) && tail.ends_with(".pyc")
         });
     match destination(name, reading_own_files) {
-        _ if every_start || name == pyc_zstd::DICTIONARY_ENTRY => STORED,
+        _ if every_start || name == pyc_zstd::DICTIONARY_ENTRY => prepared_zip::STORED,
         Destination::Archived(_) => pyc_zstd::METHOD,
-        Destination::Extracted => DEFLATED,
+        Destination::Extracted => prepared_zip::DEFLATED,
     }
 }
-
-/// Zip's method numbers.
-const STORED: u16 = 0;
-const DEFLATED: u16 = 8;
 
 /// Writes the unit's zip of `files` (each a step of `phase`), each
 /// compressed as `compression_of` says, and the pyc dictionary, trained
@@ -579,46 +572,19 @@ fn write_unit(
     let dictionary = pyc_zstd::train(&samples)
         .map_err(|e| stdlib_error(format!("cannot train the pyc dictionary: {e}")))?;
     drop(samples);
-    let compress_error = |e: std::io::Error| stdlib_error(format!("cannot compress it: {e}"));
-    let files: Vec<(&String, &SourceFile)> = files.iter().collect();
-    let chunks: Vec<&[(&String, &SourceFile)]> = files.chunks(COMPRESSED_TOGETHER).collect();
-    let compressed = solid::in_parallel(&chunks, |chunk| {
-        let mut pycs = pyc_zstd::Compressor::new(&dictionary, pyc_zstd::SHARED_LEVEL)
-            .map_err(compress_error)?;
-        chunk
-            .iter()
-            .map(|(name, source)| {
-                let bytes = read(source)?;
-                let method = compression_of(name, &reading_own_files);
-                let data = match method {
-                    pyc_zstd::METHOD => pycs.compress(&bytes).map_err(compress_error)?,
-                    DEFLATED => {
-                        let level = flate2::Compression::best();
-                        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), level);
-                        encoder
-                            .write_all(&bytes)
-                            .and_then(|()| encoder.finish())
-                            .map_err(compress_error)?
-                    }
-                    _ => bytes.clone(),
-                };
-                phase.step();
-                Ok(PreparedEntry {
-                    name: (*name).clone(),
-                    mode: if source.executable { 0o755 } else { 0o644 },
-                    method,
-                    crc: crc32fast::hash(&bytes),
-                    size: bytes.len() as u64,
-                    data,
-                })
-            })
-            .collect::<Result<Vec<_>>>()
-    })?;
-    let mut entries: Vec<PreparedEntry> = compressed.into_iter().flatten().collect();
+    let files: Vec<(&String, &SourceFile, u16)> = files
+        .iter()
+        .map(|(name, source)| (name, source, compression_of(name, &reading_own_files)))
+        .collect();
+    let pycs = Pycs {
+        dictionary: &dictionary,
+        level: pyc_zstd::SHARED_LEVEL,
+    };
+    let mut entries = prepared_zip::compress(&files, &pycs, phase)?;
     entries.push(PreparedEntry {
         name: pyc_zstd::DICTIONARY_ENTRY.to_owned(),
         mode: 0o644,
-        method: STORED,
+        method: prepared_zip::STORED,
         crc: crc32fast::hash(&dictionary),
         size: dictionary.len() as u64,
         data: dictionary,
