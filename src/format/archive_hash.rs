@@ -59,7 +59,7 @@ impl ArchiveHasher {
         pycs: &mut Option<pyc_zstd::Decompressor>,
     ) -> Result<(), Damage> {
         let unreadable = |e: zip::result::ZipError| Damage::Unreadable(e.to_string());
-        let raw = zip.by_index_raw(index).map_err(unreadable)?;
+        let mut raw = zip.by_index_raw(index).map_err(unreadable)?;
         // Zip's method 93, `pyc_zstd::METHOD`; the zip crate, built
         // without zstd, calls it `Unsupported`.
         if raw.compression() != zip::CompressionMethod::ZSTD {
@@ -77,9 +77,9 @@ impl ArchiveHasher {
             raw.crc32(),
         );
         let mut frame = Vec::new();
-        { raw }
-            .read_to_end(&mut frame)
+        raw.read_to_end(&mut frame)
             .map_err(|_| Damage::HashMismatch)?;
+        drop(raw);
         if pycs.is_none() {
             let mut dictionary = Vec::new();
             zip.by_name(pyc_zstd::DICTIONARY_ENTRY)

@@ -115,7 +115,7 @@ impl Table {
             directory,
             rows,
             by_name: Vec::new(),
-            dictionary: PycDictionary::default(),
+            dictionary: PycDictionary::unlocated(),
         };
         let mut by_name: Vec<u32> = (0..u32::try_from(table.rows.len()).ok()?).collect();
         // A stable sort: it merges the sorted runs pack writes (the app's
@@ -208,19 +208,44 @@ impl From<&Row> for TableEntry {
 /// The archive's pyc dictionary (`format::pyc_zstd`), where it is, and its
 /// decompressor, made when the first compressed pyc is read: a start that
 /// reads none (a hello) never loads it.
-#[derive(Default)]
 pub struct PycDictionary {
+    /// The dictionary's entry, as the table found it; `None`: looked up
+    /// with the zip crate when first needed.
     at: Option<TableEntry>,
     decompressor: Mutex<Option<pyc_zstd::Decompressor>>,
 }
 
 impl PycDictionary {
-    /// The dictionary of the entry `at`, if the archive has one.
-    pub fn at(at: Option<TableEntry>) -> PycDictionary {
+    /// The dictionary of an archive without a `Table` (one zipimport reads
+    /// itself: zip64), found in its central directory when first needed.
+    pub const fn unlocated() -> PycDictionary {
+        PycDictionary {
+            at: None,
+            decompressor: Mutex::new(None),
+        }
+    }
+
+    /// The dictionary of the entry `at`, if the table found one.
+    fn at(at: Option<TableEntry>) -> PycDictionary {
         PycDictionary {
             at,
             decompressor: Mutex::new(None),
         }
+    }
+
+    /// The dictionary's bytes.
+    fn read(&self, file: &std::fs::File) -> Result<Vec<u8>, String> {
+        if let Some(at) = &self.at {
+            // Stored: no dictionary needed to read it.
+            return read_entry(file, at, &PycDictionary::unlocated());
+        }
+        let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
+        let mut entry = zip
+            .by_name(pyc_zstd::DICTIONARY_ENTRY)
+            .map_err(|_| "the archive has no pyc dictionary".to_owned())?;
+        let mut dictionary = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut dictionary).map_err(|e| e.to_string())?;
+        Ok(dictionary)
     }
 
     fn decompress(&self, file: &std::fs::File, frame: &[u8], len: u64) -> Result<Vec<u8>, String> {
@@ -230,11 +255,8 @@ impl PycDictionary {
             .map_err(|_| "its dictionary's decoder failed before".to_owned())?;
         if decompressor.is_none() {
             let started = std::time::Instant::now();
-            let at = self
-                .at
-                .as_ref()
-                .ok_or("the archive has no pyc dictionary")?;
-            let dictionary = read_entry(file, at, &PycDictionary::default())
+            let dictionary = self
+                .read(file)
                 .map_err(|why| format!("its dictionary cannot be read: {why}"))?;
             let made = pyc_zstd::Decompressor::new(&dictionary)
                 .map_err(|e| format!("its dictionary is damaged: {e}"))?;
@@ -382,6 +404,51 @@ mod tests {
             .expect("the second name");
         directory[second] = b'a';
         assert!(Table::parse(directory, at, "/opt/app").is_none());
+    }
+
+    /// An archive that zipimport reads itself (no `Table`: zip64) still has
+    /// its zstd pycs decoded: the dictionary is found in its directory.
+    #[test]
+    fn an_unlocated_dictionary_is_found_in_the_central_directory() {
+        use std::io::Write;
+        let samples: Vec<Vec<u8>> = (0..300)
+            .map(|n| {
+                format!("def f{n}(x):\n    return x + {n}\n")
+                    .repeat(1 + n % 5)
+                    .into_bytes()
+            })
+            .collect();
+        let dictionary = pyc_zstd::train(&samples).expect("enough samples");
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        writer
+            .start_file("__main__.pyc", stored)
+            .expect("in memory");
+        writer.write_all(b"main").expect("in memory");
+        writer
+            .start_file(pyc_zstd::DICTIONARY_ENTRY, stored)
+            .expect("in memory");
+        writer.write_all(&dictionary).expect("in memory");
+        let zip = writer.finish().expect("in memory").into_inner();
+        let mut file = tempfile::tempfile().expect("a temp file");
+        file.write_all(&zip).expect("write");
+        let frame = pyc_zstd::Compressor::new(&dictionary, 3)
+            .and_then(|mut compressor| compressor.compress(&samples[7]))
+            .expect("compresses");
+        let unlocated = PycDictionary::unlocated();
+        for _ in 0..2 {
+            let pyc = unlocated.decompress(&file, &frame, samples[7].len() as u64);
+            assert_eq!(pyc.expect("decoded"), samples[7]);
+        }
+        let mut empty = tempfile::tempfile().expect("a temp file");
+        empty.write_all(&zip_of(&["a.pyc"]).0).expect("write");
+        let missing = PycDictionary::unlocated().decompress(&empty, &frame, 1);
+        assert!(
+            missing
+                .expect_err("no dictionary")
+                .contains("no pyc dictionary")
+        );
     }
 
     #[test]

@@ -342,7 +342,11 @@ unsafe extern "C" fn get_data(
         };
         let read = match table::kept() {
             Some(table) => table.read_entry(file, &table_entry),
-            None => super::zipimport::read_entry(file, &table_entry, &Default::default()),
+            None => {
+                use super::zipimport::{PycDictionary, read_entry};
+                static DICTIONARY: PycDictionary = PycDictionary::unlocated();
+                read_entry(file, &table_entry, &DICTIONARY)
+            }
         };
         let read = read.map_err(|why| {
             let name =
