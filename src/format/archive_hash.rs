@@ -81,11 +81,15 @@ impl ArchiveHasher {
             .map_err(|_| Damage::HashMismatch)?;
         drop(raw);
         if pycs.is_none() {
+            // None: the frames were made without one (`pyc_zstd`).
             let mut dictionary = Vec::new();
-            zip.by_name(pyc_zstd::DICTIONARY_ENTRY)
-                .map_err(unreadable)?
-                .read_to_end(&mut dictionary)
-                .map_err(|_| Damage::HashMismatch)?;
+            match zip.by_name(pyc_zstd::DICTIONARY_ENTRY) {
+                Ok(mut entry) => entry
+                    .read_to_end(&mut dictionary)
+                    .map_err(|_| Damage::HashMismatch)?,
+                Err(zip::result::ZipError::FileNotFound) => 0,
+                Err(e) => return Err(unreadable(e)),
+            };
             *pycs =
                 Some(pyc_zstd::Decompressor::new(&dictionary).map_err(|_| Damage::HashMismatch)?);
         }

@@ -12,7 +12,9 @@
 //! the archive (`DICTIONARY_ENTRY`, stored); a frame names it by its id, so
 //! that a zstd decoder given the wrong dictionary fails instead of decoding
 //! garbage, and carries its content size (the zip's CRC-32 checks the
-//! bytes, so frames carry no checksum of their own).
+//! bytes, so frames carry no checksum of their own). An archive without a
+//! standard library (the system flavor's) has no dictionary: its frames
+//! are made without one, and an empty dictionary is none.
 
 use std::io;
 

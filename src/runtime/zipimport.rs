@@ -207,12 +207,21 @@ impl From<&Row> for TableEntry {
 
 /// The archive's pyc dictionary (`format::pyc_zstd`), where it is, and its
 /// decompressor, made when the first compressed pyc is read: a start that
-/// reads none (a hello) never loads it.
+/// reads none (a hello) never loads it. An archive without a dictionary
+/// (the system flavor's) has frames made without one.
 pub struct PycDictionary {
-    /// The dictionary's entry, as the table found it; `None`: looked up
-    /// with the zip crate when first needed.
-    at: Option<TableEntry>,
+    at: Location,
     decompressor: Mutex<Option<pyc_zstd::Decompressor>>,
+}
+
+/// Where the dictionary is.
+enum Location {
+    /// The entry the table found.
+    Entry(TableEntry),
+    /// The table has no dictionary: the frames need none.
+    Absent,
+    /// There is no table: looked up with the zip crate when first needed.
+    Unlocated,
 }
 
 impl PycDictionary {
@@ -220,32 +229,37 @@ impl PycDictionary {
     /// itself: zip64), found in its central directory when first needed.
     pub const fn unlocated() -> PycDictionary {
         PycDictionary {
-            at: None,
+            at: Location::Unlocated,
             decompressor: Mutex::new(None),
         }
     }
 
-    /// The dictionary of the entry `at`, if the table found one.
+    /// The dictionary of the entry `at`, or none if the table found none.
     fn at(at: Option<TableEntry>) -> PycDictionary {
         PycDictionary {
-            at,
+            at: at.map_or(Location::Absent, Location::Entry),
             decompressor: Mutex::new(None),
         }
     }
 
-    /// The dictionary's bytes.
+    /// The dictionary's bytes; none (empty) if the archive has none.
     fn read(&self, file: &std::fs::File) -> Result<Vec<u8>, String> {
-        if let Some(at) = &self.at {
+        match &self.at {
             // Stored: no dictionary needed to read it.
-            return read_entry(file, at, &PycDictionary::unlocated());
+            Location::Entry(at) => read_entry(file, at, &PycDictionary::at(None)),
+            Location::Absent => Ok(Vec::new()),
+            Location::Unlocated => {
+                let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
+                let mut dictionary = Vec::new();
+                match zip.by_name(pyc_zstd::DICTIONARY_ENTRY) {
+                    Ok(mut entry) => std::io::Read::read_to_end(&mut entry, &mut dictionary)
+                        .map_err(|e| e.to_string())?,
+                    Err(zip::result::ZipError::FileNotFound) => 0,
+                    Err(e) => return Err(e.to_string()),
+                };
+                Ok(dictionary)
+            }
         }
-        let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
-        let mut entry = zip
-            .by_name(pyc_zstd::DICTIONARY_ENTRY)
-            .map_err(|_| "the archive has no pyc dictionary".to_owned())?;
-        let mut dictionary = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut dictionary).map_err(|e| e.to_string())?;
-        Ok(dictionary)
     }
 
     fn decompress(&self, file: &std::fs::File, frame: &[u8], len: u64) -> Result<Vec<u8>, String> {
@@ -262,8 +276,9 @@ impl PycDictionary {
                 .map_err(|e| format!("its dictionary is damaged: {e}"))?;
             *decompressor = Some(made);
             crate::debug::note(&format!(
-                "pyc dictionary loaded in {:.3} ms",
-                started.elapsed().as_secs_f64() * 1000.0
+                "pyc decoder made in {:.3} ms (a dictionary of {} bytes)",
+                started.elapsed().as_secs_f64() * 1000.0,
+                dictionary.len()
             ));
         }
         decompressor
@@ -407,7 +422,8 @@ mod tests {
     }
 
     /// An archive that zipimport reads itself (no `Table`: zip64) still has
-    /// its zstd pycs decoded: the dictionary is found in its directory.
+    /// its zstd pycs decoded: the dictionary is found in its directory; one
+    /// without a dictionary decodes frames made without one.
     #[test]
     fn an_unlocated_dictionary_is_found_in_the_central_directory() {
         use std::io::Write;
@@ -441,14 +457,23 @@ mod tests {
             let pyc = unlocated.decompress(&file, &frame, samples[7].len() as u64);
             assert_eq!(pyc.expect("decoded"), samples[7]);
         }
-        let mut empty = tempfile::tempfile().expect("a temp file");
-        empty.write_all(&zip_of(&["a.pyc"]).0).expect("write");
-        let missing = PycDictionary::unlocated().decompress(&empty, &frame, 1);
-        assert!(
-            missing
-                .expect_err("no dictionary")
-                .contains("no pyc dictionary")
-        );
+        // An archive without a dictionary: its frames were made without.
+        let mut without = tempfile::tempfile().expect("a temp file");
+        without.write_all(&zip_of(&["a.pyc"]).0).expect("write");
+        let plain = pyc_zstd::Compressor::new(&[], 3)
+            .and_then(|mut compressor| compressor.compress(&samples[7]))
+            .expect("compresses");
+        let len = samples[7].len() as u64;
+        for dictionary in [PycDictionary::unlocated(), PycDictionary::at(None)] {
+            let pyc = dictionary.decompress(&without, &plain, len);
+            assert_eq!(pyc.expect("decoded"), samples[7]);
+            let needs_one = dictionary.decompress(&without, &frame, len);
+            assert!(
+                needs_one
+                    .expect_err("no dictionary")
+                    .contains("zstd data is damaged")
+            );
+        }
     }
 
     #[test]

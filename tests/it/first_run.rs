@@ -141,8 +141,8 @@ fn a_damaged_module_fails_its_checksum_instead_of_running() {
         .find(|name| name.starts_with(".python/") && name.ends_with("/textwrap.pyc"));
     assert_eq!(textwrap.is_some(), Flavor::CURRENT == Flavor::Standalone);
     // The entry point's pyc, stored; the app's other pycs and the standard
-    // library's, zstd frames of the archive's dictionary in a standalone
-    // app (stored in a system one): one flipped bit in the middle of each.
+    // library's, zstd frames (of the archive's dictionary in a standalone
+    // app): one flipped bit in the middle of each.
     let standard = textwrap.as_deref().map(|name| (name, "/textwrap.pyc"));
     for (entry, failing) in [
         ("__main__.pyc", "__main__.pyc"),
