@@ -1,14 +1,15 @@
 //! How the archive's compiled modules are compressed: each pyc on its own
 //! (zipimport reads them one by one, on every start), as a zstd frame made
 //! with a dictionary trained on the standard library's pycs, in zip entries
-//! of method 93 (zstd). The runtime reads them (`runtime::zipimport`);
-//! CPython's own zipimport never sees one.
+//! of method 93 (zstd). The runtime decodes them (`runtime::zipimport`,
+//! its `_get_data`); CPython's own zipimport never does.
 //!
 //! Why: a pyc is small, and most of its bytes (opcodes, the names every
 //! module uses, marshal's framing) are the same as in every other pyc.
 //! Deflated one by one, the standard library's 10.4 MB of pycs are 4.1 MB;
-//! with a 112 KiB dictionary, 3.3 MB plus the dictionary; and a zstd frame
-//! decodes several times faster than deflate. The dictionary is an entry of
+//! with a 112 KiB dictionary, 3.3 MB plus the dictionary; and decoding a
+//! frame takes fewer instructions than inflating (an app importing 13
+//! standard modules starts in 8 % fewer). The dictionary is an entry of
 //! the archive (`DICTIONARY_ENTRY`, stored); a frame names it by its id, so
 //! that a zstd decoder given the wrong dictionary fails instead of decoding
 //! garbage, and carries its content size (the zip's CRC-32 checks the

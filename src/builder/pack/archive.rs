@@ -214,9 +214,9 @@ fn compress_app_pycs(
             _ => None,
         })
         .collect();
-    let files: Vec<(&String, &SourceFile, u16)> = taken
+    let files: Vec<(&str, &SourceFile, u16)> = taken
         .iter()
-        .map(|(name, source)| (name, source, pyc_zstd::METHOD))
+        .map(|(name, source)| (name.as_str(), source, pyc_zstd::METHOD))
         .collect();
     let pycs = Pycs {
         dictionary: &dictionary,
@@ -446,10 +446,8 @@ fn copy_archived<W: Write + Seek>(
     for index in 0..source.len() {
         hasher
             .zip_entry_at(&mut source, index, pycs)
-            .map_err(|damage| Error::Io {
-                op: "read",
-                path: from.to_owned(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, damage),
+            .map_err(|damage| {
+                io("read", from)(std::io::Error::new(std::io::ErrorKind::InvalidData, damage))
             })?;
         let entry = source.by_index_raw(index).map_err(&unreadable)?;
         zip.raw_copy_file(entry).map_err(zip_error(zip_path))?;

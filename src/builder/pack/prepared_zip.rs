@@ -33,11 +33,11 @@ pub struct Pycs<'a> {
 /// at level 9, or a zstd frame of `pycs`), in parallel, each a step of
 /// `phase`; in the order given.
 pub fn compress(
-    files: &[(&String, &SourceFile, u16)],
+    files: &[(&str, &SourceFile, u16)],
     pycs: &Pycs,
     phase: &Phase,
 ) -> Result<Vec<PreparedEntry>> {
-    let chunks: Vec<&[(&String, &SourceFile, u16)]> = files.chunks(COMPRESSED_TOGETHER).collect();
+    let chunks: Vec<&[(&str, &SourceFile, u16)]> = files.chunks(COMPRESSED_TOGETHER).collect();
     let compressed = solid::in_parallel(&chunks, |chunk| {
         let mut zstd = None;
         chunk
@@ -74,7 +74,7 @@ pub fn compress(
                 };
                 phase.step();
                 Ok(PreparedEntry {
-                    name: name.clone(),
+                    name: name.to_owned(),
                     mode: if source.executable { 0o755 } else { 0o644 },
                     method,
                     crc: crc32fast::hash(&bytes),

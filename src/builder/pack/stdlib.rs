@@ -572,9 +572,15 @@ fn write_unit(
     let dictionary = pyc_zstd::train(&samples)
         .map_err(|e| stdlib_error(format!("cannot train the pyc dictionary: {e}")))?;
     drop(samples);
-    let files: Vec<(&String, &SourceFile, u16)> = files
+    let files: Vec<(&str, &SourceFile, u16)> = files
         .iter()
-        .map(|(name, source)| (name, source, compression_of(name, &reading_own_files)))
+        .map(|(name, source)| {
+            (
+                name.as_str(),
+                source,
+                compression_of(name, &reading_own_files),
+            )
+        })
         .collect();
     let pycs = Pycs {
         dictionary: &dictionary,
