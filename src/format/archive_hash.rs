@@ -59,17 +59,18 @@ impl ArchiveHasher {
         pycs: &mut Option<pyc_zstd::Decompressor>,
     ) -> Result<(), Damage> {
         let unreadable = |e: zip::result::ZipError| Damage::Unreadable(e.to_string());
-        let mut raw = zip.by_index_raw(index).map_err(unreadable)?;
         // Zip's method 93, `pyc_zstd::METHOD`; the zip crate, built
-        // without zstd, calls it `Unsupported`.
-        if raw.compression() != zip::CompressionMethod::ZSTD {
-            drop(raw);
+        // without zstd, calls it `Unsupported`. (From the central
+        // directory: no entry is opened twice.)
+        let method = zip.by_index_data(index).map_err(unreadable)?.compression();
+        if method != zip::CompressionMethod::ZSTD {
             let mut entry = zip.by_index(index).map_err(unreadable)?;
             let name = entry.name().map_err(unreadable)?.into_owned();
             return self
                 .zip_entry(&name, &mut entry)
                 .map_err(|_| Damage::HashMismatch);
         }
+        let mut raw = zip.by_index_raw(index).map_err(unreadable)?;
         let (name, mode, len, crc) = (
             raw.name().map_err(unreadable)?.into_owned(),
             raw.unix_mode().unwrap_or(0) & 0o777,

@@ -17,7 +17,7 @@
 //! standard library (the system flavor's) has no dictionary: its frames
 //! are made without one, and an empty dictionary is none.
 
-use std::io;
+use std::io::{self, Read, Seek};
 
 /// The archive entry that holds the dictionary, stored.
 pub const DICTIONARY_ENTRY: &str = ".pyferry/pyc-dictionary";
@@ -36,6 +36,21 @@ pub const APP_LEVEL: i32 = 9;
 /// a little better (256 KiB: -0.07 MB) but every start that reads a
 /// compressed pyc loads the dictionary first.
 pub const DICTIONARY_LEN: usize = 112 << 10;
+
+/// The dictionary `zip` holds (an executable's archive, or the standard
+/// library's archived part); empty if it holds none: its frames were made
+/// without one. A failure to read the entry's bytes is `ZipError::Io`.
+pub fn dictionary_of<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+) -> zip::result::ZipResult<Vec<u8>> {
+    let mut dictionary = Vec::new();
+    match zip.by_name(DICTIONARY_ENTRY) {
+        Ok(mut entry) => entry.read_to_end(&mut dictionary)?,
+        Err(zip::result::ZipError::FileNotFound) => 0,
+        Err(e) => return Err(e),
+    };
+    Ok(dictionary)
+}
 
 /// A dictionary for `samples` (the standard library's pycs); the same bytes
 /// for the same samples.

@@ -250,14 +250,11 @@ impl PycDictionary {
             Location::Absent => Ok(Vec::new()),
             Location::Unlocated => {
                 let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
-                let mut dictionary = Vec::new();
-                match zip.by_name(pyc_zstd::DICTIONARY_ENTRY) {
-                    Ok(mut entry) => std::io::Read::read_to_end(&mut entry, &mut dictionary)
-                        .map_err(|e| e.to_string())?,
-                    Err(zip::result::ZipError::FileNotFound) => 0,
-                    Err(e) => return Err(e.to_string()),
-                };
-                Ok(dictionary)
+                pyc_zstd::dictionary_of(&mut zip).map_err(|e| match e {
+                    // Reading its bytes failed: what `read_to_end` said.
+                    zip::result::ZipError::Io(e) => e.to_string(),
+                    e => e.to_string(),
+                })
             }
         }
     }

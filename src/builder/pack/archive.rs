@@ -186,7 +186,7 @@ fn compress_app_pycs(
     writing: &Writing,
 ) -> Result<Option<CompressedPycs>> {
     let dictionary = match stdlib {
-        Some(parts) => pyc_dictionary(parts)?.unwrap_or_default(),
+        Some(parts) => pyc_dictionary(parts)?,
         None => Vec::new(),
     };
     let mut every_start = vec![format!("{BOOTSTRAP_MODULE}.pyc")];
@@ -234,20 +234,14 @@ struct CompressedPycs {
     dictionary: Vec<u8>,
 }
 
-/// The pyc dictionary of the standard library's archived part, if it
-/// has one.
-fn pyc_dictionary(parts: &StdlibParts) -> Result<Option<Vec<u8>>> {
-    let mut zip = open_zip(&parts.archived)?;
-    let mut entry = match zip.by_name(pyc_zstd::DICTIONARY_ENTRY) {
-        Ok(entry) => entry,
-        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-        Err(e) => return Err(zip_read_error(&parts.archived)(e)),
-    };
-    let mut dictionary = Vec::new();
-    entry
-        .read_to_end(&mut dictionary)
-        .map_err(io("read", &parts.archived))?;
-    Ok(Some(dictionary))
+/// The pyc dictionary of the standard library's archived part (empty if
+/// it has none).
+fn pyc_dictionary(parts: &StdlibParts) -> Result<Vec<u8>> {
+    let path = &parts.archived;
+    pyc_zstd::dictionary_of(&mut open_zip(path)?).map_err(|e| match e {
+        zip::result::ZipError::Io(e) => io("read", path)(e),
+        e => zip_read_error(path)(e),
+    })
 }
 
 /// Makes the zip's offsets relative to its own first byte, as if it were a

@@ -47,8 +47,9 @@ pub fn compress(
                 let compress_error = |e: std::io::Error| Error::Pack {
                     reason: Reason(format!("cannot compress `{}`: {e}", source.path.display())),
                 };
+                let (crc, size) = (crc32fast::hash(&bytes), bytes.len() as u64);
                 let data = match method {
-                    STORED => bytes.clone(),
+                    STORED => bytes,
                     DEFLATED => {
                         let level = flate2::Compression::best();
                         let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), level);
@@ -77,8 +78,8 @@ pub fn compress(
                     name: name.to_owned(),
                     mode: if source.executable { 0o755 } else { 0o644 },
                     method,
-                    crc: crc32fast::hash(&bytes),
-                    size: bytes.len() as u64,
+                    crc,
+                    size,
                     data,
                 })
             })

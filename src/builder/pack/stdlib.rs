@@ -380,11 +380,11 @@ pub fn cut_to_reach(
     for path in [&parts.archived, &parts.extracted] {
         let mut zip = archive::open_zip(path)?;
         for index in 0..zip.len() {
-            // Raw: the archived part's pycs are zstd frames that the zip
-            // crate does not decode (`pyc_zstd`); only sources and native
-            // code, in the extracted part, are read.
+            // From the central directory: the archived part's pycs are zstd
+            // frames that the zip crate does not decode (`pyc_zstd`); only
+            // sources and native code, in the extracted part, are read.
             let name = zip
-                .by_index_raw(index)
+                .by_index_data(index)
                 .and_then(|entry| entry.name().map(|name| name.into_owned()))
                 .map_err(archive::zip_read_error(path))?;
             let Some((module, is_package)) = owner(&name)
@@ -563,15 +563,6 @@ fn write_unit(
 ) -> Result<()> {
     let names: Vec<String> = files.keys().cloned().collect();
     let reading_own_files = packages_reading_their_files(&names);
-    let read = |source: &SourceFile| fs::read(&source.path).map_err(io("read", &source.path));
-    let samples: Vec<Vec<u8>> = files
-        .iter()
-        .filter(|(name, _)| compression_of(name, &reading_own_files) == pyc_zstd::METHOD)
-        .map(|(_, source)| read(source))
-        .collect::<Result<_>>()?;
-    let dictionary = pyc_zstd::train(&samples)
-        .map_err(|e| stdlib_error(format!("cannot train the pyc dictionary: {e}")))?;
-    drop(samples);
     let files: Vec<(&str, &SourceFile, u16)> = files
         .iter()
         .map(|(name, source)| {
@@ -582,6 +573,14 @@ fn write_unit(
             )
         })
         .collect();
+    let samples: Vec<Vec<u8>> = files
+        .iter()
+        .filter(|(_, _, method)| *method == pyc_zstd::METHOD)
+        .map(|(_, source, _)| fs::read(&source.path).map_err(io("read", &source.path)))
+        .collect::<Result<_>>()?;
+    let dictionary = pyc_zstd::train(&samples)
+        .map_err(|e| stdlib_error(format!("cannot train the pyc dictionary: {e}")))?;
+    drop(samples);
     let pycs = Pycs {
         dictionary: &dictionary,
         level: pyc_zstd::SHARED_LEVEL,
