@@ -33,8 +33,9 @@ impl Phases {
     }
 }
 
-/// A free-form debug line.
-pub fn note(text: &str) {
+/// A free-form debug line, formatted only when it is printed: the notes of
+/// a start (timings) must not cost the start that prints none.
+pub fn note(text: std::fmt::Arguments<'_>) {
     if enabled() {
         eprintln!("pyferry[debug]: {text}");
     }

@@ -257,7 +257,7 @@ fn system_version(manifest: &Manifest) -> Option<PathBuf> {
         && trusted(&dir)
         && check_ancestors(root, 0).is_ok();
     if !usable {
-        crate::debug::note(&format!(
+        crate::debug::note(format_args!(
             "ignoring the system copy in {}: not root's alone, writable by others, or another \
              version",
             dir.display()
@@ -504,7 +504,7 @@ fn extract_version(
         });
     match result {
         Ok(extracted) => {
-            crate::debug::note(&format!(
+            crate::debug::note(format_args!(
                 "extracted {} files ({} bytes) to {} in {:.1} ms",
                 extracted.files,
                 extracted.bytes,
@@ -563,14 +563,14 @@ fn link_shared_stdlib(
             None => Err("the archive has no native part".into()),
         });
     if let Err(why) = verified {
-        crate::debug::note(&format!(
+        crate::debug::note(format_args!(
             "not sharing the standard library of {}: {why}",
             donor.display()
         ));
         let _ = remove_tree(&temp.join(unit));
         return false;
     }
-    crate::debug::note(&format!(
+    crate::debug::note(format_args!(
         "linked the standard library from {} in {:.1} ms",
         donor.display(),
         started.elapsed().as_secs_f64() * 1000.0
@@ -720,9 +720,9 @@ fn prune_other_versions(root: &Path, manifest: &Manifest) {
     };
     for key in keys.iter().filter(|key| **key != ours) {
         match prune_version(root, key) {
-            Ok(true) => crate::debug::note(&format!("pruned the unused version {key}")),
-            Ok(false) => crate::debug::note(&format!("kept {key}: in use")),
-            Err(e) => crate::debug::note(&format!("cannot prune {key}: {e}")),
+            Ok(true) => crate::debug::note(format_args!("pruned the unused version {key}")),
+            Ok(false) => crate::debug::note(format_args!("kept {key}: in use")),
+            Err(e) => crate::debug::note(format_args!("cannot prune {key}: {e}")),
         }
     }
 }

@@ -27,7 +27,7 @@ pub const VERIFIED_DIR: &str = ".pyferry-verified";
 pub fn archive(payload: &Payload) -> Result<(), Damage> {
     let started = std::time::Instant::now();
     let verified = hash_again(payload);
-    crate::debug::note(&format!(
+    crate::debug::note(format_args!(
         "verified this copy's archive in {:.1} ms",
         started.elapsed().as_secs_f64() * 1000.0
     ));

@@ -272,7 +272,7 @@ impl PycDictionary {
             let made = pyc_zstd::Decompressor::new(&dictionary)
                 .map_err(|e| format!("its dictionary is damaged: {e}"))?;
             *decompressor = Some(made);
-            crate::debug::note(&format!(
+            crate::debug::note(format_args!(
                 "pyc decoder made in {:.3} ms (a dictionary of {} bytes)",
                 started.elapsed().as_secs_f64() * 1000.0,
                 dictionary.len()

@@ -24,7 +24,7 @@ pub fn dir() -> Option<PathBuf> {
     let uid = rustix::process::geteuid().as_raw();
     let private = meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0;
     if !private {
-        crate::debug::note(&format!(
+        crate::debug::note(format_args!(
             "not caching in {}: not a private directory of ours",
             dir.display()
         ));

@@ -341,7 +341,9 @@ fn stdlib_for_the_app(
     if keep.len() == asked.len() {
         return Ok(gathered);
     }
-    crate::debug::note("the app imports tkinter: the standard library is gathered with it");
+    crate::debug::note(format_args!(
+        "the app imports tkinter: the standard library is gathered with it"
+    ));
     gathered.remove()?;
     stdlib::prepare(gathering, &keep)
 }
@@ -552,7 +554,7 @@ fn bare_runtime() -> Result<Vec<u8>> {
     let runtime = match std::fs::read(&path) {
         Ok(runtime) => runtime,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            crate::debug::note(&format!(
+            crate::debug::note(format_args!(
                 "no {}: apps are written on pyferry itself",
                 path.display()
             ));

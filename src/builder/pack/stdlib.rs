@@ -218,7 +218,7 @@ pub fn prepare(gathering: &Gathering, keep: &[String]) -> Result<StdlibParts> {
         .map(|dir| dir.join(format!("stdlib-{key}.zip")))
         .filter(|cached| fs::hard_link(cached, &built).is_ok() || fs::copy(cached, &built).is_ok())
     {
-        crate::debug::note(&format!("standard library from {}", cached.display()));
+        crate::debug::note(format_args!("standard library from {}", cached.display()));
         return split(&built, work_dir);
     }
 
@@ -843,7 +843,10 @@ fn materialize(
     // compileall, leave out what does not compile (nothing can import it).
     let phase = progress.counted("compiling the standard library", jobs.len());
     for failure in python.compile(&jobs, &phase)? {
-        crate::debug::note(&format!("left out `{}`: it does not compile", failure.file));
+        crate::debug::note(format_args!(
+            "left out `{}`: it does not compile",
+            failure.file
+        ));
         failed.insert(format!("{stdlib}/{}", failure.file));
     }
     files.retain(|name, source| !failed.contains(name) && source.path.is_file());

@@ -158,7 +158,7 @@ pub unsafe fn import(table: &Table, file: &File) {
     // SAFETY: per this function's contract.
     let imported = unsafe { import_code(&table.path(row), &code) };
     match imported {
-        true => crate::debug::note("bootstrap: imported from its compiled code"),
+        true => crate::debug::note(format_args!("bootstrap: imported from its compiled code")),
         // SAFETY: the GIL is held; an exception, if one is set, goes.
         false => unsafe { py::PyErr_Clear() },
     }

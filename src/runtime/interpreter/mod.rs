@@ -729,7 +729,7 @@ fn set_environment(name: &str, value: &str) {
     let single_threaded = std::fs::metadata("/proc/self/task")
         .is_ok_and(|task| std::os::unix::fs::MetadataExt::nlink(&task) == 3);
     if !single_threaded {
-        crate::debug::note(&format!(
+        crate::debug::note(format_args!(
             "not setting {name}: this process may have other threads"
         ));
         return;
