@@ -31,12 +31,23 @@ DESTDIR ?=
 PYFERRY := $(TARGET_DIR)/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build kit wheel run test test-tools test-flavor test-compat test-cpython fuzz test-matrix fmt-check clippy install bench bench-rivals clean
+.PHONY: all build bolt-tools kit wheel run test test-tools test-flavor test-compat test-cpython fuzz test-matrix fmt-check clippy install bench bench-rivals clean
 
 all: build
 
-build:
+# The standalone runtime is then laid out again by how apps use it
+# (tools/bolt-runtime: LLVM's BOLT, from Debian's bolt-16 when missing).
+BOLT_PACKAGE := bolt-16
+build: bolt-tools
 	$(CARGO) build --release --locked
+	tools/bolt-runtime $(TARGET_DIR)
+
+bolt-tools:
+ifeq ($(FLAVOR),standalone)
+	@command -v llvm-bolt >/dev/null || ls /usr/lib/llvm-*/bin/llvm-bolt >/dev/null 2>&1 || { \
+	    echo "installing $(BOLT_PACKAGE)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BOLT_PACKAGE); }
+endif
 
 run: build
 	$(PYFERRY) pack -o $(SAMPLE) payload
@@ -117,10 +128,12 @@ clippy:
 # FLAVOR: standalone links each version's static libpython and carries its
 # standard library), each in its own target dir.
 MATRIX ?= 3.10 3.12 3.13
-test-matrix:
+test-matrix: bolt-tools
 	set -e; for version in $(MATRIX); do \
 	    python=$$(ls -d $(PYENV_ROOT)/versions/$$version.*/bin/python$$version | tail -1); \
 	    echo "=== CPython $$version: $$python"; \
+	    PYO3_PYTHON=$$python CARGO_TARGET_DIR=target/matrix-$$version $(CARGO) build --release --locked; \
+	    PYO3_PYTHON=$$python tools/bolt-runtime target/matrix-$$version; \
 	    PYO3_PYTHON=$$python CARGO_TARGET_DIR=target/matrix-$$version $(CARGO) test --release --locked; \
 	done
 

@@ -105,6 +105,29 @@ fn main() {
     // every start, which leaves 0.9 MB of relocations out of every app and
     // those pages clean.
     println!("cargo:rustc-link-arg-bins=-no-pie");
+    // The build that `tools/bolt-runtime` lays out again (the `bolt-input`
+    // profile): BOLT moves code only where the link kept its relocations.
+    // Without unwind tables: BOLT would write them anew and keep the old
+    // ones too (0.9 MB in every app), and nothing in a running app needs
+    // them. panic = "abort" never unwinds; CPython's C does not take C++
+    // exceptions through its frames; glibc ends a `pthread_exit` at the
+    // first frame without them ("end of unwind data"), which is where it
+    // ends it anyway, the thread's start.
+    println!("cargo:rerun-if-env-changed=PYFERRY_LINK_FOR_BOLT");
+    if env::var_os("PYFERRY_LINK_FOR_BOLT").is_some() {
+        let out_dir = env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+        let script = Path::new(&out_dir).join("no-unwind-tables.ld");
+        fs::write(
+            &script,
+            "SECTIONS { /DISCARD/ : { *(.eh_frame) } } INSERT AFTER .text;\n",
+        )
+        .expect("write a linker script to OUT_DIR");
+        println!("cargo:rustc-link-arg-bin=pyferry-runtime=-Wl,--emit-relocs");
+        println!(
+            "cargo:rustc-link-arg-bin=pyferry-runtime=-Wl,-T,{}",
+            script.display()
+        );
+    }
 
     let out = format!(
         "/// `major.minor` of the CPython this runtime embeds.

@@ -332,3 +332,29 @@ fn apps_are_written_on_the_bare_runtime_of_the_same_build() {
     );
     assert!(!cx.path().join("on-stranger").exists());
 }
+
+/// The standalone runtime apps are written on is the one `make build` laid
+/// out by how apps use it (`tools/bolt-runtime`: BOLT keeps the code it
+/// moved from as `.bolt.org.text`), with no unwind tables. After an edit,
+/// `cargo test` links a plain runtime again, which is not what users get:
+/// `make build` first.
+#[cfg(pyferry_flavor = "standalone")]
+#[test]
+fn the_standalone_runtime_is_laid_out_by_its_profile() {
+    let runtime = env!("CARGO_BIN_EXE_pyferry-runtime");
+    let headers = success(
+        &std::process::Command::new("readelf")
+            .args(["-SW", runtime])
+            .output()
+            .expect("readelf (binutils)"),
+    );
+    let sections: Vec<&str> = headers
+        .lines()
+        .filter_map(|line| line.split_whitespace().find(|word| word.starts_with('.')))
+        .collect();
+    assert!(
+        sections.contains(&".bolt.org.text"),
+        "{runtime} is not laid out by tools/bolt-runtime (build with `make build`): {sections:?}"
+    );
+    assert!(!sections.contains(&".eh_frame"), "{sections:?}");
+}
