@@ -36,15 +36,15 @@ SAMPLE := target/wordstats
 all: build
 
 # The standalone runtime is then laid out again by how apps use it
-# (tools/bolt-runtime: LLVM's BOLT, from Debian's bolt-16 when missing).
-BOLT_PACKAGE := bolt-16
+# (tools/bolt-runtime: LLVM's BOLT, from Debian's bolt-19 when missing).
+BOLT_PACKAGE := bolt-19
 build: bolt-tools
 	$(CARGO) build --release --locked
 	tools/bolt-runtime $(TARGET_DIR)
 
 bolt-tools:
 ifeq ($(FLAVOR),standalone)
-	@command -v llvm-bolt >/dev/null || ls /usr/lib/llvm-*/bin/llvm-bolt >/dev/null 2>&1 || { \
+	@command -v llvm-bolt >/dev/null || test -x /usr/lib/llvm-19/bin/llvm-bolt || { \
 	    echo "installing $(BOLT_PACKAGE)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BOLT_PACKAGE); }
 endif
