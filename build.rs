@@ -109,10 +109,12 @@ fn main() {
     // profile): BOLT moves code only where the link kept its relocations.
     // Without unwind tables: BOLT would write them anew and keep the old
     // ones too (0.9 MB in every app), and nothing in a running app needs
-    // them. panic = "abort" never unwinds; CPython's C does not take C++
-    // exceptions through its frames; glibc ends a `pthread_exit` at the
-    // first frame without them ("end of unwind data"), which is where it
-    // ends it anyway, the thread's start.
+    // them: panic = "abort" never unwinds; CPython's C does not take C++
+    // exceptions through its frames; glibc's `pthread_exit` unwinds to the
+    // first frame without them ("end of unwind data") and jumps from there
+    // to the thread's start, as it would past C frames, which have no
+    // cleanups to run. A debugger's backtrace through the runtime's own
+    // frames is what they cost.
     println!("cargo:rerun-if-env-changed=PYFERRY_LINK_FOR_BOLT");
     if env::var_os("PYFERRY_LINK_FOR_BOLT").is_some() {
         let out_dir = env::var("OUT_DIR").expect("cargo sets OUT_DIR");
