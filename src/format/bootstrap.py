@@ -37,7 +37,8 @@ def main(app, module, function, log, stdlib_dir, archived_stdlib, qt_platforms, 
 
     def excepthook(exc_type, exc, tb):
         # Start the traceback at the app's code, as `python -m` shows it.
-        while tb is not None and tb.tb_frame.f_code.co_filename in own_frames:
+        while isinstance(exc, BaseException) and tb is not None \
+                and tb.tb_frame.f_code.co_filename in own_frames:
             tb = tb.tb_next
         text = _show_traceback(exc_type, exc, tb)
         if text is not None and exc_type is not KeyboardInterrupt:
@@ -91,17 +92,25 @@ def _show_traceback(exc_type, exc, tb):
     # What CPython's own hook prints, with source lines from the archive:
     # the C hook reads them from files only, linecache asks the zip
     # importer. Returns the text, or None if the C hook printed it.
+    stderr = sys.stderr  # kept, as the C hook keeps it (bpo-43660)
+    if not isinstance(exc, BaseException):
+        # A call that is not an exception: the C hook says so (TypeError).
+        sys.__excepthook__(exc_type, exc, tb)
+        return None
     try:
         import traceback
     except BaseException:
         sys.__excepthook__(exc_type, exc, tb)
         text = None
     else:
-        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        text = "".join(traceback.format_exception(exc_type, exc, tb, limit=_traceback_limit()))
         text += _missing_library_hint(exc)
-        if sys.stderr is not None:  # None when fd 2 is closed
-            sys.stderr.write(text)
-            sys.stderr.flush()
+        if stderr is not None:  # None when fd 2 is closed
+            stderr.write(text)
+            try:
+                stderr.flush()
+            except Exception:
+                pass  # The C hook ignores a file that cannot flush.
     if exc_type is KeyboardInterrupt:
         # CPython dies by SIGINT after an unhandled KeyboardInterrupt,
         # remembered in a flag that any exec() of a string resets (and
@@ -111,6 +120,16 @@ def _show_traceback(exc_type, exc, tb):
         except KeyboardInterrupt:
             pass
     return text
+
+
+def _traceback_limit():
+    # `sys.tracebacklimit` as the C hook reads it: the last N entries (N
+    # clamped to a C long), and none at all for N <= 0 (the traceback
+    # module's own reading of it keeps the first N).
+    limit = getattr(sys, "tracebacklimit", None)
+    if not isinstance(limit, int):
+        return None
+    return -min(limit, sys.maxsize) if limit > 0 else 0
 
 
 def _log_failure(log, what, text):

@@ -225,6 +225,52 @@ fn exit_paths_match_python() {
     assert!(stderr(&packed).ends_with("BrokenPipeError: [Errno 32] Broken pipe\n"));
 }
 
+/// The hook that prints an uncaught exception (the runtime's, which finds
+/// source lines in the archive) does what python's does: it keeps the last
+/// `sys.tracebacklimit` entries, reports a call that passes no exception,
+/// and keeps the stderr it started with.
+#[test]
+fn uncaught_exceptions_print_as_pythons_hook_prints_them() {
+    let cx = TestContext::new();
+    let script = "import sys\n\
+        mode = sys.argv[1]\n\
+        def f1(): 1/0\n\
+        def f2(): f1()\n\
+        def f3(): f2()\n\
+        if mode == 'misuse':\n    sys.excepthook(1, '1', 1)\n    print('after')\n\
+        elif mode == 'lost-stderr':\n\
+        \x20   class Gone:\n\
+        \x20       def write(self, text): sys.stderr = None\n\
+        \x20   sys.stderr = Gone()\n    f3()\n\
+        else:\n    sys.tracebacklimit = int(mode)\n    f3()\n";
+    let app = cx.write_tree("app", &[("__main__.py", script)]);
+    let main = app.join("__main__.py");
+    let exe = cx.pack("hook", &[app.to_str().expect("utf-8")]);
+    // The script's path differs (the archive's, the directory's).
+    let file = regex::Regex::new(r#"File "[^"]*""#).expect("regex");
+    let shown =
+        |output: &std::process::Output| file.replace_all(&stderr(output), "File F").into_owned();
+    for mode in [
+        "2",
+        "0",
+        "-1",
+        &(1u128 << 100).to_string(),
+        "misuse",
+        "lost-stderr",
+    ] {
+        let packed = cx.run(&exe, &[mode]);
+        let python = cx.python(&[main.to_str().expect("utf-8"), mode]);
+        assert_eq!(
+            packed.status.code(),
+            python.status.code(),
+            "{mode}: {}",
+            describe(&packed)
+        );
+        assert_eq!(stdout(&packed), stdout(&python), "{mode}");
+        assert_eq!(shown(&packed), shown(&python), "{mode}");
+    }
+}
+
 /// A fatal signal kills the packed app as it kills python, raised by the
 /// app or re-raised by faulthandler after its report: no handler of the
 /// runtime's own turns a crash into a success.
