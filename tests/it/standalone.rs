@@ -524,6 +524,24 @@ fn a_minimal_standard_library_runs_apps_as_python_does() {
              with multiprocessing.get_context('spawn').Pool(2) as pool:\n        \
              print(pool.map(square, range(4)))\n",
         ),
+        // Modules imported by name, not by an import line: dbm's backends
+        // and xml.sax's parser (names in the standard library's text), a
+        // handler class given to logging.config and a module to
+        // import_module (in the app's), what breakpoint(), help() and
+        // time.strptime import.
+        (
+            "by-name",
+            "import dbm, importlib, importlib.util, logging.config, os, sys, tempfile, time, xml.sax\n\
+             path = os.path.join(tempfile.mkdtemp(), 'db')\n\
+             with dbm.open(path, 'c') as db:\n    db[b'k'] = b'v'\n\
+             print(dbm.whichdb(path), type(xml.sax.make_parser()).__module__)\n\
+             handler = {'class': 'logging.handlers.MemoryHandler', 'capacity': 1}\n\
+             logging.config.dictConfig({'version': 1, 'handlers': {'h': handler}, 'root': {'handlers': ['h']}})\n\
+             print(type(logging.getLogger().handlers[0]).__name__)\n\
+             print(importlib.import_module('csv').__name__, time.strptime('2020', '%Y').tm_year)\n\
+             if len(sys.argv) > 9:\n    breakpoint()\n    help(len)\n\
+             print([importlib.util.find_spec(name) is not None for name in ('pdb', 'pydoc')])\n",
+        ),
     ];
     for (name, source) in apps {
         let app = cx.write_tree(name, &[("__main__.py", source)]);
@@ -551,8 +569,9 @@ fn a_minimal_standard_library_runs_apps_as_python_does() {
         // None of these apps reaches curses.
         assert!(left_out.contains(" curses,"), "{left_out}");
         if name == "hello" {
-            assert!(left_out.contains(" sqlite3,"), "{left_out}");
-            assert!(left_out.contains(" hashlib,"), "{left_out}");
+            for module in [" sqlite3,", " hashlib,", " pdb,", " pydoc,", " dbm,"] {
+                assert!(left_out.contains(module), "{module}: {left_out}");
+            }
         }
     }
     // A standard module as the entry point runs as a script: what its

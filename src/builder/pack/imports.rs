@@ -158,6 +158,109 @@ fn imports_of_lines(lines: &[&str], package: &[&str], skip_script_code: bool) ->
     imports
 }
 
+/// The modules `source` may import without an `import` line
+/// (`names_in_code`, line by line): what `--stdlib minimal` keeps besides
+/// what `module_imports` finds. In the app's own code (`is_app_code`) every
+/// line counts: a docstring's `help(x)` or `'os.path'` costs a kept module
+/// at worst. In the standard library's, calls of builtins do not count (its
+/// docstrings have many: `help(dir)`), and text names modules only in code
+/// that imports by computed names (`dbm`, `xml.sax`, `pickle`), or
+/// `_compat_pickle`'s table of old names would keep half of it.
+pub(super) fn names_in_text(source: &str, is_app_code: bool) -> Vec<String> {
+    let literals =
+        is_app_code || source.contains("__import__(") || source.contains("import_module(");
+    source
+        .lines()
+        .map(str::trim_start)
+        .filter(|code| !code.starts_with('#'))
+        .flat_map(|code| names_in_code(code, literals, is_app_code))
+        .collect()
+}
+
+/// Builtins whose call makes the interpreter import a module by name:
+/// `breakpoint()` runs `sys.breakpointhook`, which imports pdb; `help()`
+/// imports pydoc; `time.strptime` and `datetime.strptime` import
+/// `_strptime` from C code, whose strings are not read.
+const IMPORTED_BY_A_CALL: &[(&str, &str)] = &[
+    ("breakpoint", "pdb"),
+    ("help", "pydoc"),
+    ("strptime", "_strptime"),
+];
+
+/// The modules a line of code may import without an `import` line: a
+/// string literal that is a dotted name (`"dbm.gnu"`, which `dbm` gives to
+/// `__import__`, `"logging.handlers.MemoryHandler"` for `logging.config`)
+/// names the module and each one above it; a literal given straight to
+/// `import_module` or `__import__` names its module; a call of one of
+/// `IMPORTED_BY_A_CALL` names what the interpreter imports for it. Names
+/// that are no standard module are ignored by the cut, so a string that
+/// only looks like one (`"example.com"`) keeps nothing.
+fn names_in_code(code: &str, literals: bool, calls_of_builtins: bool) -> Vec<String> {
+    let mut names = Vec::new();
+    if literals {
+        names.extend(names_in_literals(code));
+    }
+    if calls_of_builtins {
+        names.extend(IMPORTED_BY_A_CALL.iter().filter_map(|(builtin, module)| {
+            let called = code.match_indices(builtin).any(|(start, _)| {
+                let before = code[..start].chars().next_back();
+                let after = code[start + builtin.len()..].trim_start();
+                let follows_name = before.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                // `.strptime(` is a method of time and datetime; the others
+                // are builtins, not methods (`parser.print_help(`, `x.help(`).
+                let is_method = before == Some('.') && *builtin != "strptime";
+                !follows_name && !is_method && after.starts_with('(')
+            });
+            called.then(|| (*module).to_owned())
+        }));
+    }
+    names
+}
+
+/// The string literals of `code` that name modules (`names_in_code`).
+fn names_in_literals(code: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = code.as_bytes();
+    let mut at = 0;
+    while let Some(offset) = code[at..].find(['"', '\'']) {
+        let start = at + offset;
+        let quote = bytes[start];
+        let Some(length) = code[start + 1..].find(quote as char) else {
+            break;
+        };
+        let literal = &code[start + 1..start + 1 + length];
+        at = start + length + 2;
+        if !is_dotted_name(literal) {
+            continue;
+        }
+        let before = code[..start].trim_end();
+        let given_to_import = ["import_module(", "__import__("]
+            .iter()
+            .any(|call| before.ends_with(call));
+        if literal.contains('.') || given_to_import {
+            let mut parts = literal.split('.');
+            let mut name = parts.next().unwrap_or_default().to_owned();
+            names.push(name.clone());
+            for part in parts {
+                name = format!("{name}.{part}");
+                names.push(name.clone());
+            }
+        }
+    }
+    names
+}
+
+/// `a`, `a.b_c.d`: identifiers joined by dots.
+fn is_dotted_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.split('.').all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+        })
+}
+
 /// What importing `names` from `module` names: `module.NAME` for each (a
 /// submodule, if one exists by that name), then `module`.
 fn named<'a>(module: &'a str, names: &'a [String]) -> impl Iterator<Item = String> + 'a {
@@ -353,5 +456,45 @@ mod tests {
         let source = "try:\n    import ujson as json\nexcept ImportError:\n    import json\n";
         let all = module_imports(source, None, false, false).all();
         assert_eq!(all, ["ujson", "json"]);
+    }
+
+    #[test]
+    fn names_given_to_the_interpreter_as_text_are_imports() {
+        let names = |source: &str| names_in_text(source, true);
+        // dbm's backends, logging.config's classes.
+        assert_eq!(
+            names("_names = ['dbm.gnu', \"dbm.dumb\"]\n"),
+            ["dbm", "dbm.gnu", "dbm", "dbm.dumb"]
+        );
+        assert_eq!(
+            names("c = {'class': 'logging.handlers.MemoryHandler'}\n"),
+            [
+                "logging",
+                "logging.handlers",
+                "logging.handlers.MemoryHandler"
+            ]
+        );
+        // A plain word is a module only when given to an import call.
+        assert!(names("x = {'json': 1, 'a b.c': 2, '1.5': 3}\n").is_empty());
+        assert_eq!(names("importlib.import_module( 'csv')\n"), ["csv"]);
+        assert_eq!(names("m = __import__(\"pickle\")\n"), ["pickle"]);
+        // Builtins that import, called; not methods or other names.
+        assert_eq!(names("    breakpoint()\n"), ["pdb"]);
+        assert_eq!(names("help (len)\n"), ["pydoc"]);
+        assert_eq!(names("time.strptime(s, f)\n"), ["_strptime"]);
+        assert!(names("parser.print_help()\nx.help()\nadd(help='h')\n").is_empty());
+        assert!(names("# help(x)\n").is_empty());
+        // The standard library's: calls of builtins are not counted, and
+        // text names modules only where the code imports by computed names.
+        assert!(names_in_text("    help(x)\n", false).is_empty());
+        assert!(names_in_text("_map = {'Queue': 'http.client'}\n", false).is_empty());
+        assert_eq!(
+            names_in_text("_names = ['dbm.gnu']\nm = __import__(_names[0])\n", false),
+            ["dbm", "dbm.gnu"]
+        );
+        assert_eq!(
+            names_in_text("def f(): return importlib.import_module('csv')\n", false),
+            ["csv"]
+        );
     }
 }

@@ -16,7 +16,7 @@
 //! The result, a zip, is cached between packs (`prepare`).
 
 use super::archive::{self, StdlibParts};
-use super::imports::{Imports, module_imports, strings_of};
+use super::imports::{Imports, module_imports, names_in_text, strings_of};
 use super::prepared_zip::{self, PreparedEntry, Pycs};
 use super::python::{BuildPython, CompileJob};
 use super::tree::{SourceFile, Tree};
@@ -121,7 +121,9 @@ pub fn parts_imported(tree: &Tree) -> Result<BTreeSet<&'static str>> {
 }
 
 /// Every module the app's code names: in `import` and `from` lines of
-/// its sources (anywhere, lazy imports in functions included), and, for
+/// its sources (anywhere, lazy imports in functions included), in their
+/// text (`names_in_text`: `"logging.handlers.MemoryHandler"`,
+/// `breakpoint()`), and, for
 /// its native code, among the strings of its shared objects (an extension
 /// module imports by name, `PyImport_ImportModule("pickle")`). Dotted
 /// (`xml.etree.ElementTree`), and with each name a `from` line imports
@@ -134,6 +136,7 @@ pub fn names_reached(tree: &Tree) -> Result<BTreeSet<String>> {
             // The app's own script code is what runs: nothing skipped.
             let text = String::from_utf8_lossy(&source);
             names.extend(module_imports(&text, None, false, false).all());
+            names.extend(names_in_text(&text, true));
         } else if name.ends_with(".so") || name.contains(".so.") {
             let image = fs::read(&file.path).map_err(io("read", &file.path))?;
             names.extend(strings_of(&image));
@@ -319,6 +322,8 @@ pub fn extracted_modules(parts: &StdlibParts) -> Result<Option<BTreeSet<String>>
 /// that `roots` (what the app names, `names_reached`) reach, and all that
 /// those name in turn: every `import` line of their sources (lazy imports
 /// in functions too, but not their script-only code: `module_imports`),
+/// the names in the text of those that import by computed names (`dbm`'s
+/// `"dbm.gnu"`: `names_in_text`),
 /// the strings of their extension modules, the packages above them, and
 /// the libraries their extension modules load. `encodings` stays whole (its
 /// codecs are imported by computed names). When in doubt, a module stays:
@@ -416,6 +421,7 @@ pub fn cut_to_reach(
                     // The entry point (`-e http.server`) runs as a script.
                     let as_script = module == run_as_script;
                     found = module_imports(&text, Some(&module), is_package, !as_script);
+                    found.names.extend(names_in_text(&text, false));
                 }
             }
             if !module.is_empty() {
