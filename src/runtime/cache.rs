@@ -8,8 +8,9 @@
 //!   lock file (held until the process exits, so that no pruner removes a
 //!   version in use) and check the marker again.
 //! - Cold start: take the exclusive lock, remove debris of killed extractors,
-//!   extract into a temporary sibling, write the marker, publish it with one
-//!   `rename`, downgrade to a shared lock, and prune older versions of the
+//!   extract into a temporary sibling while another thread verifies this
+//!   copy's archive (`verify`), write the marker, publish it with one
+//!   `rename` (a damaged copy publishes nothing), downgrade to a shared lock, and prune older versions of the
 //!   same app that no process holds. A process killed at any moment leaves
 //!   at most a temporary directory, which no run trusts.
 //!
@@ -23,6 +24,7 @@ use super::extract;
 use super::payload::Payload;
 use super::verify;
 use crate::error::{Error, Result};
+use crate::format::Damage;
 use crate::format::manifest::Manifest;
 use rustix::fs::StatVfsMountFlags;
 use std::env;
@@ -434,13 +436,55 @@ fn extract_version(
     payload: &Payload,
     audience: Audience,
 ) -> Result<(), Attempt> {
-    // A damaged copy publishes nothing under the genuine version's key.
-    verify::archive(payload).map_err(|reason| {
-        Attempt::Fatal(Error::PayloadCorrupt {
-            exe: payload.path.clone(),
-            reason,
-        })
-    })?;
+    // Verifying this copy (hashing its whole archive again) and extracting
+    // it overlap: extraction spends most of its time in the kernel, creating
+    // files. Nothing is published before the verdict, so a damaged copy
+    // publishes nothing under the genuine version's key.
+    std::thread::scope(|scope| {
+        let verdict = scope.spawn(|| verify::archive(payload));
+        let started = Instant::now();
+        let extracted = extract_into_temp(root, key, dir, payload, audience);
+        let verified = verdict
+            .join()
+            .unwrap_or_else(|_| Err(Damage::Unreadable("the verifying thread failed".into())));
+        let (temp, extracted) = extracted?;
+        let published = verified
+            .map_err(|reason| Error::PayloadCorrupt {
+                exe: payload.path.clone(),
+                reason,
+            })
+            .and(extracted)
+            .and_then(|extracted| publish(&temp, dir, payload, audience).map(|()| extracted));
+        match published {
+            Ok(extracted) => {
+                crate::debug::note(format_args!(
+                    "extracted {} files ({} bytes) to {} in {:.1} ms",
+                    extracted.files,
+                    extracted.bytes,
+                    dir.display(),
+                    started.elapsed().as_secs_f64() * 1000.0
+                ));
+                Ok(())
+            }
+            Err(error) => {
+                let _ = remove_tree(&temp);
+                Err(Attempt::Fatal(error))
+            }
+        }
+    })
+}
+
+/// Extracts the app's units into a new temporary sibling of `dir`, which
+/// no run trusts; returns it, and what was extracted. Only an unusable
+/// root fails here; an extraction's error comes with the directory, to be
+/// removed.
+fn extract_into_temp(
+    root: &Path,
+    key: &str,
+    dir: &Path,
+    payload: &Payload,
+    audience: Audience,
+) -> Result<(PathBuf, Result<extract::Extracted>), Attempt> {
     // Under the lock we are the only writer for this key: whatever else
     // carries its name is debris of a killed process.
     remove_debris(root, key).map_err(|e| Attempt::Unusable(format!("cannot clean it: {e}")))?;
@@ -452,7 +496,6 @@ fn extract_version(
         .create(&temp)
         .map_err(|e| Attempt::Unusable(format!("cannot write in it: {e}")))?;
 
-    let started = Instant::now();
     let manifest = &payload.manifest;
     #[cfg(pyferry_flavor = "standalone")]
     let linked = link_shared_stdlib(root, key, payload, &temp, audience);
@@ -465,7 +508,7 @@ fn extract_version(
         .cloned()
         .collect();
     let mut progress = extract::Progress::new(&manifest.name, io::stderr().is_terminal());
-    let result = extract::open_native(&payload.file, payload.entries)
+    let extracted = extract::open_native(&payload.file, payload.entries)
         .and_then(|native| match native {
             Some(archive) => {
                 extract::extract_units(&archive, &units, &temp, audience.dir_mode(), &mut progress)
@@ -480,44 +523,29 @@ fn extract_version(
         .map_err(|source| Error::Extract {
             dir: dir.to_owned(),
             source,
-        })
-        .and_then(|extracted| {
-            #[cfg(pyferry_flavor = "standalone")]
-            if let Some(hash) = &manifest.stdlib {
-                super::stdlib::record_identity(&temp, hash)
-                    .map_err(crate::error::io("write in", &temp))?;
-            }
-            // This copy was verified above.
-            verify::remember(&temp, &payload.file, audience.dir_mode())
-                .map_err(crate::error::io("write in", &temp))?;
-            // After a power loss right after the rename, the marker must
-            // not stand in front of files whose data never reached the disk:
-            // everything written goes to the disk first, the marker and the
-            // rename after.
-            sync_filesystem(&temp)?;
-            let marker = temp.join(MARKER);
-            fs::write(&marker, format!("{}\n", payload.manifest.hash))
-                .map_err(crate::error::io("write", &marker))?;
-            fs::rename(&temp, dir)
-                .map_err(crate::error::io("move the extracted files into", dir))?;
-            Ok(extracted)
         });
-    match result {
-        Ok(extracted) => {
-            crate::debug::note(format_args!(
-                "extracted {} files ({} bytes) to {} in {:.1} ms",
-                extracted.files,
-                extracted.bytes,
-                dir.display(),
-                started.elapsed().as_secs_f64() * 1000.0
-            ));
-            Ok(())
-        }
-        Err(error) => {
-            let _ = remove_tree(&temp);
-            Err(Attempt::Fatal(error))
-        }
+    Ok((temp, extracted))
+}
+
+/// Makes the verified, extracted `temp` the version directory `dir`: its
+/// markers, written after everything else reached the disk, then one
+/// rename.
+fn publish(temp: &Path, dir: &Path, payload: &Payload, audience: Audience) -> Result<()> {
+    #[cfg(pyferry_flavor = "standalone")]
+    if let Some(hash) = &payload.manifest.stdlib {
+        super::stdlib::record_identity(temp, hash).map_err(crate::error::io("write in", temp))?;
     }
+    // This copy was verified while it was extracted.
+    verify::remember(temp, &payload.file, audience.dir_mode())
+        .map_err(crate::error::io("write in", temp))?;
+    // After a power loss right after the rename, the marker must not stand
+    // in front of files whose data never reached the disk: everything
+    // written goes to the disk first, the marker and the rename after.
+    sync_filesystem(temp)?;
+    let marker = temp.join(MARKER);
+    fs::write(&marker, format!("{}\n", payload.manifest.hash))
+        .map_err(crate::error::io("write", &marker))?;
+    fs::rename(temp, dir).map_err(crate::error::io("move the extracted files into", dir))
 }
 
 /// Writes the data of the filesystem holding `dir` to the disk: one
@@ -555,7 +583,8 @@ fn link_shared_stdlib(
     let Some(donor) = super::stdlib::link_from(&donors, hash, temp, audience.dir_mode()) else {
         return false;
     };
-    // The donor's files must be what our own (verified) archive holds.
+    // The donor's files must be what our own archive holds (which is
+    // verified before anything is published).
     let unit = crate::format::stdlib_unit::UNIT;
     let verified =
         extract::open_native(&payload.file, payload.entries).and_then(|native| match native {

@@ -6,50 +6,17 @@
 //! `create_new`, so a duplicate name or anything already in the way is an
 //! error instead of a silent overwrite.
 
+use super::payload::Window;
 use crate::balance;
 use crate::error::Reason;
 use crate::format::{NATIVE_ARCHIVE, archive_path, end_record, solid};
 use std::collections::HashSet;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::FileExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use zip::CompressionMethod;
-
-/// A read-only view of `len` bytes of a file from `start`: the native
-/// archive's stream, read in place. It reads with `pread`, never moving the
-/// file's shared offset, so several threads read at once.
-struct Window<'a> {
-    file: &'a File,
-    start: u64,
-    len: u64,
-    position: u64,
-}
-
-impl<'a> Window<'a> {
-    fn over(file: &'a File, start: u64, len: u64) -> Window<'a> {
-        Window {
-            file,
-            start,
-            len,
-            position: 0,
-        }
-    }
-}
-
-impl Read for Window<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.len.saturating_sub(self.position);
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let read = self
-            .file
-            .read_at(&mut buf[..want], self.start + self.position)?;
-        self.position += read as u64;
-        Ok(read)
-    }
-}
 
 /// The native archive of an executable (`format::solid`): its stream, read
 /// in place, with its table of frames and its central directory decoded.
@@ -104,8 +71,9 @@ pub fn open_native(
     file: &File,
     outer_entries: Option<u64>,
 ) -> Result<Option<NativeArchive<'_>>, Reason> {
-    let mut zip =
-        zip::ZipArchive::new(file).map_err(|e| format!("the archive is unreadable: {e}"))?;
+    let len = file.metadata().map_err(unreadable)?.len();
+    let mut zip = zip::ZipArchive::new(Window::over(file, 0, len))
+        .map_err(|e| format!("the archive is unreadable: {e}"))?;
     if outer_entries.is_some_and(|count| count != zip.len() as u64) {
         return Err("the archive holds duplicate entry names".into());
     }

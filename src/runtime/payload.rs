@@ -10,6 +10,7 @@ use crate::format::manifest::Manifest;
 use crate::format::stamp::Stamp;
 use crate::format::{Damage, end_record};
 use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,54 @@ impl Payload {
             entries: self.entries,
             central_directory: self.central_directory,
         })
+    }
+}
+
+/// A read-only view of `len` bytes of a file from `start` (the native
+/// archive's stream, the whole executable), read in place. It reads with
+/// `pread`, never moving the file's shared offset, so several threads read
+/// the same file at once.
+pub struct Window<'a> {
+    file: &'a File,
+    start: u64,
+    len: u64,
+    position: u64,
+}
+
+impl<'a> Window<'a> {
+    pub fn over(file: &'a File, start: u64, len: u64) -> Window<'a> {
+        Window {
+            file,
+            start,
+            len,
+            position: 0,
+        }
+    }
+}
+
+impl Read for Window<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.position);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let read = self
+            .file
+            .read_at(&mut buf[..want], self.start + self.position)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl Seek for Window<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let position = match to {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::End(offset) => self.len.checked_add_signed(offset),
+            SeekFrom::Current(offset) => self.position.checked_add_signed(offset),
+        };
+        self.position = position.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "a seek before the start")
+        })?;
+        Ok(self.position)
     }
 }
 

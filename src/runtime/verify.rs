@@ -10,7 +10,7 @@
 //! that runs the version, which a marker file in the version directory
 //! remembers (`VERIFIED_DIR`).
 
-use super::payload::Payload;
+use super::payload::{Payload, Window};
 use crate::format::Damage;
 use crate::format::archive_hash::ArchiveHasher;
 use std::fs::{DirBuilder, File};
@@ -35,8 +35,9 @@ pub fn archive(payload: &Payload) -> Result<(), Damage> {
 }
 
 fn hash_again(payload: &Payload) -> Result<(), Damage> {
-    let mut zip =
-        zip::ZipArchive::new(&payload.file).map_err(|e| Damage::Unreadable(e.to_string()))?;
+    // Read in place, by offset: extraction reads the same file meanwhile.
+    let whole = Window::over(&payload.file, 0, payload.len);
+    let mut zip = zip::ZipArchive::new(whole).map_err(|e| Damage::Unreadable(e.to_string()))?;
     let mut hasher = ArchiveHasher::default();
     let mut pycs = None;
     for index in 0..zip.len() {

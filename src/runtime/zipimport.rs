@@ -17,7 +17,7 @@
 //! decodes the pycs pack compressed with the archive's dictionary
 //! (`format::pyc_zstd`).
 
-use super::payload::Payload;
+use super::payload::{Payload, Window};
 use crate::format::end_record::CentralDirectory;
 use crate::format::pyc_zstd;
 use std::os::unix::fs::FileExt;
@@ -249,7 +249,10 @@ impl PycDictionary {
             Location::Entry(at) => read_entry(file, at, &PycDictionary::at(None)),
             Location::Absent => Ok(Vec::new()),
             Location::Unlocated => {
-                let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
+                // By offset: other threads may read the file meanwhile.
+                let len = file.metadata().map_err(|e| e.to_string())?.len();
+                let whole = Window::over(file, 0, len);
+                let mut zip = zip::ZipArchive::new(whole).map_err(|e| e.to_string())?;
                 pyc_zstd::dictionary_of(&mut zip).map_err(|e| match e {
                     // Reading its bytes failed: what `read_to_end` said.
                     zip::result::ZipError::Io(e) => e.to_string(),
