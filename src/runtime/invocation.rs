@@ -225,18 +225,36 @@ fn is_script(path: &std::path::Path) -> bool {
 }
 
 /// Whether python's own single-letter option `letter` (`E`, `I`, `S`) is
-/// among the options that start a python command line `args`.
+/// among the options that start a python command line `args`. As python's
+/// getopt reads them: `-c` and `-m` end the options; `-W` and `-X` take
+/// the rest of their argument as their value, or the next argument
+/// (`-X faulthandler -E`), and so does `--check-hash-based-pycs`.
 pub fn has_python_option(args: &[OsString], letter: char) -> bool {
-    for arg in args {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         let Some(options) = arg.to_str().and_then(|arg| arg.strip_prefix('-')) else {
             return false;
         };
-        if options.starts_with('-') || options.is_empty() {
-            return false;
+        match options.strip_prefix('-') {
+            Some("check-hash-based-pycs") => {
+                args.next();
+                continue;
+            }
+            Some("") => return false,
+            Some(_) => continue,
+            None if options.is_empty() => return false,
+            None => {}
         }
-        for found in options.chars() {
+        for (at, found) in options.char_indices() {
             match found {
-                'c' | 'm' | 'W' | 'X' => return found == letter,
+                'c' | 'm' => return found == letter,
+                'W' | 'X' if found == letter => return true,
+                'W' | 'X' => {
+                    if options[at + 1..].is_empty() {
+                        args.next();
+                    }
+                    break;
+                }
                 _ if found == letter => return true,
                 _ => {}
             }
@@ -434,6 +452,22 @@ mod tests {
         }
         assert!(has_python_option(&args(&["-I", "-c", "x"]), 'I'));
         assert!(has_python_option(&args(&["-sE", "script.py"]), 'E'));
+        // `-X` and `-W` take a value, in the argument or the next one.
+        assert!(has_python_option(
+            &args(&["-X", "faulthandler", "-E", "-c", "1"]),
+            'E'
+        ));
+        assert!(has_python_option(
+            &args(&["-Xdev", "-W", "error", "-I"]),
+            'I'
+        ));
+        assert!(!has_python_option(&args(&["-X", "E", "-c", "1"]), 'E'));
+        assert!(!has_python_option(&args(&["-WE", "-c", "1"]), 'E'));
+        assert!(has_python_option(
+            &args(&["--check-hash-based-pycs", "never", "-S"]),
+            'S'
+        ));
+        assert!(!has_python_option(&args(&["--", "-E"]), 'E'));
         assert!(!has_python_option(&args(&["-c", "-E"]), 'E'));
         assert!(!has_python_option(&args(&["-cE"]), 'E'));
         assert!(!has_python_option(&args(&["script.py", "-E"]), 'E'));

@@ -455,6 +455,9 @@ with tempfile.TemporaryDirectory() as scratch:
         file.write("print('extra from PYTHONPATH')\n")
     child("-c", "import extra", env=dict(os.environ, PYTHONPATH=scratch))
     child("-E", "-c", "import extra", env=dict(os.environ, PYTHONPATH=scratch))
+    # Options whose value is the next argument come before the one that counts.
+    child("-X", "faulthandler", "-E", "-c", "import extra", env=dict(os.environ, PYTHONPATH=scratch))
+    child("-W", "error", "-S", "-c", "print('exit' in dir(__builtins__))")
 "#;
 
 const HELPER: &str = "def hi():\n    return 'hi'\n\nif __name__ == '__main__':\n    \
