@@ -491,6 +491,29 @@ def _load_archive_modules_once(archive, zipimport, archived_stdlib=None, stdlib_
                 locations[:] = [archived_stdlib + extracted[len(stdlib_dir) :], extracted]
             return spec
 
+        def get_source(self, fullname):
+            # A standard module's source is not in the archive (its pyc is):
+            # it is the extracted file that its code is named after, which
+            # python's loader would read (pyclbr, doctest, IDEs ask for it).
+            source = super().get_source(fullname)
+            if source is not None or self.archive != archive or stdlib_prefix is None:
+                return source
+            try:
+                name = archived_file(self, fullname)
+            except Exception:
+                name = None
+            if name is None or not name.startswith(f"{stdlib_dir}/"):
+                return None
+            deferred = _deferred
+            if deferred is not None and name.startswith(deferred.dir + "/"):
+                deferred.extract()  # Not yet written.
+            try:
+                with open(name, "rb") as file:
+                    data = file.read()
+            except OSError:
+                return None
+            return sys.modules["_frozen_importlib_external"].decode_source(data)
+
         def invalidate_caches(self):
             # Stock zipimport parses the archive's directory again (4 ms for
             # the standard library's); the executable's archive does not

@@ -386,6 +386,38 @@ fn frozen_standard_modules_have_their_files() {
     assert_eq!(success(&child), packed);
 }
 
+/// What tools that read code get from the import system, as from python:
+/// a standard module's source through its loader (pyclbr, doctest, IDEs),
+/// and among the files whose code runs (`trace`, coverage tools) no frame of
+/// the runtime's own bootstrap named like a file, which they would try to
+/// open.
+#[test]
+fn code_reading_tools_see_what_python_shows_them() {
+    let cx = TestContext::new();
+    let script = "import importlib.util, pyclbr, sys\n\
+        loader = importlib.util.find_spec('json.decoder').loader\n\
+        print(loader.get_source('json.decoder').splitlines()[0])\n\
+        print(sorted(pyclbr.readmodule('json.decoder')))\n\
+        seen = set()\n\
+        def tracer(frame, event, arg):\n    seen.add(frame.f_code.co_filename)\n\
+        sys.settrace(tracer)\n\
+        import xml.dom.minidom\n\
+        sys.settrace(None)\n\
+        print([name for name in seen if '_pyferry_boot' in name and not name.startswith('<')])\n";
+    let app = cx.write_tree("app", &[("__main__.py", script)]);
+    let exe = cx.pack("readers", &[app.to_str().expect("utf-8")]);
+    let packed = success(&cx.run(&exe, &[] as &[&str]));
+    let python = cx
+        .command(BUILD_PYTHON)
+        .args(["-I", "-S", app.join("__main__.py").to_str().expect("utf-8")])
+        .output()
+        .expect("python");
+    assert_eq!(packed, success(&python));
+    let script = app.join("__main__.py");
+    let child = cx.run_as_python(&exe, &["-I".as_ref(), "-S".as_ref(), script.as_os_str()]);
+    assert_eq!(success(&child), packed);
+}
+
 #[test]
 fn interpreter_mode_is_a_python_cli_over_the_app() {
     let cx = TestContext::new();

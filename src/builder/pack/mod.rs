@@ -764,10 +764,17 @@ fn plan_entries(
             format!("{stem}.pyc")
         };
         let target = pyc_dir.join(&pyc_name);
+        // The bootstrap is the runtime's, as importlib is python's: named
+        // like a frozen module, so that tracebacks, warnings, `trace` and
+        // coverage tools treat its frames as python treats importlib's.
+        let display = match *name == format!("{BOOTSTRAP_MODULE}.py") {
+            true => format!("<frozen {BOOTSTRAP_MODULE}>"),
+            false => name.clone(),
+        };
         jobs.push(CompileJob {
             source: source.path.clone(),
             target: target.clone(),
-            display: name.clone(),
+            display,
         });
         pycs.insert(
             pyc_name,
