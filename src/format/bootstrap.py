@@ -44,7 +44,7 @@ def main(app, module, function, log, stdlib_dir, archived_stdlib, qt_platforms, 
         if text is not None and exc_type is not KeyboardInterrupt:
             _log_failure(log, f"{app} died from an uncaught exception", text)
 
-    sys.excepthook = excepthook
+    _install_excepthook(excepthook)
     try:
         _run_entry_point(app, module, function)
     except SystemExit as exit:
@@ -88,6 +88,18 @@ def _run_entry_point(app, module, function):
     _call_like_a_console_script(function, getattr(sys.modules[module], function.split(".")[0]))
 
 
+# CPython's own hook, which prints tracebacks from files only.
+_c_excepthook = sys.__excepthook__
+
+
+def _install_excepthook(hook):
+    # As `sys.__excepthook__` too: code compares the two to tell whether
+    # someone installed a hook (`code.InteractiveConsole` then hands it the
+    # whole traceback; libraries warn that another hook is there) and
+    # restores `sys.__excepthook__` to undo its own.
+    sys.excepthook = sys.__excepthook__ = hook
+
+
 def _show_traceback(exc_type, exc, tb):
     # What CPython's own hook prints, with source lines from the archive:
     # the C hook reads them from files only, linecache asks the zip
@@ -95,12 +107,12 @@ def _show_traceback(exc_type, exc, tb):
     stderr = sys.stderr  # kept, as the C hook keeps it (bpo-43660)
     if not isinstance(exc, BaseException):
         # A call that is not an exception: the C hook says so (TypeError).
-        sys.__excepthook__(exc_type, exc, tb)
+        _c_excepthook(exc_type, exc, tb)
         return None
     try:
         import traceback
     except BaseException:
-        sys.__excepthook__(exc_type, exc, tb)
+        _c_excepthook(exc_type, exc, tb)
         text = None
     else:
         text = "".join(traceback.format_exception(exc_type, exc, tb, limit=_traceback_limit()))
@@ -323,7 +335,7 @@ def python(stdlib_dir, archived_stdlib, site, venv=False):
         _locate_frozen_modules(stdlib_dir, _imp)
     _load_archive_modules_once(sys.executable, zipimport, archived_stdlib, stdlib_dir)
     _watch_for_linecache()
-    sys.excepthook = _show_traceback
+    _install_excepthook(_show_traceback)
     sys.meta_path.append(_MainAlias(_spec_finder(_frozen_importlib)))
     if site and venv:
         import site as site_module

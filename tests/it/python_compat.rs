@@ -228,7 +228,9 @@ fn exit_paths_match_python() {
 /// The hook that prints an uncaught exception (the runtime's, which finds
 /// source lines in the archive) does what python's does: it keeps the last
 /// `sys.tracebacklimit` entries, reports a call that passes no exception,
-/// and keeps the stderr it started with.
+/// and keeps the stderr it started with; it is `sys.__excepthook__` too, so
+/// that `code.InteractiveConsole` prints from the console's code on, as
+/// under python.
 #[test]
 fn uncaught_exceptions_print_as_pythons_hook_prints_them() {
     let cx = TestContext::new();
@@ -238,6 +240,10 @@ fn uncaught_exceptions_print_as_pythons_hook_prints_them() {
         def f2(): f1()\n\
         def f3(): f2()\n\
         if mode == 'misuse':\n    sys.excepthook(1, '1', 1)\n    print('after')\n\
+        elif mode == 'console':\n\
+        \x20   import code\n\
+        \x20   print(sys.excepthook is sys.__excepthook__)\n\
+        \x20   code.InteractiveConsole().runsource('raise ValueError from KeyError()')\n\
         elif mode == 'lost-stderr':\n\
         \x20   class Gone:\n\
         \x20       def write(self, text): sys.stderr = None\n\
@@ -256,6 +262,7 @@ fn uncaught_exceptions_print_as_pythons_hook_prints_them() {
         "-1",
         &(1u128 << 100).to_string(),
         "misuse",
+        "console",
         "lost-stderr",
     ] {
         let packed = cx.run(&exe, &[mode]);
