@@ -10,8 +10,8 @@
 //! - Cold start: take the exclusive lock, remove debris of killed extractors,
 //!   extract into a temporary sibling while another thread verifies this
 //!   copy's archive (`verify`), write the marker, publish it with one
-//!   `rename` (a damaged copy publishes nothing), downgrade to a shared lock, and prune older versions of the
-//!   same app that no process holds. A process killed at any moment leaves
+//!   `rename` (a damaged copy publishes nothing), downgrade to a shared
+//!   lock, and prune older versions of the same app that no process holds. A process killed at any moment leaves
 //!   at most a temporary directory, which no run trusts.
 //!
 //! Roots: `$PYFERRY_CACHE_DIR` (and then only it), else the user's cache dir,
