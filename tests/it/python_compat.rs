@@ -377,20 +377,28 @@ fn frozen_standard_modules_have_their_files() {
         import importlib as fresh\n\
         print('importlib afresh', fresh is not saved)\n\
         sys.modules.update(importlib=saved, _frozen_importlib=frozen)\n";
-    let app = cx.write_tree("app", &[("__main__.py", script)]);
-    let exe = cx.pack("frozen", &[app.to_str().expect("utf-8")]);
+    let packed = runs_as_python_does(&cx, "frozen", script);
+    assert!(packed.starts_with("True True\nos os.py\n"), "{packed}");
+}
+
+/// Packs `script` as an app's `__main__.py` and requires the app to print
+/// what python (`-I -S`) prints for the same file, and the packed app in
+/// python mode too, as the app's `sys.executable` children run it; returns
+/// what they printed.
+fn runs_as_python_does(cx: &TestContext, name: &str, script: &str) -> String {
+    let app = cx.write_tree(&format!("{name}-src"), &[("__main__.py", script)]);
+    let exe = cx.pack(name, &[app.to_str().expect("utf-8")]);
     let packed = success(&cx.run(&exe, &[] as &[&str]));
+    let main = app.join("__main__.py");
     let python = cx
         .command(BUILD_PYTHON)
-        .args(["-I", "-S", app.join("__main__.py").to_str().expect("utf-8")])
+        .args(["-I".as_ref(), "-S".as_ref(), main.as_os_str()])
         .output()
         .expect("python");
     assert_eq!(packed, success(&python));
-    assert!(packed.starts_with("True True\nos os.py\n"), "{packed}");
-    // And in python mode, as the app's `sys.executable` children run.
-    let script = app.join("__main__.py");
-    let child = cx.run_as_python(&exe, &["-I".as_ref(), "-S".as_ref(), script.as_os_str()]);
+    let child = cx.run_as_python(&exe, &["-I".as_ref(), "-S".as_ref(), main.as_os_str()]);
     assert_eq!(success(&child), packed);
+    packed
 }
 
 /// What tools that read code get from the import system, as from python:
@@ -411,18 +419,7 @@ fn code_reading_tools_see_what_python_shows_them() {
         import xml.dom.minidom\n\
         sys.settrace(None)\n\
         print([name for name in seen if '_pyferry_boot' in name and not name.startswith('<')])\n";
-    let app = cx.write_tree("app", &[("__main__.py", script)]);
-    let exe = cx.pack("readers", &[app.to_str().expect("utf-8")]);
-    let packed = success(&cx.run(&exe, &[] as &[&str]));
-    let python = cx
-        .command(BUILD_PYTHON)
-        .args(["-I", "-S", app.join("__main__.py").to_str().expect("utf-8")])
-        .output()
-        .expect("python");
-    assert_eq!(packed, success(&python));
-    let script = app.join("__main__.py");
-    let child = cx.run_as_python(&exe, &["-I".as_ref(), "-S".as_ref(), script.as_os_str()]);
-    assert_eq!(success(&child), packed);
+    runs_as_python_does(&cx, "readers", script);
 }
 
 #[test]
