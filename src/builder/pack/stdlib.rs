@@ -123,9 +123,9 @@ pub fn parts_imported(tree: &Tree) -> Result<BTreeSet<&'static str>> {
 /// Every module the app's code names: in `import` and `from` lines of
 /// its sources (anywhere, lazy imports in functions included), in their
 /// text (`names_in_text`: `"logging.handlers.MemoryHandler"`,
-/// `breakpoint()`), and, for
-/// its native code, among the strings of its shared objects (an extension
-/// module imports by name, `PyImport_ImportModule("pickle")`). Dotted
+/// `breakpoint()`), and, for its native code, among the strings of its
+/// shared objects (an extension module imports by name,
+/// `PyImport_ImportModule("pickle")`). Dotted
 /// (`xml.etree.ElementTree`), and with each name a `from` line imports
 /// (which may be a submodule). What `--stdlib minimal` starts from.
 pub fn names_reached(tree: &Tree) -> Result<BTreeSet<String>> {
@@ -323,11 +323,11 @@ pub fn extracted_modules(parts: &StdlibParts) -> Result<Option<BTreeSet<String>>
 /// those name in turn: every `import` line of their sources (lazy imports
 /// in functions too, but not their script-only code: `module_imports`),
 /// the names in the text of those that import by computed names (`dbm`'s
-/// `"dbm.gnu"`: `names_in_text`),
-/// the strings of their extension modules, the packages above them, and
-/// the libraries their extension modules load. `encodings` stays whole (its
-/// codecs are imported by computed names). When in doubt, a module stays:
-/// the cut is what no line of code names. Returns the cut parts (written to
+/// `"dbm.gnu"`: `names_in_text`), the strings of their extension modules,
+/// the packages above them, and the libraries their extension modules
+/// load. `encodings` stays whole (its codecs are imported by computed
+/// names). When in doubt, a module stays: the cut is what no line of code
+/// names. Returns the cut parts (written to
 /// `work_dir`) and the modules left out. `run_as_script` is the entry
 /// point's module: its script code runs, if it is a standard module.
 pub fn cut_to_reach(
