@@ -12,6 +12,7 @@
 //! `Interpreter`, it succeeds once per process, and `run_main` consumes it.
 
 mod bootstrap;
+mod closed_streams;
 mod table;
 
 pub use bootstrap::{Argument, BootstrapCall};
@@ -210,6 +211,7 @@ impl Interpreter {
         // `encodings` from the archive.
         c._init_main = 0;
         add_runtime_module()?;
+        closed_streams::close_again();
 
         // SAFETY: the config is initialized and all its strings were set
         // through the API; CPython copies what it keeps.
