@@ -794,3 +794,47 @@ fn python_mode_runs_sitecustomize_as_python_does() {
     assert_eq!(stdout(&packed), stdout(&python));
     assert_eq!(stderr(&packed), stderr(&python));
 }
+
+/// An app started with its standard streams closed (a daemon's children,
+/// `app <&-`) finds them closed, as python does: `sys.stdin` is None and
+/// the app's first file takes the free descriptor, rather than an empty
+/// stdin and output that goes nowhere.
+#[test]
+fn closed_standard_streams_stay_closed() {
+    let cx = TestContext::new();
+    let script = "import os, sys\n\
+        open_fds = sorted(int(fd) for fd in os.listdir('/proc/self/fd') if int(fd) < 3)\n\
+        with open(sys.argv[1], 'w') as report:\n    \
+        print([stream is None for stream in (sys.stdin, sys.stdout, sys.stderr)],\n          \
+        open_fds, report.fileno(), file=report)\n";
+    let app = cx.write_tree("streams-src", &[("__main__.py", script)]);
+    let exe = cx.pack("streams", &[app.to_str().expect("utf-8")]);
+    let main = app.join("__main__.py");
+    for (case, redirections) in [("stdin", "<&-"), ("stdout", ">&-"), ("all", "<&- >&- 2>&-")] {
+        // `exec "$0" "$@"`, with the streams closed for that program only.
+        let closing = format!("exec \"$0\" \"$@\" {redirections}");
+        let report_of = |program: &Path, args: &[&Path], as_python: bool| {
+            let report = cx.path().join(format!("{case}-report"));
+            let _ = fs::remove_file(&report);
+            let mut sh = cx.command("sh");
+            if as_python {
+                sh.env("PYFERRY_INTERPRETER", "1");
+            }
+            let output = sh
+                .arg("-c")
+                .arg(&closing)
+                .arg(program)
+                .args(args)
+                .arg(&report)
+                .output()
+                .expect("sh");
+            assert!(output.status.success(), "{case}: {}", describe(&output));
+            fs::read_to_string(&report).expect("the app's report")
+        };
+        let python_args = [Path::new("-I"), Path::new("-S"), &main];
+        let python = report_of(Path::new(BUILD_PYTHON), &python_args, false);
+        assert_eq!(report_of(&exe, &[], false), python, "{case}");
+        let child = report_of(&exe, &python_args, true);
+        assert_eq!(child, python, "{case}, the app as python for its children");
+    }
+}
