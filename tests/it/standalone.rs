@@ -299,6 +299,27 @@ fn left_out_parts_of_the_standard_library_can_be_kept() {
     );
 }
 
+/// An app that makes environments with pip (pypa's `build`, pipx) runs
+/// `python -m venv`, which runs `python -m ensurepip` in the new
+/// environment: ensurepip, left out by default, travels with the app, and
+/// the environment, whose python is the packed app, gets pip as python's.
+#[test]
+fn an_app_that_makes_environments_with_pip_carries_ensurepip() {
+    let cx = TestContext::new();
+    let script = "import os, subprocess, sys, tempfile\n\
+        with tempfile.TemporaryDirectory() as home:\n    \
+        env = os.path.join(home, 'env')\n    \
+        subprocess.run([sys.executable, '-m', 'venv', env], check=True)\n    \
+        probe = 'import os, pip, sys; print(pip.__version__, os.path.samefile(sys.prefix, sys.argv[1]))'\n    \
+        subprocess.run([os.path.join(env, 'bin', 'python'), '-c', probe, env], check=True)\n";
+    let app = cx.write_tree("venv-app", &[("__main__.py", script)]);
+    let packed = cx.pack("venv-maker", &[app.to_str().expect("utf-8")]);
+    assert_eq!(
+        success(&cx.run(&packed, &[] as &[&str])),
+        success(&cx.python(&[app.join("__main__.py")]))
+    );
+}
+
 /// A traceback through the carried standard library names its files where
 /// they are, in the app's cache, with their source lines, as python's
 /// tracebacks do: nothing of the build machine's paths.
@@ -541,6 +562,19 @@ fn a_minimal_standard_library_runs_apps_as_python_does() {
              print(importlib.import_module('csv').__name__, time.strptime('2020', '%Y').tm_year)\n\
              if len(sys.argv) > 9:\n    breakpoint()\n    help(len)\n\
              print([importlib.util.find_spec(name) is not None for name in ('pdb', 'pydoc')])\n",
+        ),
+        // Modules the app runs as programs in pythons it starts, with
+        // their script code (json.tool's `main`) and their data (venv's
+        // activation scripts).
+        (
+            "programs",
+            "import os, subprocess, sys, tempfile\n\
+             tool = subprocess.run([sys.executable, '-m', 'json.tool', '--sort-keys'], input='{\"b\": 1, \"a\": 2}',\n    \
+             capture_output=True, text=True)\n\
+             print(tool.stdout, tool.stderr)\n\
+             env = os.path.join(tempfile.mkdtemp(), 'env')\n\
+             subprocess.run([sys.executable, '-m', 'venv', '--without-pip', env], check=True)\n\
+             print(sorted(name for name in os.listdir(os.path.join(env, 'bin')) if name.startswith('activate')))\n",
         ),
     ];
     for (name, source) in apps {

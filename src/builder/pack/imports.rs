@@ -170,12 +170,17 @@ fn imports_of_lines(lines: &[&str], package: &[&str], skip_script_code: bool) ->
 pub(super) fn names_in_text(source: &str, is_app_code: bool) -> Vec<String> {
     let literals =
         is_app_code || source.contains("__import__(") || source.contains("import_module(");
-    source
+    let mut names: Vec<String> = source
         .lines()
         .map(str::trim_start)
         .filter(|code| !code.starts_with('#'))
         .flat_map(|code| names_in_code(code, literals, is_app_code))
-        .collect()
+        .collect();
+    if !literals {
+        // Modules run as programs count in any code (`venv` runs ensurepip).
+        names.extend(modules_run_as_programs(source));
+    }
+    names
 }
 
 /// Builtins whose call makes the interpreter import a module by name:
@@ -221,30 +226,97 @@ fn names_in_code(code: &str, literals: bool, calls_of_builtins: bool) -> Vec<Str
 /// The string literals of `code` that name modules (`names_in_code`).
 fn names_in_literals(code: &str) -> Vec<String> {
     let mut names = Vec::new();
-    let bytes = code.as_bytes();
-    let mut at = 0;
-    while let Some(offset) = code[at..].find(['"', '\'']) {
-        let start = at + offset;
-        let quote = bytes[start];
-        let Some(length) = code[start + 1..].find(quote as char) else {
-            break;
-        };
-        let literal = &code[start + 1..start + 1 + length];
-        at = start + length + 2;
+    for (before, literal) in literals_of(code) {
+        if let Some(program) = module_run_by(before, literal) {
+            push_program(&mut names, program);
+            continue;
+        }
         if !is_dotted_name(literal) {
             continue;
         }
-        let before = code[..start].trim_end();
         let given_to_import = ["import_module(", "__import__("]
             .iter()
             .any(|call| before.ends_with(call));
         if literal.contains('.') || given_to_import {
-            let mut parts = literal.split('.');
-            let mut name = parts.next().unwrap_or_default().to_owned();
-            names.push(name.clone());
-            for part in parts {
-                name = format!("{name}.{part}");
-                names.push(name.clone());
+            push_with_parents(&mut names, literal);
+        }
+    }
+    names
+}
+
+/// The string literals of a line of code, each with the code before it
+/// (trimmed at its end).
+fn literals_of(code: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = at + code[at..].find(['"', '\''])?;
+        let quote = code.as_bytes()[start] as char;
+        let length = code[start + 1..].find(quote)?;
+        at = start + length + 2;
+        Some((
+            code[..start].trim_end(),
+            &code[start + 1..start + 1 + length],
+        ))
+    })
+}
+
+/// `a.b.c` names `a`, `a.b` and `a.b.c`.
+fn push_with_parents(names: &mut Vec<String>, dotted: &str) {
+    let mut parts = dotted.split('.');
+    let mut name = parts.next().unwrap_or_default().to_owned();
+    names.push(name.clone());
+    for part in parts {
+        name = format!("{name}.{part}");
+        names.push(name.clone());
+    }
+}
+
+/// A module run as a program: the module, the packages above it, and its
+/// `__main__`, which `-m` runs when it is a package (`venv.__main__`).
+fn push_program(names: &mut Vec<String>, program: &str) {
+    push_with_parents(names, program);
+    names.push(format!("{program}.__main__"));
+}
+
+/// The module that a literal (after the code `before` it) runs as a
+/// program with `-m`, in a python the code starts: the argument after
+/// `"-m"` (or `"-Im"`) in a list of arguments (`[sys.executable, "-m",
+/// "venv", dir]`), or in a command line in one literal (`f"{python} -m venv
+/// {dir}"`).
+fn module_run_by<'a>(before: &str, literal: &'a str) -> Option<&'a str> {
+    let mut words = literal.split_whitespace();
+    if words.any(is_m_option) {
+        return words.next().filter(|module| is_dotted_name(module));
+    }
+    let previous_literal = before
+        .strip_suffix(',')
+        .map(str::trim_end)
+        .and_then(|before| {
+            let quote = before.chars().last().filter(|c| ['"', '\''].contains(c))?;
+            let inside = &before[..before.len() - 1];
+            Some(&inside[inside.rfind(quote)? + 1..])
+        });
+    (previous_literal.is_some_and(is_m_option) && is_dotted_name(literal)).then_some(literal)
+}
+
+/// `-m`, or options before it in one word (`-Im`, `-Esm`): the next
+/// argument is a module to run.
+fn is_m_option(word: &str) -> bool {
+    word.strip_prefix('-')
+        .is_some_and(|flags| flags.ends_with('m') && flags.bytes().all(|b| b.is_ascii_alphabetic()))
+}
+
+/// The modules that the code of `source` runs as programs with `-m`
+/// (`module_run_by`): a module can be used without being imported.
+pub(super) fn modules_run_as_programs(source: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for code in source.lines().map(str::trim_start) {
+        if code.starts_with('#') || !code.contains('-') {
+            continue;
+        }
+        for (before, literal) in literals_of(code) {
+            if let Some(program) = module_run_by(before, literal) {
+                push_program(&mut names, program);
             }
         }
     }
@@ -460,6 +532,27 @@ mod tests {
     }
 
     #[test]
+    fn modules_run_with_m_are_found_in_any_code() {
+        let run = modules_run_as_programs;
+        assert_eq!(
+            run("subprocess.run([sys.executable, \"-m\", \"venv\", path])\n"),
+            ["venv", "venv.__main__"]
+        );
+        assert_eq!(
+            run("os.system(f'{py} -m ensurepip --upgrade')\n"),
+            ["ensurepip", "ensurepip.__main__"]
+        );
+        // venv's own call of ensurepip.
+        assert_eq!(
+            run("cmd = [context.env_exec_cmd, '-Im', 'ensurepip', '--upgrade']\n"),
+            ["ensurepip", "ensurepip.__main__"]
+        );
+        assert!(run("run(['docker', '--rm', 'image'])\n").is_empty());
+        assert!(run("# [python, '-m', 'venv']\nx = ['-m', 'not a module']\n").is_empty());
+        assert!(run("opts = {'venv': 1}\n").is_empty());
+    }
+
+    #[test]
     fn names_given_to_the_interpreter_as_text_are_imports() {
         let names = |source: &str| names_in_text(source, true);
         // dbm's backends, logging.config's classes.
@@ -485,6 +578,21 @@ mod tests {
         assert_eq!(names("time.strptime(s, f)\n"), ["_strptime"]);
         assert!(names("parser.print_help()\nx.help()\nadd(help='h')\n").is_empty());
         assert!(names("# help(x)\n").is_empty());
+        // Modules run as programs, in a list of arguments or in a command line.
+        assert_eq!(
+            names("cmd = [python, '-m', 'venv', d]\n"),
+            ["venv", "venv.__main__"]
+        );
+        assert_eq!(
+            names("run(f\"{py} -m json.tool x\")\n"),
+            ["json", "json.tool", "json.tool.__main__"]
+        );
+        // In the standard library's code too.
+        assert_eq!(
+            names_in_text("cmd = [exe, '-Im', 'ensurepip']\n", false),
+            ["ensurepip", "ensurepip.__main__"]
+        );
+        assert!(names("args = ['-m', x, 'a b']\n").is_empty());
         // The standard library's: calls of builtins are not counted, and
         // text names modules only where the code imports by computed names.
         assert!(names_in_text("    help(x)\n", false).is_empty());

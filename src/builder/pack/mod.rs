@@ -173,10 +173,11 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
     #[cfg(pyferry_flavor = "standalone")]
     let stdlib = match stdlib {
         Some(parts) if options.minimal_stdlib => {
-            reached.insert(entry.module.clone());
-            reached.extend(options.keep_stdlib.iter().cloned());
-            let (cut, left_out) =
-                stdlib::cut_to_reach(&python, &parts, &reached, &entry.module, work.path())?;
+            reached.names.insert(entry.module.clone());
+            reached.names.extend(options.keep_stdlib.iter().cloned());
+            // The entry point (`-e http.server`) runs as a program.
+            reached.programs.insert(entry.module.clone());
+            let (cut, left_out) = stdlib::cut_to_reach(&python, &parts, &reached, work.path())?;
             add_report(
                 &mut entries,
                 crate::format::units::LEFT_OUT,
@@ -312,10 +313,14 @@ fn kept_parts(options: &PackOptions) -> Vec<String> {
         .collect()
 }
 
-/// The standard library unit for an app that imports `imported` of the
-/// parts left out by default: tkinter travels when the app imports it (the
-/// GUI apps people double-click), gathered again with it; for the others,
-/// a note says how to keep them.
+/// The standard library unit for an app that uses `imported` of the parts
+/// left out by default: tkinter travels when the app imports it (the GUI
+/// apps people double-click), and ensurepip, with the pip and setuptools
+/// wheels it installs, when the app makes environments with `venv` (pypa's
+/// `build`, pipx), gathered again with them; for the others, a note says
+/// how to keep them. pyferry's kit carries neither: it cannot pack an app
+/// that imports tkinter, and packs one that uses venv without ensurepip,
+/// with that note.
 #[cfg(pyferry_flavor = "standalone")]
 fn stdlib_for_the_app(
     options: &PackOptions,
@@ -329,12 +334,21 @@ fn stdlib_for_the_app(
     let asked = kept_parts(options);
     let mut keep = asked.clone();
     for part in left_out {
-        if *part == "tkinter" {
+        let travels = match *part {
+            "tkinter" => true,
+            "ensurepip" => gathering.kit.is_none(),
+            _ => false,
+        };
+        if travels {
             keep.push((*part).to_owned());
         } else {
             eprintln!(
-                "pyferry: note: the app imports `{part}`, which standalone apps leave out; \
-                 if it needs it, pack with `--keep-stdlib {part}`"
+                "pyferry: note: the app uses `{part}`, which standalone apps leave out; \
+                 if it needs it, pack with `--keep-stdlib {part}`{}",
+                match gathering.kit {
+                    Some(_) => " and `--python PY`, a CPython that has it",
+                    None => "",
+                }
             );
         }
     }
@@ -342,7 +356,8 @@ fn stdlib_for_the_app(
         return Ok(gathered);
     }
     crate::debug::note(format_args!(
-        "the app imports tkinter: the standard library is gathered with it"
+        "the app uses {}: the standard library is gathered with it",
+        keep[asked.len()..].join(", ")
     ));
     gathered.remove()?;
     stdlib::prepare(gathering, &keep)
@@ -355,9 +370,12 @@ struct GatheredApp {
     entries: BTreeMap<String, Entry>,
     /// Parts of the standard library left out by default that it imports.
     imported: std::collections::BTreeSet<&'static str>,
-    /// Every module its code names (`stdlib::names_reached`), with
-    /// `--stdlib minimal`.
-    reached: std::collections::BTreeSet<String>,
+    /// What its code reaches of the standard library
+    /// (`stdlib::names_reached`), with `--stdlib minimal`.
+    #[cfg(pyferry_flavor = "standalone")]
+    reached: stdlib::Reach,
+    #[cfg(pyferry_flavor = "system")]
+    reached: (),
     qt_platforms: Vec<manifest::QtPlatforms>,
 }
 
@@ -412,10 +430,10 @@ fn gather_app(
     #[cfg(pyferry_flavor = "standalone")]
     let reached = match options.minimal_stdlib {
         true => stdlib::names_reached(&tree)?,
-        false => std::collections::BTreeSet::new(),
+        false => stdlib::Reach::default(),
     };
     #[cfg(pyferry_flavor = "system")]
-    let reached = std::collections::BTreeSet::new();
+    let reached = ();
     let entry = entry::resolve(
         options.entry.as_deref(),
         options.console_script.as_deref(),

@@ -16,7 +16,7 @@
 //! The result, a zip, is cached between packs (`prepare`).
 
 use super::archive::{self, StdlibParts};
-use super::imports::{Imports, module_imports, names_in_text, strings_of};
+use super::imports::{Imports, module_imports, modules_run_as_programs, names_in_text, strings_of};
 use super::prepared_zip::{self, PreparedEntry, Pycs};
 use super::python::{BuildPython, CompileJob};
 use super::tree::{SourceFile, Tree};
@@ -85,20 +85,22 @@ struct Plan {
 }
 
 /// The top-level modules through which an app uses each part left out by
-/// default (`turtle` draws with tkinter). `test` is left out: apps have
-/// packages of that name.
+/// default (`turtle` draws with tkinter; `venv` runs `python -m ensurepip`
+/// in the environment it makes, unless told `with_pip=False`). `test` is
+/// left out: apps have packages of that name.
 const PART_MODULES: &[(&str, &[&str])] = &[
     ("tkinter", &["tkinter", "_tkinter", "turtle"]),
     ("idlelib", &["idlelib"]),
     ("turtledemo", &["turtledemo"]),
-    ("ensurepip", &["ensurepip"]),
+    ("ensurepip", &["ensurepip", "venv"]),
     ("lib2to3", &["lib2to3"]),
     ("pydoc_data", &["pydoc_data"]),
     ("nis", &["nis"]),
 ];
 
-/// The parts left out by default that the app's modules import (by a
-/// look at their `import` and `from` lines).
+/// The parts left out by default that the app's modules use: import (by
+/// a look at their `import` and `from` lines), or run as programs in the
+/// pythons they start (`[sys.executable, "-m", "venv", dir]`).
 pub fn parts_imported(tree: &Tree) -> Result<BTreeSet<&'static str>> {
     let mut parts = BTreeSet::new();
     for (name, file) in &tree.files {
@@ -106,8 +108,10 @@ pub fn parts_imported(tree: &Tree) -> Result<BTreeSet<&'static str>> {
             continue;
         }
         let source = fs::read(&file.path).map_err(io("read", &file.path))?;
-        let imports = module_imports(&String::from_utf8_lossy(&source), None, false, false);
-        for name in imports.all() {
+        let source = String::from_utf8_lossy(&source);
+        let mut used = module_imports(&source, None, false, false).all();
+        used.extend(modules_run_as_programs(&source));
+        for name in used {
             let module = name.split('.').next().unwrap_or(&name);
             if let Some((part, _)) = PART_MODULES
                 .iter()
@@ -120,29 +124,43 @@ pub fn parts_imported(tree: &Tree) -> Result<BTreeSet<&'static str>> {
     Ok(parts)
 }
 
+/// What the app's code reaches of the standard library (`names_reached`):
+/// what `--stdlib minimal` starts from.
+#[derive(Default)]
+pub struct Reach {
+    /// Every module its code names.
+    pub names: BTreeSet<String>,
+    /// The modules it runs as programs (the entry point, and `python -m`
+    /// in the pythons it starts): their script code runs too.
+    pub programs: BTreeSet<String>,
+}
+
 /// Every module the app's code names: in `import` and `from` lines of
 /// its sources (anywhere, lazy imports in functions included), in their
 /// text (`names_in_text`: `"logging.handlers.MemoryHandler"`,
-/// `breakpoint()`), and, for its native code, among the strings of its
-/// shared objects (an extension module imports by name,
-/// `PyImport_ImportModule("pickle")`). Dotted
+/// `breakpoint()`, `[sys.executable, "-m", "venv"]`), and, for its native
+/// code, among the strings of its shared objects (an extension module
+/// imports by name, `PyImport_ImportModule("pickle")`). Dotted
 /// (`xml.etree.ElementTree`), and with each name a `from` line imports
-/// (which may be a submodule). What `--stdlib minimal` starts from.
-pub fn names_reached(tree: &Tree) -> Result<BTreeSet<String>> {
-    let mut names = BTreeSet::new();
+/// (which may be a submodule).
+pub fn names_reached(tree: &Tree) -> Result<Reach> {
+    let mut reach = Reach::default();
     for (name, file) in &tree.files {
         if name.ends_with(".py") {
             let source = fs::read(&file.path).map_err(io("read", &file.path))?;
             // The app's own script code is what runs: nothing skipped.
             let text = String::from_utf8_lossy(&source);
-            names.extend(module_imports(&text, None, false, false).all());
-            names.extend(names_in_text(&text, true));
+            reach
+                .names
+                .extend(module_imports(&text, None, false, false).all());
+            reach.names.extend(names_in_text(&text, true));
+            reach.programs.extend(modules_run_as_programs(&text));
         } else if name.ends_with(".so") || name.contains(".so.") {
             let image = fs::read(&file.path).map_err(io("read", &file.path))?;
-            names.extend(strings_of(&image));
+            reach.names.extend(strings_of(&image));
         }
     }
-    Ok(names)
+    Ok(reach)
 }
 
 /// What gathering the standard library works with, besides the parts to
@@ -327,14 +345,15 @@ pub fn extracted_modules(parts: &StdlibParts) -> Result<Option<BTreeSet<String>>
 /// the packages above them, and the libraries their extension modules
 /// load. `encodings` stays whole (its codecs are imported by computed
 /// names). When in doubt, a module stays: the cut is what no line of code
-/// names. Returns the cut parts (written to
-/// `work_dir`) and the modules left out. `run_as_script` is the entry
-/// point's module: its script code runs, if it is a standard module.
+/// names. The script code of a module run as a program counts too: the
+/// app's programs (`reach.programs`: `-e http.server`, `-m venv`), those
+/// that kept modules run (`venv` runs `-m ensurepip`), and the package of
+/// a kept `__main__`. Returns the cut parts (written to `work_dir`) and the
+/// modules left out.
 pub fn cut_to_reach(
     python: &BuildPython,
     parts: &StdlibParts,
-    roots: &BTreeSet<String>,
-    run_as_script: &str,
+    reach: &Reach,
     work_dir: &Path,
 ) -> Result<(StdlibParts, Vec<String>)> {
     let prefix = stdlib_prefix();
@@ -378,6 +397,12 @@ pub fn cut_to_reach(
         }
     };
     let mut imports: BTreeMap<String, Imports> = BTreeMap::new();
+    // What each module's script-only code names, and the modules it runs
+    // as programs.
+    let mut script_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut programs_run: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // The modules with code, as opposed to directories of data alone.
+    let mut with_code: BTreeSet<String> = BTreeSet::new();
     // The extension modules, by module name: the only accelerators whose
     // import the build interpreter is asked about.
     let mut extensions: BTreeSet<String> = BTreeSet::new();
@@ -399,6 +424,9 @@ pub fn cut_to_reach(
             };
             let is_source = name.ends_with(".py");
             let is_native = name.ends_with(".so") || name.contains(".so.");
+            if is_source || is_native || name.ends_with(".pyc") {
+                with_code.insert(module.clone());
+            }
             let mut found = Imports::default();
             if is_source || is_native {
                 let mut bytes = Vec::new();
@@ -418,10 +446,17 @@ pub fn cut_to_reach(
                     }
                 } else {
                     let text = String::from_utf8_lossy(&bytes);
-                    // The entry point (`-e http.server`) runs as a script.
-                    let as_script = module == run_as_script;
-                    found = module_imports(&text, Some(&module), is_package, !as_script);
+                    found = module_imports(&text, Some(&module), is_package, true);
                     found.names.extend(names_in_text(&text, false));
+                    let script = module_imports(&text, Some(&module), is_package, false);
+                    script_names
+                        .entry(module.clone())
+                        .or_default()
+                        .extend(script.all());
+                    programs_run
+                        .entry(module.clone())
+                        .or_default()
+                        .extend(modules_run_as_programs(&text));
                 }
             }
             if !module.is_empty() {
@@ -451,8 +486,15 @@ pub fn cut_to_reach(
                 .filter(|m| *m == "encodings" || m.starts_with("encodings."))
                 .cloned(),
         )
-        .chain(roots.iter().cloned())
+        .chain(reach.names.iter().cloned())
         .collect();
+    let script_code_of = |program: &str| script_names.get(program).into_iter().flatten().cloned();
+    pending.extend(
+        reach
+            .programs
+            .iter()
+            .flat_map(|program| script_code_of(program)),
+    );
     let mut kept = BTreeSet::new();
     while let Some(name) = pending.pop() {
         let Some(found) = imports.get(&name) else {
@@ -462,6 +504,12 @@ pub fn cut_to_reach(
             continue;
         }
         pending.extend(found.names.iter().cloned());
+        for program in programs_run.get(&name).into_iter().flatten() {
+            pending.extend(script_code_of(program));
+        }
+        if let Some(package) = name.strip_suffix(".__main__") {
+            pending.extend(script_code_of(package));
+        }
         // An accelerator that is here spares its stand-in.
         for fallback in &found.fallbacks {
             pending.extend(fallback.attempted_names());
@@ -483,6 +531,22 @@ pub fn cut_to_reach(
                     .filter(|m| m.starts_with("_sysconfigdata"))
                     .cloned(),
             );
+        }
+    }
+    // A directory of data alone (`ensurepip/_bundled`'s wheels,
+    // `venv/scripts/posix`) is no module that code names: it goes with the
+    // nearest package above it that has code.
+    let data_dirs: Vec<&String> = imports.keys().filter(|m| !with_code.contains(*m)).collect();
+    for dir in data_dirs {
+        let mut holder = dir.as_str();
+        while !with_code.contains(holder) {
+            let Some((above, _)) = holder.rsplit_once('.') else {
+                break;
+            };
+            holder = above;
+        }
+        if kept.contains(holder) {
+            kept.insert(dir.clone());
         }
     }
     // The libraries the kept extension modules load, and theirs.
