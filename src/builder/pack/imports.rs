@@ -1,7 +1,9 @@
 //! What code imports, read without running it: the `import` and `from`
 //! lines of Python sources (`module_imports`), the names their text gives
-//! the interpreter (`names_in_text`: `"dbm.gnu"`, `breakpoint()`), and the
-//! strings of native code that could name a module (`strings_of`). Pack
+//! the interpreter (`names_in_text`: `"dbm.gnu"`, `breakpoint()`), the
+//! modules they run as programs in pythons they start
+//! (`modules_run_as_programs`: `[sys.executable, "-m", "venv", dir]`), and
+//! the strings of native code that could name a module (`strings_of`). Pack
 //! reads them to keep the parts of the standard library an app's code names
 //! (`stdlib`), and to cut it to what the app reaches (`--stdlib minimal`).
 

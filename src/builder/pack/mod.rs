@@ -368,7 +368,8 @@ struct GatheredApp {
     entry: manifest::EntryPoint,
     units: Vec<UnitReport>,
     entries: BTreeMap<String, Entry>,
-    /// Parts of the standard library left out by default that it imports.
+    /// Parts of the standard library left out by default that it uses
+    /// (`stdlib::parts_imported`).
     imported: std::collections::BTreeSet<&'static str>,
     /// What its code reaches of the standard library
     /// (`stdlib::names_reached`), with `--stdlib minimal`.
