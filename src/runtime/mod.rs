@@ -182,6 +182,8 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         // venv's `pyvenv.cfg` beside it.
         executable: venv_python.as_deref().unwrap_or(&payload.path),
         home: &python.home,
+        // A venv's python has the venv as its prefix (`site`).
+        prefix: python.prefix.as_deref().filter(|_| venv_python.is_none()),
         search_paths: &python.search_paths,
         mode: match invocation {
             Invocation::Python => Mode::CommandLine { prelude: call },
@@ -202,10 +204,21 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     Ok(status)
 }
 
+/// The top-level directories that pip installs a wheel's `data` scheme
+/// into, beside the app's packages (`pip install --target`): what a venv
+/// has under its prefix, which code finds through `sys.prefix`.
+const DATA_UNITS: &[&str] = &["share", "etc"];
+
 /// Where the app's Python is: `sys.prefix`, the standard library, and the
 /// complete `sys.path`.
 struct PythonLocation {
     home: PathBuf,
+    /// `sys.prefix`, when the app carries files of the wheels' `data`
+    /// scheme (`DATA_UNITS`): the app's directory in the cache, where they
+    /// are, as they are under a venv's prefix (`share/jupyter/...`, which
+    /// jupyter and its exporters look for under `sys.prefix`). `home` is
+    /// then `sys.base_prefix`, as a venv's base python's is.
+    prefix: Option<PathBuf>,
     stdlib_dir: PathBuf,
     /// Where the archive holds the standard library's compiled modules
     /// (standalone), whose sources are in `stdlib_dir`.
@@ -218,6 +231,12 @@ struct PythonLocation {
 /// `extracted`: the app version's directory, if the app has native units.
 fn python_location(payload: &Payload, extracted: Option<&Path>) -> Result<PythonLocation> {
     let mut search_paths = Vec::with_capacity(5);
+    let carries_data = payload
+        .manifest
+        .extracted
+        .iter()
+        .any(|unit| DATA_UNITS.contains(&unit.as_str()));
+    let prefix = extracted.filter(|_| carries_data).map(Path::to_path_buf);
     if let Some(dir) = extracted {
         // The app's own native units, if it has any besides the standard
         // library (each entry costs a lookup on every import).
@@ -244,6 +263,7 @@ fn python_location(payload: &Payload, extracted: Option<&Path>) -> Result<Python
         search_paths.extend(stdlib::search_paths(&payload.path, dir));
         let home = stdlib::home(dir);
         Ok(PythonLocation {
+            prefix,
             stdlib_dir: home.join(crate::format::stdlib_unit::stdlib_dir()),
             archived_stdlib: Some(stdlib::archived(&payload.path)),
             home,
@@ -256,6 +276,7 @@ fn python_location(payload: &Payload, extracted: Option<&Path>) -> Result<Python
         use crate::build_python::{PYTHON_HOME, STDLIB_DIR, STDLIB_PATHS};
         search_paths.extend(STDLIB_PATHS.iter().map(PathBuf::from));
         Ok(PythonLocation {
+            prefix,
             home: PathBuf::from(PYTHON_HOME),
             stdlib_dir: PathBuf::from(STDLIB_DIR),
             archived_stdlib: None,

@@ -239,3 +239,63 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Builds a wheel whose `data` scheme holds files under `share/` and
+/// `etc/`, as Jupyter's packages do (nbconvert's templates, kernel specs,
+/// server extensions' configuration), into `dir`; returns its path.
+fn wheel_with_data_files(dir: &Path) -> std::path::PathBuf {
+    let code = "import os, sys\n\
+        def main():\n    \
+        for relative in ('share/datafiles/banner.txt', 'etc/datafiles/settings.ini'):\n        \
+        path = os.path.join(sys.prefix, relative)\n        \
+        print(relative, open(path).read().strip())\n    \
+        print(sys.prefix != sys.base_prefix, os.path.isdir(os.path.join(sys.base_prefix, 'lib')))\n";
+    let build = format!(
+        "import base64, hashlib, sys, zipfile\n\
+         files = {{'datafiles/__init__.py': {code:?},\n  \
+           'datafiles-1.0.data/data/share/datafiles/banner.txt': 'a banner\\n',\n  \
+           'datafiles-1.0.data/data/etc/datafiles/settings.ini': '[s]\\n',\n  \
+           'datafiles-1.0.dist-info/METADATA': 'Metadata-Version: 2.1\\nName: datafiles\\nVersion: 1.0\\n',\n  \
+           'datafiles-1.0.dist-info/WHEEL': 'Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n'}}\n\
+         def line(name, data):\n    \
+           digest = base64.urlsafe_b64encode(hashlib.sha256(data.encode()).digest()).rstrip(b'=').decode()\n    \
+           return f'{{name}},sha256={{digest}},{{len(data.encode())}}\\n'\n\
+         record = ''.join(line(n, d) for n, d in files.items()) + 'datafiles-1.0.dist-info/RECORD,,\\n'\n\
+         files['datafiles-1.0.dist-info/RECORD'] = record\n\
+         with zipfile.ZipFile(sys.argv[1], 'w') as wheel:\n    \
+           for name, data in files.items():\n        \
+             wheel.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data)\n"
+    );
+    fs::create_dir_all(dir).expect("wheel dir");
+    let wheel = dir.join("datafiles-1.0-py3-none-any.whl");
+    let built = std::process::Command::new(crate::context::BUILD_PYTHON)
+        .args(["-c", &build])
+        .arg(&wheel)
+        .output()
+        .expect("build the wheel");
+    assert!(built.status.success(), "{}", describe(&built));
+    wheel
+}
+
+/// A wheel's data files (`NAME.data/data/share/...`) are where a venv has
+/// them: under `sys.prefix`, which is then the app's directory in the cache
+/// and not `sys.base_prefix` (the standard library's), as in a venv.
+#[test]
+fn data_files_of_wheels_are_under_sys_prefix_as_in_a_venv() {
+    let cx = TestContext::new();
+    let wheel = wheel_with_data_files(&cx.path().join("wheels"));
+    let venv = crate::context::venv_with(&cx.path().join("venv"), &[wheel.as_os_str()]);
+    let run_main = "import datafiles; datafiles.main()";
+    let expected = success(
+        &cx.command(venv.join("bin/python"))
+            .args(["-c", run_main])
+            .output()
+            .expect("run the venv"),
+    );
+    let wheel = wheel.to_str().expect("utf-8");
+    let exe = cx.pack("datafiles", &["-e", "datafiles:main", wheel]);
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), expected);
+    // The app's python, for its children, too.
+    let child = cx.run_as_python(&exe, &["-c", run_main]);
+    assert_eq!(success(&child), expected);
+}

@@ -49,6 +49,9 @@ pub struct Launch<'a> {
     pub executable: &'a Path,
     /// `PYTHONHOME`: where the standard library's prefix is.
     pub home: &'a Path,
+    /// `sys.prefix` and `sys.exec_prefix`, when not `home` (which then
+    /// stays `sys.base_prefix`, as in a venv).
+    pub prefix: Option<&'a Path>,
     /// `sys.path`, complete: nothing from the environment is added.
     pub search_paths: &'a [PathBuf],
     /// What to run: the bootstrap, or python's own command line.
@@ -224,6 +227,13 @@ impl Interpreter {
         let status = unsafe { _Py_InitializeMain() };
         if let Some(exit) = check(status, "interpreter initialization")? {
             return Ok(Started::Exited(exit));
+        }
+        if let Some(prefix) = launch.prefix {
+            // CPython derives its prefixes from `home`, whatever the
+            // configuration says, and sets them again as its main part
+            // starts: the prefix moves once it has.
+            set_sys_path("prefix", prefix)?;
+            set_sys_path("exec_prefix", prefix)?;
         }
         if let Some(table) = launch.archive_table {
             // SAFETY: the interpreter is initialized, and this thread holds
@@ -791,6 +801,31 @@ fn set_string(config: &mut py::PyConfig, field: Field, value: &[u8]) -> Result<(
     // value is a NUL-terminated string that CPython decodes and copies.
     let status = unsafe { py::PyConfig_SetBytesString(config, target, value.as_ptr()) };
     check(status, "configuration").and_then(no_exit)
+}
+
+/// Sets `sys.NAME` to `path`, decoded as python decodes file names.
+fn set_sys_path(name: &str, path: &Path) -> Result<()> {
+    let name = c_string(name.as_bytes(), "an attribute name")?;
+    let path = c_string(path.as_os_str().as_bytes(), "a path")?;
+    // SAFETY: the interpreter's core is initialized and this thread holds
+    // the GIL; both strings are NUL-terminated. `PySys_SetObject` takes its
+    // own reference, so ours is released after.
+    let set = unsafe {
+        let value = py::PyUnicode_DecodeFSDefault(path.as_ptr());
+        let set = !value.is_null() && py::PySys_SetObject(name.as_ptr(), value) == 0;
+        py::Py_XDECREF(value);
+        if !set {
+            py::PyErr_Clear();
+        }
+        set
+    };
+    match set {
+        true => Ok(()),
+        false => Err(interpreter_error(
+            "initialization",
+            &format!("cannot set sys.{}", name.to_string_lossy()),
+        )),
+    }
 }
 
 fn c_strings(argv: &[OsString]) -> Result<Vec<CString>> {
