@@ -472,6 +472,10 @@ def _load_archive_modules_once(archive, zipimport, archived_stdlib=None, stdlib_
             # compiled it under a relative name, which linecache would look
             # up in the working directory, where another file of that name
             # may be. linecache finds the source through `_ARCHIVED_SOURCES`.
+            if self.archive == archive and sys.flags.optimize:
+                code = self._compiled_optimized(fullname)
+                if code is not None:
+                    return code
             code = super().get_code(fullname)
             if self.archive == archive and fix_co_filename is not None:
                 try:
@@ -484,6 +488,25 @@ def _load_archive_modules_once(archive, zipimport, archived_stdlib=None, stdlib_
                 elif name is not None:
                     fix_co_filename(code, name)  # A standard module's source.
             return code
+
+        def _compiled_optimized(self, fullname):
+            # Under `-O` or PYTHONOPTIMIZE, python compiles without asserts
+            # and with `__debug__` false; pack compiled the archive's pycs
+            # without: an app module whose source the archive holds is
+            # compiled again, at the interpreter's level (slower, as python
+            # compiling a source with no pyc of that level). The standard
+            # library, whose sources are not in the archive, keeps its pycs.
+            try:
+                source = super().get_source(fullname)
+                name = archived_file(self, fullname) if source is not None else None
+            except Exception:
+                return None
+            if name is None:
+                return None
+            if name.endswith(".pyc"):
+                name = name[:-1]
+            _ARCHIVED_SOURCES[name] = (self, fullname)
+            return compile(source, name, "exec", dont_inherit=True)
 
         def find_spec(self, fullname, target=None):
             # The archive's root `__main__` is the app's entry point and

@@ -358,6 +358,39 @@ fn runtime_flags_from_the_environment_work() {
     );
 }
 
+/// PYTHONOPTIMIZE and `-O` take the asserts and `__debug__` code out of
+/// the app's modules, as python compiling them at that level does, though
+/// pack compiled the archive's pycs without.
+#[test]
+fn optimize_levels_apply_to_the_apps_modules() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "optimized-src",
+        &[
+            ("__main__.py", "import checks\nprint('main', __debug__)\n"),
+            (
+                "checks.py",
+                "def check(x):\n    assert x, 'assert kept'\n    return __debug__\n\
+                 print('checks', check(0) if not __debug__ else __debug__)\n",
+            ),
+        ],
+    );
+    let exe = cx.pack("optimized", &[app.to_str().expect("utf-8")]);
+    for level in ["1", "2"] {
+        let packed = output_of(cx.command(&exe).env("PYTHONOPTIMIZE", level));
+        let python = output_of(
+            cx.command(BUILD_PYTHON)
+                .arg(app.join("__main__.py"))
+                .env("PYTHONOPTIMIZE", level),
+        );
+        assert_eq!(success(&packed), success(&python), "PYTHONOPTIMIZE={level}");
+        assert_eq!(success(&packed), "checks False\nmain False\n");
+    }
+    // python mode, as the app's children run it.
+    let child = cx.run_as_python(&exe, &["-O", "-c", "import checks"]);
+    assert_eq!(success(&child), "checks False\n");
+}
+
 /// Modules frozen into CPython (`os`, `codecs`) have a `__file__` in the
 /// standard library, as in python, whether imported before the app starts
 /// or by it (`runpy`), and `sys._stdlib_dir` is that directory, in the app
