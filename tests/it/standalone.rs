@@ -565,7 +565,8 @@ fn a_minimal_standard_library_runs_apps_as_python_does() {
         ),
         // Modules the app runs as programs in pythons it starts, with
         // their script code (json.tool's `main`) and their data (venv's
-        // activation scripts).
+        // activation scripts, ensurepip's wheels), and what the pip that
+        // ensurepip installs needs of the standard library.
         (
             "programs",
             "import os, subprocess, sys, tempfile\n\
@@ -573,8 +574,10 @@ fn a_minimal_standard_library_runs_apps_as_python_does() {
              capture_output=True, text=True)\n\
              print(tool.stdout, tool.stderr)\n\
              env = os.path.join(tempfile.mkdtemp(), 'env')\n\
-             subprocess.run([sys.executable, '-m', 'venv', '--without-pip', env], check=True)\n\
-             print(sorted(name for name in os.listdir(os.path.join(env, 'bin')) if name.startswith('activate')))\n",
+             subprocess.run([sys.executable, '-m', 'venv', env], check=True)\n\
+             print(sorted(name for name in os.listdir(os.path.join(env, 'bin')) if name.startswith('activate')))\n\
+             pip = [os.path.join(env, 'bin', 'python'), '-m', 'pip', 'list', '--disable-pip-version-check']\n\
+             print(subprocess.run(pip, capture_output=True, text=True).stdout)\n",
         ),
     ];
     for (name, source) in apps {

@@ -427,14 +427,25 @@ pub fn cut_to_reach(
             if is_source || is_native || name.ends_with(".pyc") {
                 with_code.insert(module.clone());
             }
+            let is_wheel = name.ends_with(".whl");
             let mut found = Imports::default();
-            if is_source || is_native {
+            if is_source || is_native || is_wheel {
                 let mut bytes = Vec::new();
                 zip.by_index(index)
                     .map_err(archive::zip_read_error(path))?
                     .read_to_end(&mut bytes)
                     .map_err(io("read", path))?;
-                if is_native {
+                if is_wheel {
+                    // ensurepip's pip and setuptools: installed into the
+                    // venvs an app makes, they run on this standard
+                    // library, as the package that carries them does.
+                    let top = module.split('.').next().unwrap_or_default().to_owned();
+                    imports
+                        .entry(top)
+                        .or_default()
+                        .names
+                        .extend(names_in_wheel(&bytes));
+                } else if is_native {
                     let dependencies = elf::Image::parse(&bytes)
                         .map(|image| image.dynamic(&bytes).needed)
                         .unwrap_or_default();
@@ -594,6 +605,30 @@ pub fn cut_to_reach(
         .filter(|module| !kept.contains(module))
         .collect();
     Ok((cut, left_out))
+}
+
+/// What the Python code of a wheel (`bytes`) names, read as an app's code
+/// is (`names_reached`); nothing if it is no readable zip.
+fn names_in_wheel(bytes: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let Ok(mut wheel) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) else {
+        return names;
+    };
+    for index in 0..wheel.len() {
+        let Ok(mut file) = wheel.by_index(index) else {
+            continue;
+        };
+        if !file.name().is_ok_and(|name| name.ends_with(".py")) {
+            continue;
+        }
+        let mut source = Vec::new();
+        if file.read_to_end(&mut source).is_ok() {
+            let text = String::from_utf8_lossy(&source);
+            names.extend(module_imports(&text, None, false, false).all());
+            names.extend(names_in_text(&text, true));
+        }
+    }
+    names
 }
 
 /// The standard modules that CPython imports from the archive at every
