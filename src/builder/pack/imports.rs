@@ -180,7 +180,7 @@ pub(super) fn names_in_text(source: &str, is_app_code: bool) -> Vec<String> {
         .collect();
     if !literals {
         // Modules run as programs count in any code (`venv` runs ensurepip).
-        names.extend(modules_run_as_programs(source));
+        names.extend(modules_run_as_programs(source, false));
     }
     names
 }
@@ -229,7 +229,7 @@ fn names_in_code(code: &str, literals: bool, calls_of_builtins: bool) -> Vec<Str
 fn names_in_literals(code: &str) -> Vec<String> {
     let mut names = Vec::new();
     for (before, literal) in literals_of(code) {
-        if let Some(program) = module_run_by(before, literal) {
+        if let Some(program) = module_run_by(before, literal, true) {
             push_program(&mut names, program);
             continue;
         }
@@ -283,12 +283,16 @@ fn push_program(names: &mut Vec<String>, program: &str) {
 /// The module that a literal (after the code `before` it) runs as a
 /// program with `-m`, in a python the code starts: the argument after
 /// `"-m"` (or `"-Im"`) in a list of arguments (`[sys.executable, "-m",
-/// "venv", dir]`), or in a command line in one literal (`f"{python} -m venv
-/// {dir}"`).
-fn module_run_by<'a>(before: &str, literal: &'a str) -> Option<&'a str> {
+/// "venv", dir]`), or, in the app's code (`is_app_code`), in a command line
+/// in one literal (`f"{python} -m venv {dir}"`). The standard library's
+/// command lines in one literal describe how to run a module
+/// (`prog='python -m tokenize'`, in its own `main`).
+fn module_run_by<'a>(before: &str, literal: &'a str, is_app_code: bool) -> Option<&'a str> {
     let mut words = literal.split_whitespace();
     if words.any(is_m_option) {
-        return words.next().filter(|module| is_dotted_name(module));
+        return words
+            .next()
+            .filter(|module| is_app_code && is_dotted_name(module));
     }
     let previous_literal = before
         .strip_suffix(',')
@@ -310,14 +314,14 @@ fn is_m_option(word: &str) -> bool {
 
 /// The modules that the code of `source` runs as programs with `-m`
 /// (`module_run_by`): a module can be used without being imported.
-pub(super) fn modules_run_as_programs(source: &str) -> Vec<String> {
+pub(super) fn modules_run_as_programs(source: &str, is_app_code: bool) -> Vec<String> {
     let mut names = Vec::new();
     for code in source.lines().map(str::trim_start) {
         if code.starts_with('#') || !code.contains('-') {
             continue;
         }
         for (before, literal) in literals_of(code) {
-            if let Some(program) = module_run_by(before, literal) {
+            if let Some(program) = module_run_by(before, literal, is_app_code) {
                 push_program(&mut names, program);
             }
         }
@@ -535,7 +539,7 @@ mod tests {
 
     #[test]
     fn modules_run_with_m_are_found_in_any_code() {
-        let run = modules_run_as_programs;
+        let run = |source| modules_run_as_programs(source, true);
         assert_eq!(
             run("subprocess.run([sys.executable, \"-m\", \"venv\", path])\n"),
             ["venv", "venv.__main__"]
@@ -550,6 +554,10 @@ mod tests {
             ["ensurepip", "ensurepip.__main__"]
         );
         assert!(run("run(['docker', '--rm', 'image'])\n").is_empty());
+        // The standard library's usage texts run nothing.
+        let usage = "    parser = argparse.ArgumentParser(prog='python -m tokenize')\n";
+        assert_eq!(run(usage), ["tokenize", "tokenize.__main__"]);
+        assert!(modules_run_as_programs(usage, false).is_empty());
         assert!(run("# [python, '-m', 'venv']\nx = ['-m', 'not a module']\n").is_empty());
         assert!(run("opts = {'venv': 1}\n").is_empty());
     }

@@ -110,7 +110,7 @@ pub fn parts_imported(tree: &Tree) -> Result<BTreeSet<&'static str>> {
         let source = fs::read(&file.path).map_err(io("read", &file.path))?;
         let source = String::from_utf8_lossy(&source);
         let mut used = module_imports(&source, None, false, false).all();
-        used.extend(modules_run_as_programs(&source));
+        used.extend(modules_run_as_programs(&source, true));
         for name in used {
             let module = name.split('.').next().unwrap_or(&name);
             if let Some((part, _)) = PART_MODULES
@@ -154,7 +154,7 @@ pub fn names_reached(tree: &Tree) -> Result<Reach> {
                 .names
                 .extend(module_imports(&text, None, false, false).all());
             reach.names.extend(names_in_text(&text, true));
-            reach.programs.extend(modules_run_as_programs(&text));
+            reach.programs.extend(modules_run_as_programs(&text, true));
         } else if name.ends_with(".so") || name.contains(".so.") {
             let image = fs::read(&file.path).map_err(io("read", &file.path))?;
             reach.names.extend(strings_of(&image));
@@ -467,7 +467,7 @@ pub fn cut_to_reach(
                     programs_run
                         .entry(module.clone())
                         .or_default()
-                        .extend(modules_run_as_programs(&text));
+                        .extend(modules_run_as_programs(&text, false));
                 }
             }
             if !module.is_empty() {
