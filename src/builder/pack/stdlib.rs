@@ -348,8 +348,10 @@ pub fn extracted_modules(parts: &StdlibParts) -> Result<Option<BTreeSet<String>>
 /// names. The script code of a module run as a program counts too: the
 /// app's programs (`reach.programs`: `-e http.server`, `-m venv`), those
 /// that kept modules run (`venv` runs `-m ensurepip`), and the package of
-/// a kept `__main__`. Returns the cut parts (written to `work_dir`) and the
-/// modules left out.
+/// a kept `__main__`; so does what the code in the wheels a kept package
+/// carries names (ensurepip's pip, which runs in the venvs it makes), and
+/// a directory of data goes with its package. Returns the cut parts
+/// (written to `work_dir`) and the modules left out.
 pub fn cut_to_reach(
     python: &BuildPython,
     parts: &StdlibParts,
