@@ -99,7 +99,7 @@ pub unsafe extern "C" fn start(
 ///
 /// # Safety
 /// The GIL must be held.
-unsafe fn object(argument: &Argument) -> *mut py::PyObject {
+pub(super) unsafe fn object(argument: &Argument) -> *mut py::PyObject {
     // SAFETY: the GIL is held; the text and path bytes are copied.
     unsafe {
         match argument {

@@ -232,8 +232,8 @@ impl Interpreter {
             // CPython derives its prefixes from `home`, whatever the
             // configuration says, and sets them again as its main part
             // starts: the prefix moves once it has.
-            set_sys_path("prefix", prefix)?;
-            set_sys_path("exec_prefix", prefix)?;
+            set_sys_path(c"prefix", prefix)?;
+            set_sys_path(c"exec_prefix", prefix)?;
         }
         if let Some(table) = launch.archive_table {
             // SAFETY: the interpreter is initialized, and this thread holds
@@ -803,15 +803,14 @@ fn set_string(config: &mut py::PyConfig, field: Field, value: &[u8]) -> Result<(
     check(status, "configuration").and_then(no_exit)
 }
 
-/// Sets `sys.NAME` to `path`, decoded as python decodes file names.
-fn set_sys_path(name: &str, path: &Path) -> Result<()> {
-    let name = c_string(name.as_bytes(), "an attribute name")?;
-    let path = c_string(path.as_os_str().as_bytes(), "a path")?;
-    // SAFETY: the interpreter's core is initialized and this thread holds
-    // the GIL; both strings are NUL-terminated. `PySys_SetObject` takes its
-    // own reference, so ours is released after.
+/// Sets `sys.NAME` to `path`, decoded as the bootstrap's path arguments
+/// are (as python decodes file names).
+fn set_sys_path(name: &CStr, path: &Path) -> Result<()> {
+    // SAFETY: the interpreter is initialized and this thread holds the GIL;
+    // the name is NUL-terminated. `PySys_SetObject` takes its own
+    // reference, so ours is released after.
     let set = unsafe {
-        let value = py::PyUnicode_DecodeFSDefault(path.as_ptr());
+        let value = bootstrap::object(&Argument::Path(path.to_owned()));
         let set = !value.is_null() && py::PySys_SetObject(name.as_ptr(), value) == 0;
         py::Py_XDECREF(value);
         if !set {
