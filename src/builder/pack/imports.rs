@@ -172,17 +172,12 @@ fn imports_of_lines(lines: &[&str], package: &[&str], skip_script_code: bool) ->
 pub(super) fn names_in_text(source: &str, is_app_code: bool) -> Vec<String> {
     let literals =
         is_app_code || source.contains("__import__(") || source.contains("import_module(");
-    let mut names: Vec<String> = source
+    source
         .lines()
         .map(str::trim_start)
         .filter(|code| !code.starts_with('#'))
         .flat_map(|code| names_in_code(code, literals, is_app_code))
-        .collect();
-    if !literals {
-        // Modules run as programs count in any code (`venv` runs ensurepip).
-        names.extend(modules_run_as_programs(source, false));
-    }
-    names
+        .collect()
 }
 
 /// Builtins whose call makes the interpreter import a module by name:
@@ -202,13 +197,16 @@ const IMPORTED_BY_A_CALL: &[(&str, &str)] = &[
 /// `import_module` or `__import__` names its module; a call of one of
 /// `IMPORTED_BY_A_CALL` names what the interpreter imports for it. Names
 /// that are no standard module are ignored by the cut, so a string that
-/// only looks like one (`"example.com"`) keeps nothing.
-fn names_in_code(code: &str, literals: bool, calls_of_builtins: bool) -> Vec<String> {
+/// only looks like one (`"example.com"`) keeps nothing. A module run as a
+/// program (`module_run_by`) counts in any code (`venv` runs ensurepip);
+/// dotted literals only when `literals`; calls of builtins and command
+/// lines in one literal only in the app's code (`is_app_code`).
+fn names_in_code(code: &str, literals: bool, is_app_code: bool) -> Vec<String> {
     let mut names = Vec::new();
-    if literals {
-        names.extend(names_in_literals(code));
+    if literals || code.contains('-') {
+        names.extend(names_in_literals(code, literals, is_app_code));
     }
-    if calls_of_builtins {
+    if is_app_code {
         names.extend(IMPORTED_BY_A_CALL.iter().filter_map(|(builtin, module)| {
             let called = code.match_indices(builtin).any(|(start, _)| {
                 let before = code[..start].chars().next_back();
@@ -225,15 +223,16 @@ fn names_in_code(code: &str, literals: bool, calls_of_builtins: bool) -> Vec<Str
     names
 }
 
-/// The string literals of `code` that name modules (`names_in_code`).
-fn names_in_literals(code: &str) -> Vec<String> {
+/// The string literals of `code` that name modules (`names_in_code`): the
+/// modules they run as programs, and, when `dotted`, the dotted names.
+fn names_in_literals(code: &str, dotted: bool, is_app_code: bool) -> Vec<String> {
     let mut names = Vec::new();
     for (before, literal) in literals_of(code) {
-        if let Some(program) = module_run_by(before, literal, true) {
+        if let Some(program) = module_run_by(before, literal, is_app_code) {
             push_program(&mut names, program);
             continue;
         }
-        if !is_dotted_name(literal) {
+        if !dotted || !is_dotted_name(literal) {
             continue;
         }
         let given_to_import = ["import_module(", "__import__("]
@@ -315,18 +314,12 @@ fn is_m_option(word: &str) -> bool {
 /// The modules that the code of `source` runs as programs with `-m`
 /// (`module_run_by`): a module can be used without being imported.
 pub(super) fn modules_run_as_programs(source: &str, is_app_code: bool) -> Vec<String> {
-    let mut names = Vec::new();
-    for code in source.lines().map(str::trim_start) {
-        if code.starts_with('#') || !code.contains('-') {
-            continue;
-        }
-        for (before, literal) in literals_of(code) {
-            if let Some(program) = module_run_by(before, literal, is_app_code) {
-                push_program(&mut names, program);
-            }
-        }
-    }
-    names
+    source
+        .lines()
+        .map(str::trim_start)
+        .filter(|code| !code.starts_with('#') && code.contains('-'))
+        .flat_map(|code| names_in_literals(code, false, is_app_code))
+        .collect()
 }
 
 /// `a`, `a.b_c.d`: identifiers joined by dots.
