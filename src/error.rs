@@ -78,6 +78,9 @@ pub enum Error {
         reason: Reason,
     },
 
+    #[error("the output `{}` would overwrite or land inside the input `{}`", output.display(), input.display())]
+    OutputIsInput { output: PathBuf, input: PathBuf },
+
     #[error("no installed distribution declares the console script `{name}`")]
     ConsoleScriptMissing {
         name: String,
@@ -222,6 +225,11 @@ impl Error {
             Error::OutputUnusable { .. } => {
                 "pass `-o` a file path in an existing directory that you can write".to_owned()
             }
+            Error::OutputIsInput { .. } => {
+                "pass `-o` a path outside what is packed: pack never writes over its inputs, \
+                 and an executable inside a directory it copies would be packed the next time"
+                    .to_owned()
+            }
             Error::EntryPointSyntax { .. } => {
                 "write it as `package.module` or `package.module:function`".to_owned()
             }
@@ -252,9 +260,9 @@ impl Error {
                     .to_owned()
             }
             Error::SelfStartLoop { .. } => {
-                "a run of the app starts its own executable (`sys.executable`) with arguments \
-                 that are the app's, not python's (`-c`, `-m`, a script); see the README's \
-                 section on `sys.executable`"
+                "a run of the app starts the app again by its own name (`sys.argv[0]`, \
+                 or its path); to run python, start `sys.executable`, the app's python; see \
+                 the README's section on `sys.executable`"
                     .to_owned()
             }
             Error::BadName { .. } => {

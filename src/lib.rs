@@ -84,7 +84,13 @@ pub fn run(argv: Vec<OsString>, prog: &mut String) -> Result<i32> {
     match locate_payload(prog)? {
         // pyferry with its kit: the builder, unless started as python (by
         // pack, for pip and the byte-compiler, and by their children).
-        Some(payload) if payload.manifest.builder && !runtime::invocation::interpreter_mode() => {
+        Some(payload)
+            if payload.manifest.builder
+                && !matches!(
+                    runtime::invocation::classify(&argv, &payload.path),
+                    runtime::invocation::Invocation::Python { .. }
+                ) =>
+        {
             "pyferry".clone_into(prog);
             builder::cli::run(argv, Some(builder::kit::Kit { payload }))
         }

@@ -14,9 +14,14 @@
 import sys
 
 
-def main(app, module, function, log, stdlib_dir, archived_stdlib, qt_platforms, deferred=None):
+def main(app, module, function, log, stdlib_dir, archived_stdlib, qt_platforms, deferred, archive):
+    # `archive`: the packed executable, whose zip is on sys.path
+    # (`sys.executable` is the app's python, a link of its own).
     import _imp
     import zipimport
+
+    global _archive
+    _archive = archive
 
     if sys.version_info < (3, 11):
         # No PyConfig.safe_path before 3.11: CPython put the executable's
@@ -24,7 +29,7 @@ def main(app, module, function, log, stdlib_dir, archived_stdlib, qt_platforms, 
         del sys.path[0]
     else:
         _locate_frozen_modules(stdlib_dir, _imp)
-    _load_archive_modules_once(sys.executable, zipimport, archived_stdlib, stdlib_dir)
+    _load_archive_modules_once(archive, zipimport, archived_stdlib, stdlib_dir)
     _watch_for_linecache()
     if deferred is not None:
         global _deferred
@@ -311,7 +316,7 @@ def _call_like_a_console_script(function, head):
     # Indented as in pip's wrapper, for the carets under the call.
     lines = ["\n"] * (_CONSOLE_SCRIPT_LINE - 2)
     lines += ["if __name__ == '__main__':\n", f"    sys.exit({function}())\n"]
-    code = compile("".join(lines), sys.executable, "exec", dont_inherit=True)
+    code = compile("".join(lines), _archive, "exec", dont_inherit=True)
     _console_script_lines[:] = lines
     if "linecache" in sys.modules:
         _seed_console_script(sys.modules["linecache"])
@@ -319,9 +324,11 @@ def _call_like_a_console_script(function, head):
 
 
 _console_script_lines = []
+# The packed executable (`main`'s and `python`'s `archive`).
+_archive = None
 
 
-def python(stdlib_dir, archived_stdlib, site, venv=False):
+def python(stdlib_dir, archived_stdlib, site, venv, archive):
     # Python mode (`PYFERRY_INTERPRETER=1`, the app's `sys.executable`
     # children, a venv's python): what python has set up before its command
     # line runs. `site`: python was not given `-S`. `venv`: started as the
@@ -331,9 +338,12 @@ def python(stdlib_dir, archived_stdlib, site, venv=False):
     import _imp
     import zipimport
 
+    global _archive
+    _archive = archive
+
     if sys.version_info >= (3, 11):
         _locate_frozen_modules(stdlib_dir, _imp)
-    _load_archive_modules_once(sys.executable, zipimport, archived_stdlib, stdlib_dir)
+    _load_archive_modules_once(archive, zipimport, archived_stdlib, stdlib_dir)
     _watch_for_linecache()
     _install_excepthook(_show_traceback)
     sys.meta_path.append(_MainAlias(_spec_finder(_frozen_importlib)))
@@ -747,7 +757,7 @@ def _seed_console_script(linecache):
     if _console_script_lines and isinstance(cache, dict):
         # No mtime: checkcache keeps the entry (as for sources from a loader).
         text = "".join(_console_script_lines)
-        cache[sys.executable] = (len(text), None, list(_console_script_lines), sys.executable)
+        cache[_archive] = (len(text), None, list(_console_script_lines), _archive)
 
 
 def _locate_frozen_modules(stdlib_dir, imp):

@@ -32,6 +32,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, IsTerminal};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Present in a version directory only once it is complete.
@@ -85,17 +86,28 @@ impl From<Error> for Attempt {
     }
 }
 
-/// The candidate roots: `$PYFERRY_CACHE_DIR` alone if set, else the user's
-/// cache dir, then private per-user fallbacks (no HOME, a read-only or
-/// `noexec` HOME, a cache dir that is not ours).
+/// The root that holds the python link this process was started through
+/// (`python_link::root_of_link`): the app's python uses the app's cache,
+/// whatever environment it was given.
+static LINK_ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Puts `root` (where the python link that started us is) before every
+/// other candidate root; checked as every root is.
+pub fn prefer_root(root: PathBuf) {
+    let _ = LINK_ROOT.set(root);
+}
+
+/// The candidate roots: the root of the python link that started us, if
+/// any; then `$PYFERRY_CACHE_DIR` alone if set, else the user's cache dir,
+/// then private per-user fallbacks (no HOME, a read-only or `noexec` HOME,
+/// a cache dir that is not ours).
 pub fn candidate_roots() -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = LINK_ROOT.get().cloned().into_iter().collect();
     if let Some(dir) = env::var_os("PYFERRY_CACHE_DIR").filter(|dir| !dir.is_empty()) {
-        return vec![PathBuf::from(dir)];
+        roots.push(PathBuf::from(dir));
+        return roots;
     }
-    let mut roots: Vec<PathBuf> = dirs::cache_dir()
-        .map(|dir| dir.join("pyferry"))
-        .into_iter()
-        .collect();
+    roots.extend(dirs::cache_dir().map(|dir| dir.join("pyferry")));
     if let Some(runtime) = env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
         roots.push(PathBuf::from(runtime).join("pyferry"));
     }
@@ -246,18 +258,24 @@ pub fn extract_for_system(root: &Path, payload: &Payload) -> Result<Version> {
 fn system_version(manifest: &Manifest) -> Option<PathBuf> {
     let given = Path::new(manifest.system_cache.as_deref()?);
     // By its path without symbolic links, whose every ancestor must be
-    // root's alone (`check_ancestors`): no user can swap it.
+    // root's alone (`check_ancestors`): no user can swap it. The directory
+    // itself is checked by an open handle, which must be what that path
+    // names.
     let root = &fs::canonicalize(given).ok()?;
     let dir = root.join(manifest.cache_key());
     let marker = fs::read_to_string(dir.join(MARKER)).ok()?;
-    let trusted = |path: &Path| {
-        fs::symlink_metadata(path)
-            .is_ok_and(|meta| meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o022 == 0)
+    let trusted =
+        |meta: &fs::Metadata| meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o022 == 0;
+    let checked = |path: &Path| {
+        let handle = open_directory(path).ok()?;
+        let meta = handle.metadata().ok()?;
+        let named = fs::symlink_metadata(path).ok()?;
+        (trusted(&meta) && named.dev() == meta.dev() && named.ino() == meta.ino()).then_some(())
     };
-    let usable = marker.trim() == manifest.hash
-        && trusted(root)
-        && trusted(&dir)
-        && check_ancestors(root, 0).is_ok();
+    let usable = check_ancestors(root, 0).is_ok()
+        && checked(root).is_some()
+        && checked(&dir).is_some()
+        && marker.trim() == manifest.hash;
     if !usable {
         crate::debug::note(format_args!(
             "ignoring the system copy in {}: not root's alone, writable by others, or another \
@@ -270,29 +288,71 @@ fn system_version(manifest: &Manifest) -> Option<PathBuf> {
 
 /// Creates the root if needed and checks that it is safe to use; returns it
 /// without symbolic links, as every later step names it.
+///
+/// The checks are made on one open handle of the directory, never on a path
+/// that could name something else a moment later: the path as given is
+/// opened without following a final link, the handle's owner and mode are
+/// checked, then the path without links is resolved, its ancestors are
+/// checked (from then on nobody else can change what it names) and it must
+/// still name the very directory checked. Another user who swaps the root
+/// for a link between two steps makes the start refuse, never use theirs.
 fn prepare_root(dir: &Path, audience: Audience) -> Result<PathBuf, String> {
-    let meta = match fs::symlink_metadata(dir) {
-        Ok(meta) => meta,
-        Err(_) => {
+    let uid = effective_uid();
+    let handle = match open_directory(dir) {
+        Ok(handle) => handle,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
             DirBuilder::new()
                 .recursive(true)
                 .mode(audience.dir_mode())
                 .create(dir)
                 .map_err(|e| format!("it cannot be created: {e}"))?;
-            fs::symlink_metadata(dir).map_err(|e| format!("it cannot be read: {e}"))?
+            open_directory(dir).map_err(|e| why_not_a_directory(dir, e))?
         }
+        Err(e) => return Err(why_not_a_directory(dir, e)),
     };
-    let uid = effective_uid();
-    if meta.file_type().is_symlink() {
-        return Err("it is a symbolic link; pyferry follows none for its cache".to_owned());
+    let meta = handle
+        .metadata()
+        .map_err(|e| format!("it cannot be read: {e}"))?;
+    check_owner_and_mode(&meta, uid)?;
+    let real = fs::canonicalize(dir).map_err(|e| format!("it cannot be resolved: {e}"))?;
+    check_ancestors(&real, uid)?;
+    let named = fs::symlink_metadata(&real).map_err(|e| format!("it cannot be read: {e}"))?;
+    if named.dev() != meta.dev() || named.ino() != meta.ino() {
+        return Err(format!(
+            "it was replaced while pyferry checked it (it now leads to `{}`): someone who can \
+             rename entries of its parent directory swapped it",
+            real.display()
+        ));
     }
-    if !meta.is_dir() {
-        return Err("it is not a directory".to_owned());
+    Ok(real)
+}
+
+/// Opens `dir` itself, never what a link there leads to.
+fn open_directory(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)
+}
+
+/// Why `dir` could not be opened as a directory.
+fn why_not_a_directory(dir: &Path, e: io::Error) -> String {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            "it is a symbolic link; pyferry follows none for its cache".to_owned()
+        }
+        Ok(meta) if !meta.is_dir() => "it is not a directory".to_owned(),
+        _ => format!("it cannot be opened: {e}"),
     }
+}
+
+/// A root must be `uid`'s, and writable by no one else.
+fn check_owner_and_mode(meta: &fs::Metadata, uid: u32) -> Result<(), String> {
     if meta.uid() != uid {
         return Err(format!(
-            "it is owned by uid {}, not by you (uid {uid})",
-            meta.uid()
+            "it is owned by uid {}, not by {} (uid {uid})",
+            meta.uid(),
+            if uid == 0 { "root" } else { "you" }
         ));
     }
     if meta.mode() & 0o022 != 0 {
@@ -301,9 +361,7 @@ fn prepare_root(dir: &Path, audience: Audience) -> Result<PathBuf, String> {
             meta.mode() & 0o7777
         ));
     }
-    let real = fs::canonicalize(dir).map_err(|e| format!("it cannot be resolved: {e}"))?;
-    check_ancestors(&real, uid)?;
-    Ok(real)
+    Ok(())
 }
 
 /// Whoever may rename entries of one of the root's ancestors can swap the

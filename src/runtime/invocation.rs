@@ -1,38 +1,35 @@
-//! What the runtime was started for, decided from the raw arguments without
-//! parsing the app's: the app itself, `--extract-only`, or Python itself
-//! (interpreter mode, a helper process that `multiprocessing` started, or a
-//! python command line from the app's own descendants).
+//! What the runtime was started for: the app itself, `--extract-only`, or
+//! python itself. Decided by what was executed (`python_link`: a python
+//! name that is this executable, such as the app's `sys.executable`) or by
+//! the reserved `PYFERRY_INTERPRETER=1`, never by sniffing the app's
+//! arguments: run under its own name, however deeply nested, the app gets
+//! every argument, `-c` and `script.py` included; only a first argument of
+//! `--extract-only` is reserved.
 //!
-//! `sys.executable` is the packed executable, and code that runs python as
-//! `sys.executable -c ...` (pip, test runners, build backends) would start
-//! the app again, which would start it again. So every app run records
-//! itself in the environment its descendants inherit (`LINEAGE_VARIABLE`:
-//! which app, how many app runs deep, which process); a process of this
-//! same app that finds the record and a python command line (`-c`, `-m`,
-//! `-`, interpreter options, a script) behaves as python. A person who runs
-//! the app from a shell has no record: every argument is the app's. And app
-//! runs started by app runs are counted: past `MAX_APP_DEPTH` the runtime
-//! refuses, so an app that keeps starting itself cannot flood the machine.
-//!
-//! `multiprocessing` starts its helpers as `sys.executable`, i.e. us:
-//! `EXE [interpreter flags] -c 'from multiprocessing.spawn import spawn_main;
-//! spawn_main(...)' --multiprocessing-fork`, and the resource tracker and
-//! forkserver likewise with `-c`. Those are recognized precisely (flag
-//! syntax, code prefix, trailing argument), so an app whose own arguments
-//! start with `-c` still gets them; running the app again instead would
-//! re-run it in every child.
+//! App runs started by app runs are still counted (`LINEAGE_VARIABLE`:
+//! which app, how many app runs deep, which process): past
+//! `MAX_APP_DEPTH` the runtime refuses, so an app that keeps starting
+//! itself by its own name cannot flood the machine.
 
-use std::ffi::{OsStr, OsString};
+use super::python_link::{self, AsPython};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
     /// Run the app's entry point with these arguments.
     App,
     /// Extract (if needed) and print the extraction directory.
     ExtractOnly,
     /// Behave like `python` with these arguments, over the app's `sys.path`.
-    Python,
+    Python {
+        /// The python name it was started through (`sys.executable`), if
+        /// it was started through one rather than by `INTERPRETER_VARIABLE`.
+        executable: Option<PathBuf>,
+        /// Started as a venv's python (`executable` is its `bin/python*`),
+        /// whose configuration can be trusted: python over that venv.
+        venv: bool,
+    },
 }
 
 /// The reserved first argument.
@@ -75,11 +72,6 @@ impl Lineage {
         }
     }
 
-    /// Whether a run of this app started us (or a process it started).
-    pub fn is_descendant(&self) -> bool {
-        self.depth > 0
-    }
-
     /// The depth of an app run in process `pid`: one more than the record's,
     /// unless the recorded run `exec`ed us (same process, same depth).
     pub fn app_depth(&self, pid: u32) -> u32 {
@@ -96,132 +88,33 @@ impl Lineage {
     }
 }
 
-const HELPERS: &[(&str, &[&str])] = &[
-    (
-        "from multiprocessing.spawn import spawn_main; spawn_main(",
-        &["--multiprocessing-fork"],
-    ),
-    (
-        "from multiprocessing.resource_tracker import main;main(",
-        &[],
-    ),
-    ("from multiprocessing.forkserver import main; main(", &[]),
-];
+/// What this run of the executable at `exe` is for; `argv` is the whole
+/// command line, `argv[0]` included.
+pub fn classify(argv: &[OsString], exe: &Path) -> Invocation {
+    if let Some(AsPython { invoked, venv }) =
+        python_link::started_as_python(argv.first().map(OsString::as_os_str), exe)
+    {
+        return Invocation::Python {
+            executable: Some(invoked),
+            venv: venv.is_some(),
+        };
+    }
+    from_arguments(argv.get(1..).unwrap_or_default(), interpreter_mode())
+}
 
-/// `args` excludes argv[0]; `descendant`: a run of this app started us.
-pub fn classify(args: &[OsString], interpreter_mode: bool, descendant: bool) -> Invocation {
-    let python = interpreter_mode
-        || is_multiprocessing_helper(args)
-        || descendant && is_python_command_line(args);
-    if python {
-        Invocation::Python
+/// The decision for a run under the executable's own name: `args` excludes
+/// `argv[0]`.
+fn from_arguments(args: &[OsString], interpreter_mode: bool) -> Invocation {
+    if interpreter_mode {
+        Invocation::Python {
+            executable: None,
+            venv: false,
+        }
     } else if args.first().is_some_and(|arg| arg == EXTRACT_ONLY) {
         Invocation::ExtractOnly
     } else {
         Invocation::App
     }
-}
-
-/// The path of a venv's python through which the app was started
-/// (`ENV/bin/python`, a link to the app's executable that a venv made by
-/// the app's python holds), when `argv0` is one: its directory or the one
-/// above holds `pyvenv.cfg`, and it is this very executable (`exe`). Such
-/// a start is python, for that venv.
-pub fn venv_python(argv0: &OsStr, exe: &Path) -> Option<PathBuf> {
-    let argv0 = Path::new(argv0);
-    // As invoked: a path, or a name found on PATH.
-    let invoked = if argv0.components().count() > 1 {
-        std::env::current_dir().ok()?.join(argv0)
-    } else {
-        let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(argv0))
-            .find(|candidate| candidate.is_file())?
-    };
-    let dir = invoked.parent()?;
-    let has_config = dir.join("pyvenv.cfg").is_file()
-        || dir
-            .parent()
-            .is_some_and(|up| up.join("pyvenv.cfg").is_file());
-    let is_this_executable =
-        std::fs::canonicalize(&invoked).ok()? == std::fs::canonicalize(exe).ok()?;
-    (has_config && is_this_executable).then_some(invoked)
-}
-
-fn is_multiprocessing_helper(args: &[OsString]) -> bool {
-    let flags = args
-        .iter()
-        .take_while(|arg| is_interpreter_flag(arg))
-        .count();
-    let [dash_c, code, rest @ ..] = &args[flags..] else {
-        return false;
-    };
-    let Some(code) = code.to_str() else {
-        return false;
-    };
-    dash_c == "-c"
-        && code.ends_with(')')
-        && HELPERS.iter().any(|(prefix, trailing)| {
-            code.starts_with(prefix)
-                && rest
-                    .iter()
-                    .map(|a| a.to_str())
-                    .eq(trailing.iter().map(|t| Some(*t)))
-        })
-}
-
-/// Whether `args` is what one passes python: options first (`-c CODE`,
-/// `-m MODULE`, `-` for stdin, `-I`, `-Wd`, `--version`, ...), or a script:
-/// a `.py`, `.pyw`, `.pyc` or `.pyz` file, a file that starts with `#!`
-/// (run through its shebang), or a directory holding `__main__.py`. No
-/// arguments at all are the app's (an app restarting itself).
-fn is_python_command_line(args: &[OsString]) -> bool {
-    let Some(first) = args.first() else {
-        return false;
-    };
-    match first.to_str() {
-        Some("-") => true,
-        Some(long) if long.starts_with("--") => PYTHON_LONG_OPTIONS.contains(&long),
-        Some(short) if short.starts_with('-') => is_python_short_options(&short[1..]),
-        _ => is_script(std::path::Path::new(first)),
-    }
-}
-
-const PYTHON_LONG_OPTIONS: &[&str] = &[
-    "--version",
-    "--help",
-    "--help-env",
-    "--help-xoptions",
-    "--help-all",
-    "--check-hash-based-pycs",
-];
-
-/// `-Esc`, `-u`, `-Wdefault`, `-mpip`: python's single-letter options, as
-/// its getopt reads them (`c`, `m`, `W`, `X` take the rest as their value).
-fn is_python_short_options(options: &str) -> bool {
-    let mut any = false;
-    for letter in options.chars() {
-        match letter {
-            'c' | 'm' | 'W' | 'X' => return true,
-            _ if "bBdEhiIOPqRsSuvVx?".contains(letter) => any = true,
-            _ => return false,
-        }
-    }
-    any
-}
-
-fn is_script(path: &std::path::Path) -> bool {
-    let suffix = path.extension().and_then(|suffix| suffix.to_str());
-    if path.is_dir() {
-        return path.join("__main__.py").is_file() || path.join("__main__.pyc").is_file();
-    }
-    if matches!(suffix, Some("py" | "pyw" | "pyc" | "pyz")) {
-        return path.is_file();
-    }
-    let mut start = [0u8; 2];
-    std::fs::File::open(path)
-        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut start))
-        .is_ok_and(|()| start == *b"#!")
 }
 
 /// Whether python's own single-letter option `letter` (`E`, `I`, `S`) is
@@ -263,22 +156,6 @@ pub fn has_python_option(args: &[OsString], letter: char) -> bool {
     false
 }
 
-/// One token of `subprocess._args_from_interpreter_flags()`: `-B`, `-S`,
-/// `-OO`, `-vv`, `-I`, `-E`, `-s`, `-P`, `-Wopt`, `-Xopt`.
-fn is_interpreter_flag(arg: &OsString) -> bool {
-    let Some(flag) = arg.to_str().and_then(|a| a.strip_prefix('-')) else {
-        return false;
-    };
-    let mut chars = flag.chars();
-    match chars.next() {
-        Some('W' | 'X') => flag.len() > 1,
-        Some(letter) if "dBSvbqOIEsP".contains(letter) => {
-            flag.len() <= 3 && chars.all(|c| c == letter)
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,158 +164,58 @@ mod tests {
         list.iter().map(OsString::from).collect()
     }
 
-    const SPAWN: &str =
-        "from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5, pipe_handle=7)";
+    const PYTHON: Invocation = Invocation::Python {
+        executable: None,
+        venv: false,
+    };
 
+    /// Under the app's own name every argument is the app's: python's
+    /// command lines, multiprocessing's helpers, scripts, `#!` files.
     #[test]
-    fn multiprocessing_helpers_are_recognized() {
-        for helper in [
-            args(&[
-                "-B",
-                "-S",
-                "-s",
-                "-P",
-                "-c",
-                SPAWN,
-                "--multiprocessing-fork",
-            ]),
-            args(&[
-                "-I",
-                "-OO",
-                "-Wdefault",
-                "-Xfaulthandler",
-                "-c",
-                SPAWN,
-                "--multiprocessing-fork",
-            ]),
-            args(&[
-                "-c",
-                "from multiprocessing.resource_tracker import main;main(6)",
-            ]),
-            args(&[
-                "-S",
-                "-c",
-                "from multiprocessing.forkserver import main; main(8, 9, ['__main__'], **{'sys_path': []})",
-            ]),
-        ] {
-            assert_eq!(
-                classify(&helper, false, false),
-                Invocation::Python,
-                "{helper:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn app_arguments_that_look_alike_stay_the_apps() {
+    fn the_apps_own_name_always_runs_the_app() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = dir.path().join("tool.py");
+        std::fs::write(&script, "print(1)").expect("write");
+        let shebang = dir.path().join("hook");
+        std::fs::write(&shebang, "#!/usr/bin/app\n").expect("write");
         for app in [
             args(&["-c", "print(1)"]),
-            args(&["-c", SPAWN]),
-            args(&["-c", SPAWN, "--multiprocessing-fork", "extra"]),
-            args(&["--verbose", "-c", SPAWN, "--multiprocessing-fork"]),
-            args(&["-S", "-c"]),
+            args(&["-m", "pip", "install", "x"]),
+            args(&["-"]),
+            args(&["-q"]),
+            args(&["-V"]),
+            args(&["--version"]),
             args(&[
                 "-c",
-                "from multiprocessing.spawn import spawn_main; spawn_main(1); evil",
+                "from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5)",
                 "--multiprocessing-fork",
             ]),
+            vec![script.clone().into_os_string()],
+            vec![shebang.clone().into_os_string()],
             args(&["x", EXTRACT_ONLY]),
             args(&[]),
         ] {
-            assert_eq!(classify(&app, false, false), Invocation::App, "{app:?}");
+            assert_eq!(from_arguments(&app, false), Invocation::App, "{app:?}");
         }
     }
 
     #[test]
     fn reserved_and_interpreter_modes() {
         assert_eq!(
-            classify(&args(&[EXTRACT_ONLY, "x"]), false, false),
+            from_arguments(&args(&[EXTRACT_ONLY, "x"]), false),
             Invocation::ExtractOnly
         );
-        assert_eq!(
-            classify(&args(&[EXTRACT_ONLY]), true, false),
-            Invocation::Python
-        );
-        assert_eq!(classify(&args(&[]), true, false), Invocation::Python);
-    }
-
-    #[test]
-    fn descendants_get_python_for_python_command_lines_only() {
-        for python in [
-            &["-c", "print(1)"][..],
-            &["-m", "pip", "install", "x"],
-            &["-"],
-            &["-I", "-c", "x"],
-            &["-Esc", "x"],
-            &["-mpip"],
-            &["-Wdefault", "-u"],
-            &["--version"],
-            &["-cz"],
-        ] {
-            assert_eq!(
-                classify(&args(python), false, true),
-                Invocation::Python,
-                "{python:?}"
-            );
-            // The same arguments from a shell are the app's.
-            assert_eq!(
-                classify(&args(python), false, false),
-                Invocation::App,
-                "{python:?}"
-            );
-        }
-        for app in [
-            &[][..],
-            &["--verbose"],
-            &["-z"],
-            &["install", "x"],
-            &["/nonexistent/script.py"],
-        ] {
-            assert_eq!(
-                classify(&args(app), false, true),
-                Invocation::App,
-                "{app:?}"
-            );
-        }
-        assert_eq!(
-            classify(&args(&[EXTRACT_ONLY]), false, true),
-            Invocation::ExtractOnly
-        );
-    }
-
-    #[test]
-    fn scripts_are_recognized_by_name_or_shebang() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let write = |name: &str, text: &str| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, text).expect("write");
-            path.into_os_string()
-        };
-        let python = [
-            write("tool.py", "print(1)"),
-            write("pip", "#!/usr/bin/app\nimport pip\n"),
-        ];
-        let data = [write("notes.txt", "hello"), write("input", "x")];
-        for script in python {
-            assert_eq!(classify(&[script], false, true), Invocation::Python);
-        }
-        for file in data {
-            assert_eq!(classify(&[file], false, true), Invocation::App);
-        }
-        std::fs::write(dir.path().join("__main__.py"), "").expect("write");
-        let dir_arg = dir.path().as_os_str().to_owned();
-        assert_eq!(classify(&[dir_arg], false, true), Invocation::Python);
+        assert_eq!(from_arguments(&args(&[EXTRACT_ONLY]), true), PYTHON);
+        assert_eq!(from_arguments(&args(&[]), true), PYTHON);
     }
 
     #[test]
     fn lineage_records_count_nested_app_runs() {
         let app = "0123456789abcdef";
         let none = Lineage::read(None, app);
-        assert!(!none.is_descendant());
         assert_eq!(none.app_depth(100), 1);
         let record = Lineage::record(app, 1, 100);
         let child = Lineage::read(Some(record.as_ref()), app);
-        assert!(child.is_descendant());
         assert_eq!(child.app_depth(200), 2, "started by the app");
         assert_eq!(child.app_depth(100), 1, "exec'd by the app");
         for other in [
@@ -448,8 +225,12 @@ mod tests {
             "",
         ] {
             let read = Lineage::read(Some(std::ffi::OsStr::new(other)), app);
-            assert!(!read.is_descendant(), "{other}");
+            assert_eq!(read.app_depth(1), 1, "{other}");
         }
+    }
+
+    #[test]
+    fn python_options_are_read_as_pythons_getopt_reads_them() {
         assert!(has_python_option(&args(&["-I", "-c", "x"]), 'I'));
         assert!(has_python_option(&args(&["-sE", "script.py"]), 'E'));
         // `-X` and `-W` take a value, in the argument or the next one.

@@ -28,6 +28,7 @@ pub mod interpreter;
 pub mod invocation;
 mod lazy;
 pub mod payload;
+pub mod python_link;
 #[cfg(pyferry_flavor = "standalone")]
 pub mod stdlib;
 pub mod unattended;
@@ -54,23 +55,22 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
             reason,
         });
     }
-    let interpreter_mode = invocation::interpreter_mode();
+    let invocation = invocation::classify(&argv, &payload.path);
     let app_key = &manifest.hash[..16];
     let lineage = Lineage::read(std::env::var_os(LINEAGE_VARIABLE).as_deref(), app_key);
     let args = argv.get(1..).unwrap_or_default();
-    // Started as a venv's python (a venv that the app's python made).
-    let venv_python = argv
-        .first()
-        .and_then(|argv0| invocation::venv_python(argv0, &payload.path));
-    let invocation = match venv_python {
-        Some(_) => Invocation::Python,
-        None => invocation::classify(args, interpreter_mode, lineage.is_descendant()),
-    };
     if invocation == Invocation::ExtractOnly {
         let version = match argv.get(2..).unwrap_or_default() {
             [] => cache::ensure_extracted(&payload)?,
             [flag, target] if flag == "--target" => {
-                cache::extract_for_system(Path::new(target), &payload)?
+                let version = cache::extract_for_system(Path::new(target), &payload)?;
+                // The app's python for every user, as the cache's links
+                // would be (`python_link`).
+                if let Some(root) = version.dir.parent() {
+                    python_link::ensure_links(root, &payload.path, 0o755)
+                        .map_err(crate::error::io("make the python links in", root))?;
+                }
+                version
             }
             _ => {
                 return Err(Error::Usage {
@@ -81,9 +81,27 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         crate::console::print(&format!("{}\n", version.dir.display()));
         return Ok(0);
     }
+    let (python_executable, venv_python) = match &invocation {
+        Invocation::Python { executable, venv } => (executable.clone(), *venv),
+        _ => (None, false),
+    };
+    // The app's python uses the app's cache, whatever environment its
+    // starter gave it (a hook run from an empty one).
+    if let Some(root) = python_executable
+        .as_deref()
+        .and_then(python_link::root_of_link)
+    {
+        cache::prefer_root(root);
+    }
+    if python_executable.is_none() && invocation != Invocation::App {
+        // Asked for by `PYFERRY_INTERPRETER=1`: for this process only. Its
+        // children are python through `sys.executable`, and the app's own
+        // name runs the app for them.
+        interpreter::remove_environment(invocation::INTERPRETER_VARIABLE);
+    }
 
-    // Every app run tells its descendants that it is their app (so that its
-    // `sys.executable` is python to them), and how deep it runs.
+    // Every app run tells its descendants how deep it runs: an app that
+    // keeps starting itself is stopped.
     let mut environment: Vec<(&str, String)> = Vec::new();
     if invocation == Invocation::App {
         let pid = std::process::id();
@@ -130,8 +148,14 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     }
     let extraction_dir = version.as_ref().map(|v| v.dir.as_path());
     let mut python = python_location(&payload, extraction_dir.or(pending.as_deref()))?;
+    let executable = match python_executable {
+        Some(invoked) => invoked,
+        None => own_python(&payload, version.as_ref(), pending.as_deref()),
+    };
+    phases.done("python link");
+    let python_mode = invocation != Invocation::App;
     let python_option = |letter| invocation::has_python_option(args, letter);
-    if invocation == Invocation::Python && !python_option('E') && !python_option('I') {
+    if python_mode && !python_option('E') && !python_option('I') {
         // As in python: PYTHONPATH's directories come before the rest.
         if let Some(extra) = std::env::var_os("PYTHONPATH") {
             let extra: Vec<PathBuf> = std::env::split_paths(&extra)
@@ -152,17 +176,18 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     // The app runs the bootstrap's `main`; python mode gets what python has
     // before its command line runs (the builtins of `site` unless `-S`),
     // from the bootstrap's `python`.
-    let call = match invocation {
-        Invocation::Python => BootstrapCall {
+    let call = match python_mode {
+        true => BootstrapCall {
             function: c"python",
             arguments: vec![
                 Argument::Path(python.stdlib_dir.clone()),
                 optional_path(python.archived_stdlib.as_deref()),
                 Argument::Bool(!python_option('S')),
-                Argument::Bool(venv_python.is_some()),
+                Argument::Bool(venv_python),
+                Argument::Path(payload.path.clone()),
             ],
         },
-        _ => bootstrap_call(&payload, &python, log.as_deref(), pending.as_deref()),
+        false => bootstrap_call(&payload, &python, log.as_deref(), pending.as_deref()),
     };
     if let Some(bundle) = python.certificate_bundle {
         environment.push(("SSL_CERT_FILE", bundle.to_owned()));
@@ -178,16 +203,17 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     phases.done("archive directory");
     let started = Interpreter::start(Launch {
         argv: &argv,
-        // A venv's python is that venv's `bin/python`: `site` finds the
-        // venv's `pyvenv.cfg` beside it.
-        executable: venv_python.as_deref().unwrap_or(&payload.path),
+        // The app's python (`python_link`), or the python name it was
+        // started through; a venv's python is that venv's `bin/python`:
+        // `site` finds the venv's `pyvenv.cfg` beside it.
+        executable: &executable,
         home: &python.home,
         // A venv's python has the venv as its prefix (`site`).
-        prefix: python.prefix.as_deref().filter(|_| venv_python.is_none()),
+        prefix: python.prefix.as_deref().filter(|_| !venv_python),
         search_paths: &python.search_paths,
-        mode: match invocation {
-            Invocation::Python => Mode::CommandLine { prelude: call },
-            _ => Mode::Bootstrap(call),
+        mode: match python_mode {
+            true => Mode::CommandLine { prelude: call },
+            false => Mode::Bootstrap(call),
         },
         environment: &environment,
         archive: &payload.path,
@@ -286,6 +312,46 @@ fn python_location(payload: &Payload, extracted: Option<&Path>) -> Result<Python
     }
 }
 
+/// `sys.executable`: the app's python link (`python_link`) in the cache
+/// root this run uses (the version's, or the one a deferred first run will
+/// extract into), or in the first usable one when the app extracts
+/// nothing; a system package's own when it made one. With no root to make
+/// it in, the executable itself, which runs the app.
+fn own_python(
+    payload: &Payload,
+    version: Option<&cache::Version>,
+    pending: Option<&Path>,
+) -> PathBuf {
+    let exe = &payload.path;
+    let used_root = version
+        .map(|version| version.dir.as_path())
+        .or(pending)
+        .and_then(Path::parent);
+    if let Some(link) = used_root.and_then(|root| python_link::existing_link(root, exe)) {
+        return link;
+    }
+    let made = used_root
+        .map(|root| python_link::ensure_links(root, exe, 0o700))
+        .filter(Result::is_ok)
+        .or_else(|| {
+            let root = cache::root().ok()?;
+            Some(python_link::ensure_links(&root, exe, 0o700))
+        });
+    match made {
+        Some(Ok(link)) => link,
+        Some(Err(e)) => {
+            crate::debug::note(format_args!("no python link for sys.executable: {e}"));
+            exe.clone()
+        }
+        None => {
+            crate::debug::note(format_args!(
+                "no cache root for the python link of sys.executable"
+            ));
+            exe.clone()
+        }
+    }
+}
+
 /// Why this runtime cannot run the archive of `manifest`, if it cannot.
 fn runtime_mismatch(manifest: &Manifest) -> Option<Damage> {
     if manifest.python != PYTHON_VERSION {
@@ -342,6 +408,7 @@ fn bootstrap_call(
             optional_path(python.archived_stdlib.as_deref()),
             qt_platforms(&manifest.qt_platforms),
             deferred,
+            Argument::Path(payload.path.clone()),
         ],
     }
 }

@@ -221,13 +221,14 @@ fn sources_can_be_left_out() {
 #[test]
 fn archive_modules_are_loaded_once() {
     let cx = TestContext::new();
-    let main = "import sys, zipimport\n\
+    let main = "import os, sys, zipimport\n\
+        archive = os.path.realpath(sys.argv[0])\n\
         loads = []\n\
         sys.addaudithook(lambda event, args: loads.append(event) if event == 'marshal.loads' else None)\n\
         import pkg.mod\n\
         print(len(loads), pkg.mod.VALUE)\n\
-        print(pkg.__file__ == sys.executable + '/pkg/__init__.pyc', pkg.mod.__file__ == sys.executable + '/pkg/mod.pyc')\n\
-        print(pkg.__path__ == [sys.executable + '/pkg'], pkg.mod.__spec__.origin == pkg.mod.__file__)\n\
+        print(pkg.__file__ == archive + '/pkg/__init__.pyc', pkg.mod.__file__ == archive + '/pkg/mod.pyc')\n\
+        print(pkg.__path__ == [archive + '/pkg'], pkg.mod.__spec__.origin == pkg.mod.__file__)\n\
         print(isinstance(pkg.mod.__loader__, zipimport.zipimporter))\n";
     let app = cx.write_tree(
         "app",
@@ -297,10 +298,11 @@ fn runtime_environment_is_isolated() {
         &[(
             "__main__.py",
             "import sys, os\n\
+             archive = os.path.realpath(sys.argv[0])\n\
              print('site' in sys.modules, sys.flags.no_user_site)\n\
-             print(sys.executable == os.path.realpath(sys.argv[0]))\n\
-             print(all(p.startswith((sys.base_prefix, sys.executable)) for p in sys.path), len(sys.path))\n\
-             print(type(__loader__).__name__, __file__.startswith(sys.executable + '/__main__.py'))\n",
+             print(os.path.realpath(sys.executable) == archive, os.path.basename(sys.executable))\n\
+             print(all(p.startswith((sys.base_prefix, archive)) for p in sys.path), len(sys.path))\n\
+             print(type(__loader__).__name__, __file__.startswith(archive + '/__main__.py'))\n",
         )],
     );
     // Imported from the archive, though it names `__file__`.
@@ -317,7 +319,8 @@ fn runtime_environment_is_isolated() {
     let out = success(&output);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "False 1", "{out}");
-    assert_eq!(lines[1], "True", "{out}");
+    // `sys.executable` is the app's python, a link to the executable.
+    assert_eq!(lines[1], "True python3", "{out}");
     assert!(lines[2].starts_with("True"), "{out}");
     assert_eq!(lines[3], "zipimporter True", "{out}");
 }

@@ -13,6 +13,9 @@ use crate::context::{TestContext, describe, stderr, stdout};
 const SIMULATION: &str = r#"
 import os, sys, types, zipimport, _imp, _frozen_importlib
 import _pyferry_boot as boot
+# The packed executable, whose zip is on sys.path (`sys.executable` is
+# the app's python, a link to it).
+archive = os.path.realpath(sys.executable)
 
 def without(module, name):
     fake = types.ModuleType(module.__name__)
@@ -48,13 +51,13 @@ spec_modules = {
     "stock": _frozen_importlib,
     "no _find_spec": without(_frozen_importlib, "_find_spec"),
 }
-print("installed:", boot._load_archive_modules_once(sys.executable, zipimports.get(case, zipimport)))
+print("installed:", boot._load_archive_modules_once(archive, zipimports.get(case, zipimport)))
 import helper, pkg.sub
 for module in (helper, pkg, pkg.sub):
     parent = module.__name__.rpartition(".")[0]
-    stock = zipimport.zipimporter(sys.modules[parent].__path__[0] if parent else sys.executable)
+    stock = zipimport.zipimporter(sys.modules[parent].__path__[0] if parent else archive)
     same = module.__file__ == stock.get_filename(module.__name__) == module.__spec__.origin
-    print(module.__name__, os.path.relpath(module.__file__, sys.executable), same)
+    print(module.__name__, os.path.relpath(module.__file__, archive), same)
 boot._locate_frozen_modules(os.path.dirname(os.__file__) if hasattr(os, "__file__") else "/stdlib",
                             frozen_imps.get(case, _imp))
 print("stdlib dir set:", sys._stdlib_dir is not None)
@@ -112,9 +115,10 @@ fn bootstrap_shortcuts_fall_back_when_cpython_internals_change() {
 /// runtime's mapping) against the table CPython's `_read_directory` parses
 /// from the same file.
 const TABLE_CHECK: &str = r#"
-import pkgutil, sys, zipimport
-ours = zipimport._zip_directory_cache[sys.executable]
-stock = zipimport._read_directory(sys.executable)
+import os, pkgutil, sys, zipimport
+archive = os.path.realpath(sys.executable)
+ours = zipimport._zip_directory_cache[archive]
+stock = zipimport._read_directory(archive)
 missing = "no/such/module.py"
 print("the runtime's mapping:", type(ours) is not dict)
 print("len:", len(ours) == len(stock) > 0)
@@ -126,11 +130,11 @@ try:
     ours[missing]
 except KeyError as error:
     print("KeyError:", error.args == (missing,))
-listed = sorted(name for _, name, _ in pkgutil.iter_modules([sys.executable]))
-zipimport._zip_directory_cache[sys.executable] = stock
-print("pkgutil:", listed == sorted(name for _, name, _ in pkgutil.iter_modules([sys.executable])))
+listed = sorted(name for _, name, _ in pkgutil.iter_modules([archive]))
+zipimport._zip_directory_cache[archive] = stock
+print("pkgutil:", listed == sorted(name for _, name, _ in pkgutil.iter_modules([archive])))
 import helper, pkg.sub
-print("imported:", helper.__file__.startswith(sys.executable), pkg.sub.VALUE)
+print("imported:", helper.__file__.startswith(archive), pkg.sub.VALUE)
 "#;
 
 #[test]
@@ -159,9 +163,9 @@ fn zipimports_table_of_the_archive_answers_as_cpythons_own() {
 /// The bootstrap module, which the runtime imports from its compiled code,
 /// against what stock zipimport makes of the same entry.
 const BOOTSTRAP_MODULE_CHECK: &str = r#"
-import importlib.util, sys, zipimport
+import importlib.util, os, sys, zipimport
 ours = sys.modules["_pyferry_boot"]
-spec = zipimport.zipimporter(sys.executable).find_spec("_pyferry_boot")
+spec = zipimport.zipimporter(os.path.realpath(sys.executable)).find_spec("_pyferry_boot")
 stock = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(stock)
 for name in ("name", "origin", "cached", "has_location", "submodule_search_locations", "parent"):

@@ -626,3 +626,76 @@ fn a_damaged_copy_neither_poisons_the_cache_nor_runs() {
         describe(&output)
     );
 }
+
+/// Another user who can rename entries of the root's parent swaps the root
+/// for a link to a tree of theirs (a copy of the genuine version whose
+/// data file they changed) while the start checks it: `strace` holds up
+/// every `readlink` after the first (`/proc/self/exe`) by two seconds, so
+/// that the swap lands between the root's checks and its resolution. The
+/// start must refuse, and never run what the other user planted.
+#[test]
+fn a_root_swapped_while_it_is_checked_is_refused() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack("swapped", &[app.to_str().expect("utf-8")]);
+    success(&cx.run(&exe, &["1"]));
+    let key = version_dirs(&cx.cache_dir()).remove(0);
+    let planted = cx.path().join("planted");
+    fs::create_dir(&planted).expect("mkdir");
+    let copied = cx
+        .command("cp")
+        .arg("-a")
+        .arg(cx.cache_dir().join(&key))
+        .arg(planted.join(&key))
+        .output()
+        .expect("cp");
+    success(&copied);
+    fs::write(
+        planted.join(&key).join("fastpkg/table.dat"),
+        "planted by another user\n",
+    )
+    .expect("write");
+    let chown = cx
+        .command("chown")
+        .args(["-R", "12345:12345"])
+        .arg(&planted)
+        .output()
+        .expect("chown");
+    success(&chown);
+
+    let shared = cx.path().join("shared");
+    fs::create_dir_all(shared.join("cache")).expect("mkdir");
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).expect("chmod");
+    fs::set_permissions(shared.join("cache"), fs::Permissions::from_mode(0o700)).expect("chmod");
+    let victim = cx
+        .command("strace")
+        .args([
+            "-f",
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=readlink:delay_enter=2000000:when=2+",
+        ])
+        .arg(&exe)
+        .arg("1")
+        .env("PYFERRY_CACHE_DIR", shared.join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace (apt-get install strace)");
+    sleep(Duration::from_millis(2500));
+    fs::rename(shared.join("cache"), shared.join("mine")).expect("rename");
+    std::os::unix::fs::symlink(&planted, shared.join("cache")).expect("link");
+    let output = victim.wait_with_output().expect("wait");
+    assert!(
+        !stdout(&output).contains("planted"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        !output.status.success()
+            && stderr(&output).contains("was replaced while pyferry checked it"),
+        "{}",
+        describe(&output)
+    );
+}

@@ -41,6 +41,13 @@ fn a_system_copy_serves_every_user_without_a_user_cache() {
     let output = cx.run(&exe, &["1"]);
     let out = success(&output);
     assert!(out.contains(dir.to_str().expect("utf-8")), "{out}");
+    // Its python (`sys.executable`) is the link the install step made.
+    let executable = success(&cx.run_as_python(&exe, &["-c", "import sys; print(sys.executable)"]));
+    assert!(
+        executable.starts_with(system.to_str().expect("utf-8")),
+        "{executable}"
+    );
+    assert!(!cx.cache_dir().exists(), "a per-user cache was made");
     assert_eq!(version_dirs(&cx.cache_dir()), Vec::<String>::new());
 
     // A copy that others could have written is not trusted.

@@ -18,6 +18,7 @@ mod gui;
 mod kit;
 mod native;
 mod project;
+mod python_by_name;
 mod python_compat;
 #[cfg(pyferry_flavor = "standalone")]
 mod standalone;

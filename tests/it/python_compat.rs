@@ -559,10 +559,10 @@ fn sys_executable_is_python_for_the_apps_children() {
 #[test]
 fn an_app_that_keeps_starting_itself_is_stopped() {
     let cx = TestContext::new();
-    // Each run starts the app again with the app's own arguments.
+    // Each run starts the app again, by its own name.
     let source = "import subprocess, sys\n\
                   print('run', flush=True)\n\
-                  sys.exit(subprocess.run([sys.executable, 'again']).returncode)\n";
+                  sys.exit(subprocess.run([sys.argv[0], 'again']).returncode)\n";
     let app = cx.write_tree("app", &[("__main__.py", source)]);
     let exe = cx.pack("looper", &[app.to_str().expect("utf-8")]);
     let output = cx.run(&exe, &[] as &[&str]);

@@ -96,9 +96,11 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
         (None, None) => BuildPython::probe(Path::new(BUILD_PYTHON), &[])?,
     };
     let inputs = inputs::classify(&options.inputs, &python)?;
-    // Private (0700), and removed however pack ends.
+    check_output_is_not_an_input(&options.output, &inputs, &options.requirements)?;
+    // Private (0700, whatever the umask), and removed however pack ends.
     let work = tempfile::Builder::new()
         .prefix("pyferry-pack-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(io("create a work directory in", &std::env::temp_dir()))?;
     let timestamp = timestamp_from_epoch(
@@ -735,6 +737,54 @@ fn check_output(output: &Path) -> Result<()> {
             dir.display()
         ))
     })
+}
+
+/// The output must not be one of the files packed (`pack -o h.py h.py`
+/// would write over the user's script), nor lie inside a directory that is
+/// copied into the archive as it is (the next pack would carry it).
+fn check_output_is_not_an_input(
+    output: &Path,
+    inputs: &inputs::Inputs,
+    requirement_files: &[PathBuf],
+) -> Result<()> {
+    let real = |path: &Path| std::fs::canonicalize(path).ok();
+    // The output may not exist yet: its directory does (`check_output`).
+    let output_real = real(output).or_else(|| {
+        let dir = output.parent().filter(|dir| !dir.as_os_str().is_empty());
+        Some(real(dir.unwrap_or(Path::new(".")))?.join(output.file_name()?))
+    });
+    let Some(output_real) = output_real else {
+        return Ok(());
+    };
+    let files = inputs
+        .scripts
+        .iter()
+        .chain(requirement_files)
+        .map(PathBuf::as_path)
+        .chain(
+            inputs
+                .pip
+                .iter()
+                .map(Path::new)
+                .filter(|path| path.is_file()),
+        );
+    for input in files {
+        if real(input).is_some_and(|input| input == output_real) {
+            return Err(Error::OutputIsInput {
+                output: output.to_owned(),
+                input: input.to_owned(),
+            });
+        }
+    }
+    for dir in &inputs.plain_dirs {
+        if real(dir).is_some_and(|dir| output_real.starts_with(dir)) {
+            return Err(Error::OutputIsInput {
+                output: output.to_owned(),
+                input: dir.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `--name`, else the output's file name.

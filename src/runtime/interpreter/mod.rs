@@ -738,18 +738,39 @@ fn prepare_zipimport(archive: &Path, file: &File, table: Option<&'static Table>)
 /// the kernel's count of our threads is checked first. If it cannot be
 /// checked, or other threads run, the variable is not set.
 fn set_environment(name: &str, value: &str) {
-    let single_threaded = std::fs::metadata("/proc/self/task")
-        .is_ok_and(|task| std::os::unix::fs::MetadataExt::nlink(&task) == 3);
-    if !single_threaded {
+    if !single_threaded() {
         crate::debug::note(format_args!(
             "not setting {name}: this process may have other threads"
         ));
         return;
     }
-    // SAFETY: this process has one thread (procfs links one entry per thread
-    // below `task`, besides `.` and `..`), so nothing reads the environment
-    // concurrently.
+    // SAFETY: this process has one thread (`single_threaded`), so nothing
+    // reads the environment concurrently.
     unsafe { std::env::set_var(name, value) }
+}
+
+/// Whether this process has one thread: procfs links one entry per thread
+/// below `task`, besides `.` and `..`.
+fn single_threaded() -> bool {
+    std::fs::metadata("/proc/self/task")
+        .is_ok_and(|task| std::os::unix::fs::MetadataExt::nlink(&task) == 3)
+}
+
+/// Removes `name` from the environment before the interpreter starts (and
+/// before any thread does), as `set_environment` sets one.
+pub fn remove_environment(name: &str) {
+    if std::env::var_os(name).is_none() {
+        return;
+    }
+    if !single_threaded() {
+        crate::debug::note(format_args!(
+            "not removing {name}: this process may have other threads"
+        ));
+        return;
+    }
+    // SAFETY: this process has one thread (see `set_environment`), so
+    // nothing reads the environment concurrently.
+    unsafe { std::env::remove_var(name) }
 }
 
 /// With `argv`, python's own command line is parsed for `-E`, `-I`,
