@@ -298,3 +298,49 @@ fn a_build_interpreter_unlike_the_runtime_is_refused() {
     }
     assert!(refused > 0, "no other interpreter to try among {pythons:?}");
 }
+
+/// `pack -o h.py h.py` once wrote the executable over the user's script:
+/// an output that is one of the inputs (a script, a wheel, a requirement
+/// file, through another path too), or that lies inside a directory that is
+/// copied into the archive, is refused, and the input is left as it was.
+#[test]
+fn pack_never_writes_over_its_inputs() {
+    let cx = TestContext::new();
+    let script = cx.path().join("h.py");
+    fs::write(&script, "print('hello')\n").expect("write");
+    let app = cx.write_tree("app", &[("__main__.py", "print('hello')\n")]);
+    let requirements = cx.path().join("requirements.txt");
+    fs::write(&requirements, "\n").expect("write");
+    let pack = |output: &Path, args: &[&Path]| {
+        cx.command(crate::context::pyferry())
+            .args(["pack", "-o"])
+            .arg(output)
+            .args(args)
+            .output()
+            .expect("pack")
+    };
+    for (output, args) in [
+        (script.clone(), vec![script.as_path()]),
+        (PathBuf::from("./h.py"), vec![script.as_path()]),
+        (app.join("tool"), vec![app.as_path()]),
+        (
+            requirements.clone(),
+            vec![Path::new("-r"), &requirements, &script],
+        ),
+    ] {
+        let refused = pack(&output, &args);
+        assert_clean_error(
+            &refused,
+            &[
+                "would overwrite or land inside the input",
+                "hint: pass `-o`",
+            ],
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(&script).expect("the script"),
+        "print('hello')\n"
+    );
+    assert_eq!(fs::read_to_string(&requirements).expect("read"), "\n");
+    assert!(!app.join("tool").exists());
+}
