@@ -20,7 +20,8 @@
 //!   zip and its hash -> a temp file -> one rename. `inspect` reads it back.
 //!   pyferry as installed carries a payload of its own, its kit (manifest
 //!   `builder`): then it is the CLI too, and its own python when started
-//!   with `PYFERRY_INTERPRETER=1` (pack's pip and byte-compiler).
+//!   with `PYFERRY_INTERPRETER=1` (pack's pip and byte-compiler) or through
+//!   its python link (`runtime::python_link`: their children).
 //!
 //! The runtime never uses the builder, and the builder writes only the
 //! format (its `inspect` and `cache` commands, and the kit, read what the

@@ -1,7 +1,8 @@
 //! The runtime: what a packed executable does when it runs.
 //!
 //! `payload` finds the archive and its manifest at the end of the file (one
-//! `pread`); `invocation` decides from the first argument alone whether this
+//! `pread`); `invocation` decides from what was executed (`python_link`: a
+//! python name of the app's own) and the first argument alone whether this
 //! is the app, `--extract-only`, or python itself; `cache` picks a safe
 //! per-user root and, on a first run only, has `extract` write the native
 //! units under a lock into a temporary sibling that one `rename` publishes
