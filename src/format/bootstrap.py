@@ -328,12 +328,15 @@ _console_script_lines = []
 _archive = None
 
 
-def python(stdlib_dir, archived_stdlib, site, venv, archive):
+def python(stdlib_dir, archived_stdlib, site, venv, archive, app_paths):
     # Python mode (`PYFERRY_INTERPRETER=1`, the app's `sys.executable`
     # children, a venv's python): what python has set up before its command
     # line runs. `site`: python was not given `-S`. `venv`: started as the
     # `bin/python` of a venv (sys.executable), whose site-packages and
-    # `.pth` files `site` adds, as it does for python in a venv.
+    # `.pth` files `site` adds, as it does for python in a venv; the app's
+    # own entries of sys.path (`app_paths`, left out of a venv's) come after
+    # them when the venv includes the system's site-packages, as the base
+    # python's do in a stock venv.
     import _frozen_importlib
     import _imp
     import zipimport
@@ -351,6 +354,8 @@ def python(stdlib_dir, archived_stdlib, site, venv, archive):
         import site as site_module
 
         site_module.main()
+        if sys.base_prefix in getattr(site_module, "PREFIXES", ()):
+            sys.path.extend(app_paths)
     elif site:
         _add_site_builtins()
         _run_sitecustomize()

@@ -687,6 +687,16 @@ fn lock_exclusive(path: &Path, app: &str, dir: &Path) -> io::Result<File> {
     }
 }
 
+/// Whether the user interrupted the app (Ctrl-C), for a wait that runs
+/// while the app does (a deferred extraction, `lazy`): the interpreter's
+/// signal handlers cannot run until the wait ends.
+static INTERRUPTED: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// Makes every later wait for a lock end when `interrupted` says so.
+pub fn on_interrupt(interrupted: fn() -> bool) {
+    let _ = INTERRUPTED.set(interrupted);
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Lock {
     Shared,
@@ -699,6 +709,12 @@ fn wait_for_lock(lock: &File, kind: Lock, app: &str, dir: &Path) -> io::Result<(
     let started = Instant::now();
     let mut said = false;
     loop {
+        if INTERRUPTED.get().is_some_and(|interrupted| interrupted()) {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "interrupted while waiting for it",
+            ));
+        }
         let tried = match kind {
             Lock::Shared => lock.try_lock_shared(),
             Lock::Exclusive => lock.try_lock(),
@@ -736,9 +752,34 @@ fn is_same_file(file: &File, path: &Path) -> bool {
     }
 }
 
-/// Removes temporary directories of `key` left by killed processes. Only a
-/// holder of `key`'s exclusive lock creates them, so none of them is live.
+/// Removes temporary directories left by killed processes: those of `key`
+/// (whose exclusive lock we hold: none of them is live), and those of any
+/// other version whose lock nobody holds (an extraction or a prune of it
+/// that was killed), so that a killed first run of one version is cleaned
+/// up by the next first run of any.
 fn remove_debris(root: &Path, key: &str) -> io::Result<()> {
+    remove_temporaries(root, key)?;
+    for other in debris_keys(root)?.iter().filter(|other| *other != key) {
+        // Best effort: another version's debris stays while its lock is held.
+        let _ = remove_debris_of_unlocked(root, other);
+    }
+    Ok(())
+}
+
+/// Removes the temporary directories of version `key` if nobody holds its
+/// lock (a version's are made only under it).
+fn remove_debris_of_unlocked(root: &Path, key: &str) -> io::Result<()> {
+    let lock_path = root.join(format!("{key}.lock"));
+    let lock = open_lock(&lock_path)?;
+    match lock.try_lock() {
+        Ok(()) if is_same_file(&lock, &lock_path) => remove_temporaries(root, key),
+        Ok(()) | Err(TryLockError::WouldBlock) => Ok(()),
+        Err(TryLockError::Error(error)) => Err(error),
+    }
+}
+
+/// Removes every temporary directory of version `key`.
+fn remove_temporaries(root: &Path, key: &str) -> io::Result<()> {
     let prefix = format!(".{key}.tmp-");
     for entry in fs::read_dir(root)?.flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
@@ -750,8 +791,8 @@ fn remove_debris(root: &Path, key: &str) -> io::Result<()> {
 
 /// The keys with debris in `root`: the temporary directories
 /// (`.<key>.tmp-<pid>`, `.<key>.tmp-prune-<pid>`) of extractions and prunes
-/// that were killed. The next extraction of the same version removes its
-/// own; `pyferry cache prune` removes all whose lock nobody holds.
+/// that were killed. The next extraction of any version removes those
+/// whose lock nobody holds, and so does `pyferry cache prune`.
 pub fn debris_keys(root: &Path) -> io::Result<Vec<String>> {
     let mut keys = Vec::new();
     for entry in fs::read_dir(root)?.flatten() {
@@ -833,7 +874,7 @@ pub fn prune_version(root: &Path, key: &str) -> io::Result<bool> {
     if dir.exists() {
         fs::rename(&dir, &doomed)?;
     }
-    remove_debris(root, key)?;
+    remove_temporaries(root, key)?;
     fs::remove_file(&lock_path)?;
     Ok(true)
 }

@@ -40,6 +40,9 @@ pub fn defer(payload: &Payload, root: PathBuf) -> Result<()> {
     let payload = payload.try_clone().map_err(io("open", &payload.path))?;
     *locked(&PENDING) = Some(Pending { payload, root });
     interpreter::on_extract(extract_now);
+    // Ctrl-C while waiting for another process's extraction raises
+    // `KeyboardInterrupt`, as it would anywhere else in the app.
+    cache::on_interrupt(interpreter::signal_raised);
     Ok(())
 }
 

@@ -156,6 +156,24 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     phases.done("python link");
     let python_mode = invocation != Invocation::App;
     let python_option = |letter| invocation::has_python_option(args, letter);
+    // A venv's python sees the standard library and the venv's own
+    // site-packages, as a stock venv does: the app's own entries come after
+    // them, and only if the venv includes the system's site-packages.
+    let app_paths: Vec<PathBuf> = match venv_python {
+        true => {
+            let is_app_entry =
+                |path: &PathBuf| *path == payload.path || Some(path.as_path()) == extraction_dir;
+            let app_paths = python
+                .search_paths
+                .iter()
+                .filter(|p| is_app_entry(p))
+                .cloned();
+            let app_paths = app_paths.collect();
+            python.search_paths.retain(|path| !is_app_entry(path));
+            app_paths
+        }
+        false => Vec::new(),
+    };
     if python_mode && !python_option('E') && !python_option('I') {
         // As in python: PYTHONPATH's directories come before the rest.
         if let Some(extra) = std::env::var_os("PYTHONPATH") {
@@ -186,6 +204,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
                 Argument::Bool(!python_option('S')),
                 Argument::Bool(venv_python),
                 Argument::Path(payload.path.clone()),
+                Argument::List(app_paths.into_iter().map(Argument::Path).collect()),
             ],
         },
         false => bootstrap_call(&payload, &python, log.as_deref(), pending.as_deref()),

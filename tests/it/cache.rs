@@ -366,6 +366,45 @@ fn debris_of_killed_extractions_is_listed_and_pruned() {
     assert!(!cache("list").contains("unfinished"));
 }
 
+/// Regression: the debris of a killed first run of one version stayed until
+/// `pyferry cache prune`, when no later run extracted that same version (the
+/// app was updated meanwhile). The next first run of any version removes
+/// it, unless its lock is held (then it may be live).
+#[test]
+fn debris_of_another_versions_killed_extraction_is_removed_by_the_next_first_run() {
+    let cx = TestContext::new();
+    let app = big_native_app(&cx, 8);
+    let exe = cx.pack("killed", &[app.to_str().expect("utf-8")]);
+    let root = cx.cache_dir();
+    let mut delay_ms = 0;
+    while debris(&root).is_empty() {
+        assert!(delay_ms < 2000, "no kill landed during an extraction");
+        first_run_killed_after(&cx, &exe, delay_ms);
+        delay_ms += 5;
+    }
+    let left = debris(&root);
+    let other = cx.write_tree(
+        "other-src",
+        &[("__main__.py", "import _ctypes\nprint('other')\n")],
+    );
+    let other = cx.pack("other", &[other.to_str().expect("utf-8")]);
+
+    // Its lock held (by a process extracting it, say): kept.
+    let killed_key = cache_key(&cx, &exe);
+    let lock = File::open(root.join(format!("{killed_key}.lock"))).expect("lock file");
+    lock.lock().expect("lock");
+    assert_eq!(success(&cx.run(&other, &[] as &[&str])), "other\n");
+    assert_eq!(debris(&root), left);
+    drop(lock);
+
+    // Nobody holds it: the next first run of another version removes it.
+    for key in version_dirs(&root) {
+        fs::remove_dir_all(root.join(key)).expect("remove");
+    }
+    assert_eq!(success(&cx.run(&other, &[] as &[&str])), "other\n");
+    assert_eq!(debris(&root), Vec::<String>::new());
+}
+
 #[test]
 fn old_versions_are_pruned_unless_in_use() {
     let cx = TestContext::new();

@@ -206,3 +206,86 @@ fn python_output(cx: &TestContext, app: &Path) -> String {
         script.as_os_str(),
     ]))
 }
+
+/// Ctrl-C while a first run that deferred its extraction waits for another
+/// process's (its lock held here, as that process would hold it) raises
+/// `KeyboardInterrupt` at once, and the app dies by SIGINT as python does
+/// when interrupted in a wait; it used to wait for the lock regardless.
+#[test]
+fn ctrl_c_while_waiting_for_another_extraction_interrupts_the_app() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[(
+            "__main__.py",
+            "print('started', flush=True)\nimport _ctypes\nprint('imported')\n",
+        )],
+    );
+    let exe = cx.pack("waiter", &[app.to_str().expect("utf-8")]);
+    let report = success(
+        &cx.command(crate::context::pyferry())
+            .args(["inspect", "--json"])
+            .arg(&exe)
+            .output()
+            .expect("inspect"),
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+    let key = format!(
+        "{}-{}",
+        report["name"].as_str().expect("name"),
+        &report["archive_hash"].as_str().expect("hash")[..16]
+    );
+    fs::create_dir(cx.cache_dir()).expect("mkdir");
+    fs::set_permissions(cx.cache_dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    let lock = fs::File::create(cx.cache_dir().join(format!("{key}.lock"))).expect("lock file");
+    lock.lock().expect("lock");
+
+    // With the dispositions a terminal's shell gives (a suite run in the
+    // background inherits SIGINT ignored).
+    let mut child = cx
+        .command("env")
+        .arg("--default-signal=INT")
+        .arg(&exe)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(2500));
+    let sent = std::process::Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the app went on waiting after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    assert_eq!(out, "started\n", "{err}");
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{err}");
+    assert!(err.contains("KeyboardInterrupt"), "{err}");
+    assert!(err.contains("waiting for another process"), "{err}");
+}

@@ -194,3 +194,54 @@ print(os.waitstatus_to_exitcode(status), ">>> " in text, "42 __main__" in text)
     assert_eq!(results[1], results[0]);
     assert_eq!(results[0], "0 True True\n");
 }
+
+/// A venv made by the app's python (as environment managers make theirs)
+/// sees the standard library and its own site-packages only, as a venv of
+/// python does: a module the app carries and the venv installs too is the
+/// venv's, and the app's other modules are not there. With
+/// `include-system-site-packages = true`, the app's modules come after the
+/// venv's, where a base python's site-packages come.
+#[test]
+fn a_venv_made_by_the_apps_python_sees_its_own_packages_only() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", "print('the app')\n"),
+            ("shadowed.py", "WHO = 'the app'\n"),
+            ("only_in_app.py", ""),
+        ],
+    );
+    let exe = cx.pack("maker", &[app.to_str().expect("utf-8")]);
+    let probe = "import importlib.util, shadowed, sys\n\
+                 print(shadowed.WHO, importlib.util.find_spec('only_in_app') is not None)\n";
+    let make_venv = |label: &str, maker: &Path| {
+        let env = cx.path().join(label).join("env");
+        fs::create_dir_all(env.parent().expect("parent")).expect("mkdir");
+        let made = cx
+            .command(maker)
+            .env("PYFERRY_INTERPRETER", "1")
+            .args(["-m", "venv", "--without-pip"])
+            .arg(&env)
+            .output()
+            .expect("make a venv");
+        success(&made);
+        let site = env.join("lib/python3.11/site-packages");
+        fs::write(site.join("shadowed.py"), "WHO = 'the venv'\n").expect("write");
+        env
+    };
+    let run = |env: &Path| success(&cx.run(&env.join("bin/python"), &["-c", probe]));
+    let python_env = make_venv("python", Path::new(BUILD_PYTHON));
+    let packed_env = make_venv("packed", &exe);
+    assert_eq!(run(&packed_env), run(&python_env));
+    assert_eq!(run(&packed_env), "the venv False\n");
+
+    let config = packed_env.join("pyvenv.cfg");
+    let text = fs::read_to_string(&config).expect("read");
+    let text = text.replace(
+        "include-system-site-packages = false",
+        "include-system-site-packages = true",
+    );
+    fs::write(&config, text).expect("write");
+    assert_eq!(run(&packed_env), "the venv True\n");
+}

@@ -501,6 +501,17 @@ pub fn on_extract(extract: fn() -> std::result::Result<(), String>) {
     let _ = EXTRACTOR.set(extract);
 }
 
+/// Runs the handlers of signals that arrived (Python's run only between
+/// bytecodes, which a wait inside `extract` holds up); whether one raised
+/// (Ctrl-C: `KeyboardInterrupt`, left set for `extract` to pass on). Only
+/// called from `extract`, on the main thread with the GIL held.
+pub fn signal_raised() -> bool {
+    // SAFETY: `lazy` registers this only for waits inside `extract`, which
+    // CPython calls with the GIL held; PyErr_CheckSignals does nothing off
+    // the main thread.
+    unsafe { py::PyErr_CheckSignals() != 0 }
+}
+
 /// `_pyferry_runtime.extract()`: extracts the app's units now, on a first
 /// run that deferred it; `RuntimeError` with the message for the user.
 unsafe extern "C" fn extract(
@@ -516,6 +527,9 @@ unsafe extern "C" fn extract(
                 py::Py_INCREF(none);
                 none
             }
+            // A signal's handler raised (`signal_raised`): that exception
+            // (`KeyboardInterrupt`) goes on.
+            Err(_) if !py::PyErr_Occurred().is_null() => std::ptr::null_mut(),
             Err(message) => {
                 let message = CString::new(message).unwrap_or_default();
                 py::PyErr_SetString(py::PyExc_RuntimeError, message.as_ptr());
