@@ -336,22 +336,28 @@ fn a_file_in_the_place_of_a_version_directory_is_replaced() {
     assert!(cx.cache_dir().join(&key).is_dir());
 }
 
+/// A packed app whose first run was killed mid-extraction, leaving debris
+/// in the cache (first runs are killed sooner and later until one does).
+fn killed_mid_extraction(cx: &TestContext) -> PathBuf {
+    let app = big_native_app(cx, 8);
+    let exe = cx.pack("killed", &[app.to_str().expect("utf-8")]);
+    let mut delay_ms = 0;
+    while debris(&cx.cache_dir()).is_empty() {
+        assert!(delay_ms < 2000, "no kill landed during an extraction");
+        first_run_killed_after(cx, &exe, delay_ms);
+        delay_ms += 5;
+    }
+    exe
+}
+
 /// Regression: what a killed first run leaves (`.<key>.tmp-<pid>`, 90 MB
 /// for a numpy app) was neither listed nor pruned, and stayed forever once
 /// the app was updated.
 #[test]
 fn debris_of_killed_extractions_is_listed_and_pruned() {
     let cx = TestContext::new();
-    let app = big_native_app(&cx, 8);
-    let exe = cx.pack("killed", &[app.to_str().expect("utf-8")]);
+    let exe = killed_mid_extraction(&cx);
     let root = cx.cache_dir();
-    // Kill first runs until one dies mid-extraction.
-    let mut delay_ms = 0;
-    while debris(&root).is_empty() {
-        assert!(delay_ms < 2000, "no kill landed during an extraction");
-        first_run_killed_after(&cx, &exe, delay_ms);
-        delay_ms += 5;
-    }
     let cache = |command: &str| {
         success(
             &cx.command(pyferry())
@@ -373,15 +379,8 @@ fn debris_of_killed_extractions_is_listed_and_pruned() {
 #[test]
 fn debris_of_another_versions_killed_extraction_is_removed_by_the_next_first_run() {
     let cx = TestContext::new();
-    let app = big_native_app(&cx, 8);
-    let exe = cx.pack("killed", &[app.to_str().expect("utf-8")]);
+    let exe = killed_mid_extraction(&cx);
     let root = cx.cache_dir();
-    let mut delay_ms = 0;
-    while debris(&root).is_empty() {
-        assert!(delay_ms < 2000, "no kill landed during an extraction");
-        first_run_killed_after(&cx, &exe, delay_ms);
-        delay_ms += 5;
-    }
     let left = debris(&root);
     let other = cx.write_tree(
         "other-src",
@@ -668,10 +667,11 @@ fn a_damaged_copy_neither_poisons_the_cache_nor_runs() {
 
 /// Another user who can rename entries of the root's parent swaps the root
 /// for a link to a tree of theirs (a copy of the genuine version whose
-/// data file they changed) while the start checks it: `strace` holds up
-/// every `readlink` after the first (`/proc/self/exe`) by two seconds, so
-/// that the swap lands between the root's checks and its resolution. The
-/// start must refuse, and never run what the other user planted.
+/// data file they changed) right after the start checked it: `strace`
+/// reports the check, and holds up every `readlink` after the first
+/// (`/proc/self/exe`) by a second, so that the swap lands before the
+/// root's path is resolved. The start must refuse, and never run what the
+/// other user planted.
 #[test]
 fn a_root_swapped_while_it_is_checked_is_refused() {
     let cx = TestContext::new();
@@ -706,14 +706,16 @@ fn a_root_swapped_while_it_is_checked_is_refused() {
     fs::create_dir_all(shared.join("cache")).expect("mkdir");
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).expect("chmod");
     fs::set_permissions(shared.join("cache"), fs::Permissions::from_mode(0o700)).expect("chmod");
-    let victim = cx
+    // strace reports each check of the root on its stderr as it is made;
+    // the first one is the signal to swap.
+    let mut victim = cx
         .command("strace")
         .args([
             "-f",
-            "-o",
-            "/dev/null",
             "-e",
-            "inject=readlink:delay_enter=2000000:when=2+",
+            "trace=openat,statx,newfstatat,lstat,stat,readlink",
+            "-e",
+            "inject=readlink:delay_enter=1000000:when=2+",
         ])
         .arg(&exe)
         .arg("1")
@@ -722,19 +724,32 @@ fn a_root_swapped_while_it_is_checked_is_refused() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("strace (apt-get install strace)");
-    sleep(Duration::from_millis(2500));
-    fs::rename(shared.join("cache"), shared.join("mine")).expect("rename");
-    std::os::unix::fs::symlink(&planted, shared.join("cache")).expect("link");
-    let output = victim.wait_with_output().expect("wait");
+    let trace = BufReader::new(victim.stderr.take().expect("stderr"));
+    let root = format!("{}\"", shared.join("cache").display());
+    let watcher = std::thread::spawn(move || {
+        let mut swapped = false;
+        let mut text = String::new();
+        for line in trace.lines() {
+            let line = line.expect("read");
+            if !swapped && line.contains(&root) {
+                fs::rename(shared.join("cache"), shared.join("mine")).expect("rename");
+                std::os::unix::fs::symlink(&planted, shared.join("cache")).expect("link");
+                swapped = true;
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        (swapped, text)
+    });
+    let status = victim.wait().expect("wait");
+    let (swapped, err) = watcher.join().expect("the watcher");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut victim.stdout.take().expect("stdout"), &mut out)
+        .expect("read");
+    assert!(swapped, "the root was never checked:\n{err}");
+    assert!(!out.contains("planted"), "{out}\n{err}");
     assert!(
-        !stdout(&output).contains("planted"),
-        "{}",
-        describe(&output)
-    );
-    assert!(
-        !output.status.success()
-            && stderr(&output).contains("was replaced while pyferry checked it"),
-        "{}",
-        describe(&output)
+        !status.success() && err.contains("was replaced while pyferry checked it"),
+        "{status}\n{out}\n{err}"
     );
 }

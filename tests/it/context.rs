@@ -324,3 +324,20 @@ pub fn venv_with(dir: &Path, args: &[&OsStr]) -> PathBuf {
     assert!(installed.status.success(), "{}", describe(&installed));
     dir.to_owned()
 }
+
+/// Makes a venv at `cx.path()/label/env` (no pip) with `python -m venv`,
+/// where `maker` is python or a packed app (asked for python mode); returns
+/// its directory.
+pub fn venv_made_by(cx: &TestContext, maker: &Path, label: &str) -> PathBuf {
+    let env = cx.path().join(label).join("env");
+    fs::create_dir_all(env.parent().expect("parent")).expect("mkdir");
+    let made = cx
+        .command(maker)
+        .env("PYFERRY_INTERPRETER", "1")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&env)
+        .output()
+        .expect("make a venv");
+    success(&made);
+    env
+}

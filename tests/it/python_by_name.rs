@@ -128,8 +128,15 @@ fn a_pyvenv_cfg_near_the_app_does_not_make_it_python() {
 #[test]
 fn sys_executable_is_python_without_the_apps_environment() {
     let cx = TestContext::new();
+    // A `sys.executable` that runs the app again would start it without
+    // end (no environment tells it it runs nested): the marker file stops
+    // a second run.
     let source = r##"
 import os, subprocess, sys, tempfile
+marker = os.path.realpath(sys.argv[0]) + ".started"
+if os.path.exists(marker):
+    sys.exit("the app ran again")
+open(marker, "w").close()
 scratch = tempfile.mkdtemp()
 hook = os.path.join(scratch, "pre-commit")
 with open(hook, "w") as file:
@@ -216,16 +223,7 @@ fn a_venv_made_by_the_apps_python_sees_its_own_packages_only() {
     let probe = "import importlib.util, shadowed, sys\n\
                  print(shadowed.WHO, importlib.util.find_spec('only_in_app') is not None)\n";
     let make_venv = |label: &str, maker: &Path| {
-        let env = cx.path().join(label).join("env");
-        fs::create_dir_all(env.parent().expect("parent")).expect("mkdir");
-        let made = cx
-            .command(maker)
-            .env("PYFERRY_INTERPRETER", "1")
-            .args(["-m", "venv", "--without-pip"])
-            .arg(&env)
-            .output()
-            .expect("make a venv");
-        success(&made);
+        let env = crate::context::venv_made_by(&cx, maker, label);
         let site = env.join("lib/python3.11/site-packages");
         fs::write(site.join("shadowed.py"), "WHO = 'the venv'\n").expect("write");
         env

@@ -704,16 +704,7 @@ fn a_venv_made_by_the_apps_python_is_python_over_that_venv() {
         ("python", Path::new(BUILD_PYTHON)),
         ("packed", exe.as_path()),
     ] {
-        let env = cx.path().join(label).join("env");
-        fs::create_dir_all(env.parent().expect("parent")).expect("mkdir");
-        let made = cx
-            .command(maker)
-            .env("PYFERRY_INTERPRETER", "1")
-            .args(["-m", "venv", "--without-pip"])
-            .arg(&env)
-            .output()
-            .expect("make a venv");
-        success(&made);
+        let env = crate::context::venv_made_by(&cx, maker, label);
         let installed = cx
             .command(BUILD_PYTHON)
             .args(["-m", "pip", "--python"])
