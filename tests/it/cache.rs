@@ -356,7 +356,7 @@ fn killed_mid_extraction(cx: &TestContext) -> PathBuf {
 #[test]
 fn debris_of_killed_extractions_is_listed_and_pruned() {
     let cx = TestContext::new();
-    let exe = killed_mid_extraction(&cx);
+    killed_mid_extraction(&cx);
     let root = cx.cache_dir();
     let cache = |command: &str| {
         success(
