@@ -687,9 +687,14 @@ def _watch_for_linecache():
 
 class _LinecacheWatch:
     # First on sys.meta_path until linecache is imported; answers for no
-    # other module.
+    # other module. Re-entrant: an app may have wrapped it in a proxy (a
+    # demand importer wraps every finder), which it cannot remove from
+    # sys.meta_path, and its own search for linecache then comes back to it.
+    _searching = False
+    _done = False
+
     def find_spec(self, name, path=None, target=None):
-        if name != "linecache":
+        if name != "linecache" or self._searching or self._done:
             return None
         try:
             sys.meta_path.remove(self)
@@ -700,7 +705,12 @@ class _LinecacheWatch:
         find_spec = getattr(_frozen_importlib, "_find_spec", None)
         if find_spec is None:
             return None  # Not the importlib we know: linecache as stock.
-        spec = find_spec(name, None)
+        self._searching = True
+        try:
+            spec = find_spec(name, None)
+        finally:
+            self._searching = False
+        self._done = True
         if spec is None or spec.loader is None:
             return spec
         spec.loader = _TeachAfterLoading(spec.loader)

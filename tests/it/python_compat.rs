@@ -455,6 +455,27 @@ fn code_reading_tools_see_what_python_shows_them() {
     runs_as_python_does(&cx, "readers", script);
 }
 
+/// An app whose demand importer wraps every finder of `sys.meta_path` in a
+/// proxy (as lazy importers do) imports and reads sources as under python:
+/// the bootstrap's own finders are re-entrant (its linecache watch, which
+/// the proxy keeps on `sys.meta_path`, sent every import into endless
+/// recursion).
+#[test]
+fn finders_wrapped_by_a_demand_importer_work() {
+    let cx = TestContext::new();
+    let script = "import sys\n\
+        class Proxy:\n    \
+            def __init__(self, finder):\n        self._finder = finder\n    \
+            def find_spec(self, name, path=None, target=None):\n        \
+                return self._finder.find_spec(name, path, target)\n    \
+            def __getattr__(self, name):\n        return getattr(self._finder, name)\n\
+        sys.meta_path[:] = [Proxy(finder) for finder in sys.meta_path]\n\
+        import json, linecache, xml.dom.minidom\n\
+        print(repr(linecache.getline(json.__file__, 1)), json.dumps([1]))\n";
+    let printed = runs_as_python_does(&cx, "proxied", script);
+    assert!(printed.ends_with("[1]\n"), "{printed}");
+}
+
 #[test]
 fn interpreter_mode_is_a_python_cli_over_the_app() {
     let cx = TestContext::new();
