@@ -131,6 +131,27 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<EndRecord>, Damage> {
     }))
 }
 
+/// How many records the central directory `directory` holds, walked by
+/// their sizes as `zipfile` and zipimport walk it (the zip crate, and so
+/// the archive's hash, reads as many as the end record counts); `None`
+/// unless whole records fill it exactly.
+pub fn central_records(directory: &[u8]) -> Option<u64> {
+    let (mut offset, mut count) = (0usize, 0u64);
+    while offset < directory.len() {
+        let header = directory.get(offset..offset.checked_add(46)?)?;
+        if !header.starts_with(b"PK\x01\x02") {
+            return None;
+        }
+        let variable = [28, 30, 32]
+            .iter()
+            .map(|&at| usize::from(u16_at(header, at)))
+            .sum::<usize>();
+        offset = offset.checked_add(46 + variable)?;
+        count += 1;
+    }
+    (offset == directory.len()).then_some(count)
+}
+
 /// The entry count of a zip end record (22 bytes); `None` if `record` is not
 /// one, or for zip64, whose real count lives elsewhere.
 pub fn end_record_entries(record: &[u8]) -> Option<u64> {
@@ -213,6 +234,32 @@ mod tests {
     fn parse_file(file: &[u8]) -> Result<Option<Manifest>, Damage> {
         let tail = &file[file.len().saturating_sub(MAX_TAIL_LEN)..];
         parse(tail, file.len() as u64).map(|found| found.map(|end| end.manifest))
+    }
+
+    #[test]
+    fn central_records_are_counted_by_their_sizes() {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for name in ["a.py", "pkg/b.py", "c"] {
+            zip.start_file(name, zip::write::SimpleFileOptions::default())
+                .expect("start");
+        }
+        let bytes = zip.finish().expect("finish").into_inner();
+        let eocd = bytes.len() - 22;
+        let size = u32_at(&bytes, eocd + 12) as usize;
+        let start = u32_at(&bytes, eocd + 16) as usize;
+        let directory = &bytes[start..start + size];
+        assert_eq!(central_records(directory), Some(3));
+        assert_eq!(central_records(&[]), Some(0));
+        // A record cut short, or bytes that are no record, count as none.
+        assert_eq!(central_records(&directory[..size - 1]), None);
+        let mut extra = directory.to_vec();
+        extra.extend(b"PK\x05\x06 not a record");
+        assert_eq!(central_records(&extra), None);
+        // One more whole record: four, whatever the end record says.
+        let first_len = 46 + 4;
+        let mut more = directory.to_vec();
+        more.extend_from_slice(&directory[..first_len]);
+        assert_eq!(central_records(&more), Some(4));
     }
 
     #[test]

@@ -172,6 +172,11 @@ pub enum Damage {
     Unreadable(String),
     #[error("its archive does not match the hash it was packed with: a damaged copy")]
     HashMismatch,
+    #[error(
+        "its end record counts {counted} entries, but its central directory holds {held}: \
+         zip readers would disagree on what it contains"
+    )]
+    EntryCountMismatch { counted: u64, held: String },
     #[error("bytes were appended to it after its archive (another zip end record follows)")]
     Appended,
     /// What the runtime's reader of the native archive found.

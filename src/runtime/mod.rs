@@ -218,8 +218,17 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
     let archive_table = payload
         .path
         .to_str()
-        .and_then(|archive| zipimport::Table::read(&payload, archive))
-        .and_then(interpreter::keep_table);
+        .and_then(|archive| zipimport::Table::read(&payload, archive));
+    // Before any code of the archive runs (a first run that extracts
+    // nothing verifies nothing): no entry beyond those the hash covers.
+    let held = archive_table
+        .as_ref()
+        .map(|table| table.rows().len() as u64);
+    verify::check_entry_count(&payload, held).map_err(|reason| Error::PayloadCorrupt {
+        exe: payload.path.clone(),
+        reason,
+    })?;
+    let archive_table = archive_table.and_then(interpreter::keep_table);
     phases.done("archive directory");
     let started = Interpreter::start(Launch {
         argv: &argv,

@@ -13,6 +13,7 @@
 use super::payload::{Payload, Window};
 use crate::format::Damage;
 use crate::format::archive_hash::ArchiveHasher;
+use crate::format::end_record;
 use std::fs::{DirBuilder, File};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -38,6 +39,7 @@ fn hash_again(payload: &Payload) -> Result<(), Damage> {
     // Read in place, by offset: extraction reads the same file meanwhile.
     let whole = Window::over(&payload.file, 0, payload.len);
     let mut zip = zip::ZipArchive::new(whole).map_err(|e| Damage::Unreadable(e.to_string()))?;
+    check_entry_count(payload, None)?;
     let mut hasher = ArchiveHasher::default();
     let mut pycs = None;
     for index in 0..zip.len() {
@@ -46,6 +48,41 @@ fn hash_again(payload: &Payload) -> Result<(), Damage> {
     match hasher.finish(&payload.manifest) == payload.manifest.hash {
         true => Ok(()),
         false => Err(Damage::HashMismatch),
+    }
+}
+
+/// The central directory must hold exactly the entries its end record
+/// counts (which the zip crate reads, and the archive's hash covers): the
+/// runtime's zipimport table, `zipfile` and stock zipimport walk it by
+/// size, and would import an entry added behind the counted ones, unhashed.
+/// `held`: the count a walk already made (the runtime's table), if any.
+pub fn check_entry_count(payload: &Payload, held: Option<u64>) -> Result<(), Damage> {
+    let (Some(counted), Some(directory)) = (payload.entries, payload.central_directory) else {
+        return Ok(());
+    };
+    let held = match held {
+        Some(held) => Some(held),
+        None => {
+            let size =
+                usize::try_from(directory.size).map_err(|e| Damage::Unreadable(e.to_string()))?;
+            let mut bytes = vec![0; size];
+            std::os::unix::fs::FileExt::read_exact_at(
+                &payload.file,
+                &mut bytes,
+                directory.position,
+            )
+            .map_err(|e| Damage::Unreadable(e.to_string()))?;
+            end_record::central_records(&bytes)
+        }
+    };
+    match held {
+        Some(held) if held == counted => Ok(()),
+        held => Err(Damage::EntryCountMismatch {
+            counted,
+            held: held.map_or("records that do not fill it".to_owned(), |held| {
+                held.to_string()
+            }),
+        }),
     }
 }
 

@@ -753,3 +753,74 @@ fn a_root_swapped_while_it_is_checked_is_refused() {
         "{status}\n{out}\n{err}"
     );
 }
+
+/// A copy with one more central directory record than its end record
+/// counts (`sneaky.pyc`, a name of its own for `helper.pyc`'s data, the
+/// archive's tables moved to make room): the archive's hash covers the
+/// counted entries only, while zipimport walks the directory by size and
+/// would import the added one. Refused before any of its code runs, on a
+/// first run that extracts nothing too, and in python mode.
+#[test]
+fn a_central_directory_entry_beyond_the_end_records_count_is_refused() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", "import helper\nprint(helper.X)\n"),
+            ("helper.py", "X = 'genuine'\n"),
+        ],
+    );
+    let exe = cx.pack("counted", &[app.to_str().expect("utf-8")]);
+    let craft = r#"
+import struct, sys
+data = bytearray(open(sys.argv[1], "rb").read())
+eocd = data.rfind(b"PK\x05\x06")
+cd_size, = struct.unpack_from("<I", data, eocd + 12)
+at = eocd - cd_size
+while at < eocd:
+    n, m, k = struct.unpack_from("<HHH", data, at + 28)
+    if bytes(data[at + 46:at + 46 + n]) == b"helper.pyc":
+        record = bytearray(data[at:at + 46 + n + m + k])
+        record[46:46 + n] = b"sneaky.pyc"
+        break
+    at += 46 + n + m + k
+else:
+    sys.exit("no helper.pyc")
+data[eocd:eocd] = record
+struct.pack_into("<I", data, eocd + len(record) + 12, cd_size + len(record))
+shoff, = struct.unpack_from("<Q", data, 0x28)
+if shoff > eocd:
+    struct.pack_into("<Q", data, 0x28, shoff + len(record))
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3a)
+    for i in range(shnum):
+        h = shoff + len(record) + i * shentsize
+        offset, size = struct.unpack_from("<QQ", data, h + 0x18)
+        if offset > eocd:
+            struct.pack_into("<Q", data, h + 0x18, offset + len(record))
+        elif offset <= eocd < offset + size:
+            struct.pack_into("<Q", data, h + 0x20, size + len(record))
+open(sys.argv[2], "wb").write(data)
+"#;
+    let crafted = cx.path().join("crafted");
+    success(&cx.python(&[
+        "-c".as_ref(),
+        craft.as_ref(),
+        exe.as_os_str(),
+        crafted.as_os_str(),
+    ]));
+    fs::set_permissions(&crafted, fs::Permissions::from_mode(0o755)).expect("chmod");
+    // zipfile sees the added entry.
+    let listing = success(&cx.python(&["-m", "zipfile", "-l", crafted.to_str().expect("utf-8")]));
+    assert!(listing.contains("sneaky.pyc"), "{listing}");
+
+    let refused = |output: &std::process::Output| {
+        !output.status.success()
+            && stderr(output).contains("zip readers would disagree")
+            && !stdout(output).contains("genuine")
+    };
+    let output = cx.run(&crafted, &[] as &[&str]);
+    assert!(refused(&output), "{}", describe(&output));
+    let output = cx.run_as_python(&crafted, &["-c", "import sneaky; print(sneaky.X)"]);
+    assert!(refused(&output), "{}", describe(&output));
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), "genuine\n");
+}
