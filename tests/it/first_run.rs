@@ -217,13 +217,13 @@ fn ctrl_c_while_waiting_for_another_extraction_interrupts_the_app() {
     use std::os::unix::process::ExitStatusExt;
     use std::time::{Duration, Instant};
     let cx = TestContext::new();
-    let app = cx.write_tree(
-        "app",
-        &[(
-            "__main__.py",
-            "print('started', flush=True)\nimport _ctypes\nprint('imported')\n",
-        )],
-    );
+    // Native code of the app's own: extracted in both flavors.
+    let app = crate::native::build_native_app(&cx);
+    fs::write(
+        app.join("__main__.py"),
+        "print('started', flush=True)\nimport fastpkg\nprint('imported')\n",
+    )
+    .expect("write");
     let exe = cx.pack("waiter", &[app.to_str().expect("utf-8")]);
     let report = success(
         &cx.command(crate::context::pyferry())
