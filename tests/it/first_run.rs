@@ -217,13 +217,22 @@ fn ctrl_c_while_waiting_for_another_extraction_interrupts_the_app() {
     use std::os::unix::process::ExitStatusExt;
     use std::time::{Duration, Instant};
     let cx = TestContext::new();
-    // Native code of the app's own: extracted in both flavors.
-    let app = crate::native::build_native_app(&cx);
-    fs::write(
-        app.join("__main__.py"),
-        "print('started', flush=True)\nimport fastpkg\nprint('imported')\n",
-    )
-    .expect("write");
+    // A package that reads a file beside its module: extracted in both
+    // flavors, when it is first imported.
+    let app = cx.write_tree(
+        "app",
+        &[
+            (
+                "__main__.py",
+                "print('started', flush=True)\nimport data_pkg\nprint('imported')\n",
+            ),
+            (
+                "data_pkg/__init__.py",
+                "import os\nopen(os.path.join(os.path.dirname(__file__), 'data.txt')).close()\n",
+            ),
+            ("data_pkg/data.txt", "beside the module\n"),
+        ],
+    );
     let exe = cx.pack("waiter", &[app.to_str().expect("utf-8")]);
     let report = success(
         &cx.command(crate::context::pyferry())
