@@ -383,6 +383,12 @@ fn run_cache(command: CacheCommand) -> Result<i32> {
                 let state = if removed { "removed" } else { "kept (in use)" };
                 text.push_str(&format!("{key}  {state}\n"));
             }
+            for target in crate::runtime::python_link::prune_dangling(&root) {
+                text.push_str(&format!(
+                    "python link to `{}`  removed (the executable is gone)\n",
+                    target.display()
+                ));
+            }
         }
     }
     console::print(&text);

@@ -23,7 +23,8 @@
 //! a hook file that names it keeps working when the app is updated in
 //! place. A warm start reads one link; a link that points elsewhere (the
 //! same archive copied to another place) is pointed at this executable
-//! again, one atomic `rename` per name.
+//! again, one atomic `rename` per name. `pyferry cache prune` removes the
+//! links of executables that are gone (`prune_dangling`).
 
 use crate::build_python::PYTHON_VERSION;
 use sha2::{Digest, Sha256};
@@ -63,7 +64,6 @@ pub struct AsPython {
 /// that is this very executable (`exe`, as the kernel opened it), rather
 /// than under the executable's own name. `argv0`: `argv[0]` as given.
 pub fn started_as_python(argv0: Option<&OsStr>, exe: &Path) -> Option<AsPython> {
-    let own = fs::metadata(exe).ok()?;
     let own_name = exe.file_name();
     let names = python_names();
     let executed = executed_path();
@@ -83,6 +83,7 @@ pub fn started_as_python(argv0: Option<&OsStr>, exe: &Path) -> Option<AsPython> 
         let Some(invoked) = resolve(candidate, may_search_path) else {
             continue;
         };
+        let own = fs::metadata(exe).ok()?;
         let is_this_executable = fs::metadata(&invoked)
             .is_ok_and(|meta| meta.dev() == own.dev() && meta.ino() == own.ino());
         if is_this_executable {
@@ -202,6 +203,27 @@ pub fn ensure_links(root: &Path, exe: &Path, dir_mode: u32) -> io::Result<PathBu
     Ok(executable)
 }
 
+/// Removes the links in `root` whose executable is gone (deleted or moved
+/// away); returns the paths they pointed at. Best effort: links that
+/// cannot be read or removed stay.
+pub fn prune_dangling(root: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(root.join(LINK_DIR)) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let Ok(target) = fs::read_link(dir.join("bin").join(&python_names()[0])) else {
+            continue;
+        };
+        let gone = matches!(fs::metadata(&target), Err(e) if e.kind() == io::ErrorKind::NotFound);
+        if gone && fs::remove_dir_all(&dir).is_ok() {
+            removed.push(target);
+        }
+    }
+    removed
+}
+
 /// The links of `exe` in `root` if they are there and point at it (a
 /// system package's, made at install time), without writing anything.
 pub fn existing_link(root: &Path, exe: &Path) -> Option<PathBuf> {
@@ -232,9 +254,12 @@ mod tests {
         assert_eq!(root_of_link(&venv_python).as_deref(), Some(dir.path()));
         assert_eq!(root_of_link(&first), None);
         assert_eq!(existing_link(dir.path(), &second), None);
-        // Another path has links of its own.
+        // Another path has links of its own, pruned once it is gone.
         let other = ensure_links(dir.path(), &second, 0o700).expect("links");
         assert_ne!(other, link);
+        fs::write(&first, "x").expect("write");
+        assert_eq!(prune_dangling(dir.path()), vec![second.clone()]);
+        assert!(!other.exists() && link.exists());
         // A link that points elsewhere is pointed back.
         fs::remove_file(&link).expect("remove");
         std::os::unix::fs::symlink(&second, &link).expect("link");

@@ -403,6 +403,39 @@ fn debris_of_another_versions_killed_extraction_is_removed_by_the_next_first_run
     assert_eq!(debris(&root), Vec::<String>::new());
 }
 
+/// Each path an app ran from has its python link (`sys.executable`);
+/// `pyferry cache prune` removes those whose executable is gone, and
+/// keeps the others.
+#[test]
+fn python_links_of_executables_that_are_gone_are_pruned() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[("__main__.py", "import sys\nprint(sys.executable)\n")],
+    );
+    let exe = cx.pack("linked", &[app.to_str().expect("utf-8")]);
+    let moved = cx.path().join("moved");
+    fs::copy(&exe, &moved).expect("copy");
+    fs::set_permissions(&moved, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let kept = PathBuf::from(success(&cx.run(&exe, &[] as &[&str])).trim_end());
+    let gone = PathBuf::from(success(&cx.run(&moved, &[] as &[&str])).trim_end());
+    assert_ne!(kept, gone);
+    assert_eq!(fs::read_link(&gone).expect("link"), moved);
+    fs::remove_file(&moved).expect("remove");
+    let pruned = success(
+        &cx.command(pyferry())
+            .args(["cache", "prune"])
+            .output()
+            .expect("prune"),
+    );
+    assert!(
+        pruned.contains(&format!("python link to `{}`  removed", moved.display())),
+        "{pruned}"
+    );
+    assert!(!gone.exists(), "{}", gone.display());
+    assert_eq!(fs::read_link(&kept).expect("link"), exe);
+}
+
 #[test]
 fn old_versions_are_pruned_unless_in_use() {
     let cx = TestContext::new();
