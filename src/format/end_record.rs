@@ -138,18 +138,29 @@ pub fn parse(tail: &[u8], file_len: u64) -> Result<Option<EndRecord>, Damage> {
 pub fn central_records(directory: &[u8]) -> Option<u64> {
     let (mut offset, mut count) = (0usize, 0u64);
     while offset < directory.len() {
-        let header = directory.get(offset..offset.checked_add(46)?)?;
-        if !header.starts_with(b"PK\x01\x02") {
+        let header = directory.get(offset..offset.checked_add(CENTRAL_HEADER_LEN)?)?;
+        if !header.starts_with(CENTRAL_SIGNATURE) {
             return None;
         }
-        let variable = [28, 30, 32]
-            .iter()
-            .map(|&at| usize::from(u16_at(header, at)))
-            .sum::<usize>();
-        offset = offset.checked_add(46 + variable)?;
+        offset = offset.checked_add(central_record_len(header))?;
         count += 1;
     }
     (offset == directory.len()).then_some(count)
+}
+
+/// A central directory record's fixed part, and how it starts.
+pub const CENTRAL_HEADER_LEN: usize = 46;
+pub const CENTRAL_SIGNATURE: &[u8] = b"PK\x01\x02";
+
+/// The whole length of the central directory record whose fixed part is
+/// `header` (`CENTRAL_HEADER_LEN` bytes): with its name, extra field and
+/// comment, as every zip reader steps from one record to the next.
+pub fn central_record_len(header: &[u8]) -> usize {
+    let variable: usize = [28, 30, 32]
+        .iter()
+        .map(|&at| usize::from(u16_at(header, at)))
+        .sum();
+    CENTRAL_HEADER_LEN + variable
 }
 
 /// The entry count of a zip end record (22 bytes); `None` if `record` is not

@@ -267,10 +267,8 @@ fn system_version(manifest: &Manifest) -> Option<PathBuf> {
     let trusted =
         |meta: &fs::Metadata| meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o022 == 0;
     let checked = |path: &Path| {
-        let handle = open_directory(path).ok()?;
-        let meta = handle.metadata().ok()?;
-        let named = fs::symlink_metadata(path).ok()?;
-        (trusted(&meta) && named.dev() == meta.dev() && named.ino() == meta.ino()).then_some(())
+        let meta = open_directory(path).ok()?.metadata().ok()?;
+        (trusted(&meta) && names(path, &meta)).then_some(())
     };
     let usable = check_ancestors(root, 0).is_ok()
         && checked(root).is_some()
@@ -316,8 +314,7 @@ fn prepare_root(dir: &Path, audience: Audience) -> Result<PathBuf, String> {
     check_owner_and_mode(&meta, uid)?;
     let real = fs::canonicalize(dir).map_err(|e| format!("it cannot be resolved: {e}"))?;
     check_ancestors(&real, uid)?;
-    let named = fs::symlink_metadata(&real).map_err(|e| format!("it cannot be read: {e}"))?;
-    if named.dev() != meta.dev() || named.ino() != meta.ino() {
+    if !names(&real, &meta) {
         return Err(format!(
             "it was replaced while pyferry checked it (it now leads to `{}`): someone who can \
              rename entries of its parent directory swapped it",
@@ -746,10 +743,13 @@ fn wait_for_lock(lock: &File, kind: Lock, app: &str, dir: &Path) -> io::Result<(
 }
 
 fn is_same_file(file: &File, path: &Path) -> bool {
-    match (file.metadata(), fs::metadata(path)) {
-        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
-        _ => false,
-    }
+    file.metadata().is_ok_and(|open| names(path, &open))
+}
+
+/// Whether `path` names the file whose metadata (from an open handle) is
+/// `open`.
+fn names(path: &Path, open: &fs::Metadata) -> bool {
+    fs::metadata(path).is_ok_and(|named| open.dev() == named.dev() && open.ino() == named.ino())
 }
 
 /// Removes temporary directories left by killed processes: those of `key`

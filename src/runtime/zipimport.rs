@@ -18,7 +18,7 @@
 //! (`format::pyc_zstd`).
 
 use super::payload::{Payload, Window};
-use crate::format::end_record::CentralDirectory;
+use crate::format::end_record::{self, CentralDirectory};
 use crate::format::pyc_zstd;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
@@ -77,21 +77,21 @@ impl Table {
         let mut rows = Vec::new();
         let mut offset = 0;
         while let Some(header) = directory
-            .get(offset..offset + 46)
-            .filter(|h| h.starts_with(b"PK\x01\x02"))
+            .get(offset..offset + end_record::CENTRAL_HEADER_LEN)
+            .filter(|h| h.starts_with(end_record::CENTRAL_SIGNATURE))
         {
             let u16_at = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
             let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4"));
             let flags = u16_at(8);
             let name_len = u16_at(28);
-            let skipped = usize::from(name_len) + usize::from(u16_at(30)) + usize::from(u16_at(32));
             let local_header = u64::from(u32_at(42));
             if local_header > directory_offset {
                 return None;
             }
-            let name_start = offset + 46;
+            let name_start = offset + end_record::CENTRAL_HEADER_LEN;
+            let record_end = offset + end_record::central_record_len(header);
             // The name, extra field and comment: all within the directory.
-            directory.get(name_start..name_start + skipped)?;
+            directory.get(name_start..record_end)?;
             let name = directory.get(name_start..name_start + usize::from(name_len))?;
             let name = std::str::from_utf8(name).ok()?;
             if flags & 0x800 == 0 && !name.is_ascii() {
@@ -108,7 +108,7 @@ impl Table {
                 date: u16_at(14),
                 crc: u32_at(16),
             });
-            offset = name_start + skipped;
+            offset = record_end;
         }
         let mut table = Table {
             archive: archive.to_owned(),
