@@ -83,22 +83,19 @@ pub fn main_of(
 pub fn run(argv: Vec<OsString>, prog: &mut String) -> Result<i32> {
     let mut phases = debug::Phases::start();
     match locate_payload(prog)? {
-        // pyferry with its kit: the builder, unless started as python (by
-        // pack, for pip and the byte-compiler, and by their children).
-        Some(payload)
-            if payload.manifest.builder
-                && !matches!(
-                    runtime::invocation::classify(&argv, &payload.path),
-                    runtime::invocation::Invocation::Python { .. }
-                ) =>
-        {
-            "pyferry".clone_into(prog);
-            builder::cli::run(argv, Some(builder::kit::Kit { payload }))
-        }
         Some(payload) => {
+            let invocation = runtime::invocation::classify(&argv, &payload.path);
+            // pyferry with its kit: the builder, unless started as python
+            // (by pack, for pip and the byte-compiler, and by their
+            // children).
+            let as_python = matches!(invocation, runtime::invocation::Invocation::Python { .. });
+            if payload.manifest.builder && !as_python {
+                "pyferry".clone_into(prog);
+                return builder::cli::run(argv, Some(builder::kit::Kit { payload }));
+            }
             prog.clone_from(&payload.manifest.name);
             phases.done("locate payload");
-            runtime::run(payload, argv, phases)
+            runtime::run(payload, argv, invocation, phases)
         }
         None => builder::cli::run(argv, None),
     }
@@ -113,7 +110,8 @@ pub fn run_app(argv: Vec<OsString>, prog: &mut String) -> Result<i32> {
         Some(payload) if !payload.manifest.builder => {
             prog.clone_from(&payload.manifest.name);
             phases.done("locate payload");
-            runtime::run(payload, argv, phases)
+            let invocation = runtime::invocation::classify(&argv, &payload.path);
+            runtime::run(payload, argv, invocation, phases)
         }
         // The build id in the message keeps it in this binary, where pack
         // looks for it.

@@ -47,8 +47,14 @@ use payload::Payload;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// Runs the app and returns its exit status.
-pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<i32> {
+/// Runs the app (or python, or `--extract-only`, as `invocation` says:
+/// `invocation::classify`) and returns its exit status.
+pub fn run(
+    payload: Payload,
+    argv: Vec<OsString>,
+    invocation: Invocation,
+    mut phases: Phases,
+) -> Result<i32> {
     let manifest = &payload.manifest;
     if let Some(reason) = runtime_mismatch(manifest) {
         return Err(Error::PayloadCorrupt {
@@ -56,7 +62,6 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
             reason,
         });
     }
-    let invocation = invocation::classify(&argv, &payload.path);
     let app_key = &manifest.hash[..16];
     let lineage = Lineage::read(std::env::var_os(LINEAGE_VARIABLE).as_deref(), app_key);
     let args = argv.get(1..).unwrap_or_default();
@@ -98,7 +103,7 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         // Asked for by `PYFERRY_INTERPRETER=1`: for this process only. Its
         // children are python through `sys.executable`, and the app's own
         // name runs the app for them.
-        interpreter::remove_environment(invocation::INTERPRETER_VARIABLE);
+        interpreter::set_environment(invocation::INTERPRETER_VARIABLE, None);
     }
 
     // Every app run tells its descendants how deep it runs: an app that
@@ -163,13 +168,10 @@ pub fn run(payload: Payload, argv: Vec<OsString>, mut phases: Phases) -> Result<
         true => {
             let is_app_entry =
                 |path: &PathBuf| *path == payload.path || Some(path.as_path()) == extraction_dir;
-            let app_paths = python
-                .search_paths
-                .iter()
-                .filter(|p| is_app_entry(p))
-                .cloned();
-            let app_paths = app_paths.collect();
-            python.search_paths.retain(|path| !is_app_entry(path));
+            let (app_paths, rest) = std::mem::take(&mut python.search_paths)
+                .into_iter()
+                .partition(is_app_entry);
+            python.search_paths = rest;
             app_paths
         }
         false => Vec::new(),

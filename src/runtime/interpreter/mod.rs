@@ -159,7 +159,7 @@ impl Interpreter {
             ));
         }
         for (name, value) in launch.environment {
-            set_environment(name, value);
+            set_environment(name, Some(value));
         }
         restore_fatal_signal_defaults();
         let parse_argv = matches!(launch.mode, Mode::CommandLine { .. });
@@ -747,20 +747,29 @@ fn prepare_zipimport(archive: &Path, file: &File, table: Option<&'static Table>)
     Ok(())
 }
 
-/// Sets a variable of this process's environment (and of its children's),
-/// which is only sound while no other thread may read the environment:
-/// the kernel's count of our threads is checked first. If it cannot be
-/// checked, or other threads run, the variable is not set.
-fn set_environment(name: &str, value: &str) {
+/// Sets (`Some`) or removes (`None`) a variable of this process's
+/// environment (and of its children's), which is only sound while no other
+/// thread may read the environment: the kernel's count of our threads is
+/// checked first. If it cannot be checked, or other threads run, the
+/// environment is left as it is.
+pub fn set_environment(name: &str, value: Option<&str>) {
+    if value.is_none() && std::env::var_os(name).is_none() {
+        return;
+    }
     if !single_threaded() {
         crate::debug::note(format_args!(
-            "not setting {name}: this process may have other threads"
+            "not changing {name}: this process may have other threads"
         ));
         return;
     }
     // SAFETY: this process has one thread (`single_threaded`), so nothing
     // reads the environment concurrently.
-    unsafe { std::env::set_var(name, value) }
+    unsafe {
+        match value {
+            Some(value) => std::env::set_var(name, value),
+            None => std::env::remove_var(name),
+        }
+    }
 }
 
 /// Whether this process has one thread: procfs links one entry per thread
@@ -768,23 +777,6 @@ fn set_environment(name: &str, value: &str) {
 fn single_threaded() -> bool {
     std::fs::metadata("/proc/self/task")
         .is_ok_and(|task| std::os::unix::fs::MetadataExt::nlink(&task) == 3)
-}
-
-/// Removes `name` from the environment before the interpreter starts (and
-/// before any thread does), as `set_environment` sets one.
-pub fn remove_environment(name: &str) {
-    if std::env::var_os(name).is_none() {
-        return;
-    }
-    if !single_threaded() {
-        crate::debug::note(format_args!(
-            "not removing {name}: this process may have other threads"
-        ));
-        return;
-    }
-    // SAFETY: this process has one thread (see `set_environment`), so
-    // nothing reads the environment concurrently.
-    unsafe { std::env::remove_var(name) }
 }
 
 /// With `argv`, python's own command line is parsed for `-E`, `-I`,
