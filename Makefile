@@ -6,14 +6,30 @@
 # distro's shared libpython and standard library, for distro packages).
 FLAVOR ?= standalone
 PYENV_ROOT ?= $(HOME)/.pyenv
-# The CPython the runtime embeds. Standalone needs a static libpython that
-# links into a position-independent executable: pyenv's 3.11 has one.
+# The CPython the runtime embeds. Standalone: pyenv's 3.11 (its static
+# libpython), linked by gcc; or, with CPYTHON=portable, pyferry's own,
+# static and built for glibc 2.17 (tools/portable-python, into PORTABLE;
+# the first build takes about 15 minutes, later ones find it in
+# ~/.cache/pyferry-build), linked by Zig's linker for that glibc. Not yet
+# the default: BOLT (tools/bolt-runtime) needs the link's relocations
+# (`--emit-relocs`), which Zig's linker driver does not pass on, so that
+# build is not laid out by its profile. System: the distribution's.
+CPYTHON ?= pyenv
+PORTABLE := target/portable
+PORTABLE_VERSION ?= 3.11
 ifeq ($(FLAVOR),system)
 PYTHON ?= /usr/bin/python3.11
+LINKER ?= cc
+else ifeq ($(CPYTHON),portable)
+PYTHON ?= $(PORTABLE)/cpython-$(PORTABLE_VERSION)/bin/python$(PORTABLE_VERSION)
+LINKER ?= $(abspath $(PORTABLE))/toolchain/linker
+TARGET_DIR ?= target/portable-build
 else
 PYTHON ?= $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.11.*/bin/python3.11))),python3.11)
+LINKER ?= cc
 endif
-export PYO3_PYTHON := $(PYTHON)
+export PYO3_PYTHON := $(if $(findstring /,$(PYTHON)),$(abspath $(PYTHON)),$(PYTHON))
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER := $(LINKER)
 export PYFERRY_FLAVOR := $(FLAVOR)
 # Each flavor builds in its own directory, so switching costs no rebuild.
 # Not taken from the environment: `make test` runs a make of the system
@@ -31,16 +47,24 @@ DESTDIR ?=
 PYFERRY := $(TARGET_DIR)/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build bolt-tools kit wheel run test test-tools test-flavor test-compat test-cpython fuzz test-matrix fmt-check clippy install bench bench-rivals clean
+.PHONY: all build portable-python bolt-tools kit wheel run test test-tools test-flavor test-compat test-cpython fuzz test-matrix fmt-check clippy install bench bench-rivals clean
 
 all: build
 
 # The standalone runtime is then laid out again by how apps use it
 # (tools/bolt-runtime: LLVM's BOLT, from Debian's bolt-19 when missing).
 BOLT_PACKAGE := bolt-19
-build: bolt-tools
+build: bolt-tools portable-python
 	$(CARGO) build --release --locked
+ifneq ($(CPYTHON),portable)
 	tools/bolt-runtime $(TARGET_DIR)
+endif
+
+# Builds (or finds in ~/.cache/pyferry-build) pyferry's own CPython.
+portable-python:
+ifeq ($(FLAVOR)-$(CPYTHON),standalone-portable)
+	python3 tools/portable-python/build --python $(PORTABLE_VERSION) --out $(PORTABLE)
+endif
 
 bolt-tools:
 ifeq ($(FLAVOR),standalone)
@@ -132,9 +156,10 @@ test-matrix: bolt-tools
 	set -e; for version in $(MATRIX); do \
 	    python=$$(ls -d $(PYENV_ROOT)/versions/$$version.*/bin/python$$version | tail -1); \
 	    echo "=== CPython $$version: $$python"; \
-	    PYO3_PYTHON=$$python CARGO_TARGET_DIR=target/matrix-$$version $(CARGO) build --release --locked; \
-	    PYO3_PYTHON=$$python tools/bolt-runtime target/matrix-$$version; \
-	    PYO3_PYTHON=$$python CARGO_TARGET_DIR=target/matrix-$$version $(CARGO) test --release --locked; \
+	    export PYO3_PYTHON=$$python CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER=cc; \
+	    CARGO_TARGET_DIR=target/matrix-$$version $(CARGO) build --release --locked; \
+	    tools/bolt-runtime target/matrix-$$version; \
+	    CARGO_TARGET_DIR=target/matrix-$$version $(CARGO) test --release --locked; \
 	done
 
 # pyferry with its kit: the runtime, pip (the build interpreter's bundled

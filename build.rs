@@ -34,9 +34,13 @@ print('.'.join(map(str, sys.version_info[:3])))
 print(v('SOABI'))
 print(v('LIBPL'))
 print(v('LIBRARY'))
-print(' '.join(f for f in f\"{v('LIBS')} {v('SYSLIBS')} {v('MODLIBS') or ''}\".split() if f.startswith('-l')))
+print(' '.join(f if f.startswith('-l') else '-l' + f.rsplit('/', 1)[-1][3:-2] for f in f\"{v('LIBS')} {v('SYSLIBS')} {v('MODLIBS') or ''}\".split() if f.startswith('-l') or f.endswith('.a')))
 print(sysconfig.get_path('stdlib'))
 print(*[p for p in sys.path if p], sep='\\n')";
+
+/// The file in the prefix of pyferry's own CPython that says so (and names
+/// the target it was built for): `tools/portable-python/build` writes it.
+const PORTABLE_MARK: &str = "pyferry-portable-target";
 
 /// The facts the probe prints, in order.
 struct Facts<'a> {
@@ -116,6 +120,7 @@ fn main() {
     // cleanups to run. A debugger's backtrace through the runtime's own
     // frames is what they cost.
     println!("cargo:rerun-if-env-changed=PYFERRY_LINK_FOR_BOLT");
+    let portable = flavor == "standalone" && is_portable(&facts);
     if env::var_os("PYFERRY_LINK_FOR_BOLT").is_some() {
         let out_dir = env::var("OUT_DIR").expect("cargo sets OUT_DIR");
         let script = Path::new(&out_dir).join("no-unwind-tables.ld");
@@ -124,7 +129,11 @@ fn main() {
             "SECTIONS { /DISCARD/ : { *(.eh_frame) } } INSERT AFTER .text;\n",
         )
         .expect("write a linker script to OUT_DIR");
-        println!("cargo:rustc-link-arg-bin=pyferry-runtime=-Wl,--emit-relocs");
+        // Zig's linker driver refuses it: tools/portable-python/zig-link
+        // asks ld.lld itself, for the same variable.
+        if !portable {
+            println!("cargo:rustc-link-arg-bin=pyferry-runtime=-Wl,--emit-relocs");
+        }
         println!(
             "cargo:rustc-link-arg-bin=pyferry-runtime=-Wl,-T,{}",
             script.display()
@@ -222,6 +231,31 @@ fn link_static(python: &str, facts: &Facts) {
     println!("cargo:rustc-link-search=native={}", facts.static_dir);
     println!("cargo:rustc-link-lib=static:+whole-archive,-bundle={name}");
     println!("cargo:rustc-link-arg=-Wl,--export-dynamic");
+    // The libraries its modules use: static ones where they lie beside
+    // libpython (pyferry's own CPython puts them there), glibc's shared.
+    let mut named = std::collections::BTreeSet::new();
+    for library in facts.system_libraries.split_whitespace() {
+        let library = library.strip_prefix("-l").expect("only -l flags");
+        if !named.insert(library) {
+            continue; // rustc takes each once
+        }
+        match Path::new(facts.static_dir)
+            .join(format!("lib{library}.a"))
+            .is_file()
+        {
+            true => println!("cargo:rustc-link-lib=static:-bundle={library}"),
+            false => println!("cargo:rustc-link-lib={library}"),
+        }
+    }
+    // pyferry's own CPython (tools/portable-python) is linked by Zig's
+    // linker, which brings its compiler runtime and unwinder and links for
+    // the glibc the build targets: nothing of the machine's gcc may join.
+    // (No rerun-if-changed on the mark: one on a missing file reruns this
+    // script at every cargo run, and relinks the runtime BOLT laid out.
+    // Another CPython is another PYO3_PYTHON.)
+    if is_portable(facts) {
+        return;
+    }
     // Rust's std unwinds through libgcc_s.so.1, and libpython may call
     // libgcc helpers (`__popcountdi2`): none of it is part of glibc. Their
     // static twins, met first, keep the executable's needs to glibc alone.
@@ -230,10 +264,11 @@ fn link_static(python: &str, facts: &Facts) {
     println!("cargo:rustc-link-search=native={}", gcc_dir.display());
     println!("cargo:rustc-link-lib=static:+whole-archive,-bundle=gcc_eh");
     println!("cargo:rustc-link-lib=static:-bundle=gcc");
-    for library in facts.system_libraries.split_whitespace() {
-        let library = library.strip_prefix("-l").expect("only -l flags");
-        println!("cargo:rustc-link-lib={library}");
-    }
+}
+
+/// Whether the build interpreter is pyferry's own CPython.
+fn is_portable(facts: &Facts) -> bool {
+    Path::new(facts.prefix).join(PORTABLE_MARK).is_file()
 }
 
 /// Links the interpreter's shared libpython.

@@ -123,7 +123,7 @@ fn venv_of(app: &AppSpec) -> PathBuf {
     let dir = target_dir()
         .join(format!(
             "compat-venvs-{}",
-            pyferry::build_python::PYTHON_FULL_VERSION
+            crate::context::interpreter_tag()
         ))
         .join(&app.name);
     let marker = dir.join(".complete");

@@ -238,11 +238,7 @@ pub fn download_wheels_once(dir: &Path, asked: &str, args: &[impl AsRef<OsStr>])
 pub fn baseline_venv() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        // One per interpreter: pyenv's 3.11.7 and Debian's 3.11.2 differ.
-        let dir = target_dir().join(format!(
-            "test-venv-{}",
-            pyferry::build_python::PYTHON_FULL_VERSION
-        ));
+        let dir = target_dir().join(format!("test-venv-{}", interpreter_tag()));
         let done = dir.join(".complete");
         if !is_complete(&done) {
             let _ = fs::remove_dir_all(&dir);
@@ -266,6 +262,17 @@ pub fn baseline_venv() -> &'static Path {
         }
         dir
     })
+}
+
+/// What tells the build interpreter from others, for the venvs kept in
+/// target/: pyferry's own CPython and Debian's can both be 3.11.2, and
+/// differ (each flavor has its own).
+pub fn interpreter_tag() -> String {
+    format!(
+        "{}-{}",
+        pyferry::build_python::PYTHON_FULL_VERSION,
+        pyferry::format::Flavor::CURRENT
+    )
 }
 
 /// A cache under target/ is complete when its marker names the same

@@ -206,7 +206,7 @@ fn qt_wheels() -> &'static Path {
 fn qt_venv() -> PathBuf {
     let dir = target_dir().join(format!(
         "test-qt-venv-{}",
-        pyferry::build_python::PYTHON_FULL_VERSION
+        crate::context::interpreter_tag()
     ));
     let marker = dir.join(".complete");
     if fs::read_to_string(&marker).is_ok_and(|text| text == QT_WHEELS.join(" ")) {

@@ -642,3 +642,136 @@ fn a_minimal_standard_library_runs_apps_as_python_does() {
         .stdin_bytes(input);
     assert_eq!(success(&packed), success(&python));
 }
+
+/// The oldest glibc pyferry's own CPython is built for
+/// (tools/portable-python), and the one `manylinux2014` means.
+const OLDEST_GLIBC: (u32, u32) = (2, 17);
+
+/// The glibc symbol versions an ELF file needs (`objdump -p`'s version
+/// references, as auditwheel reads them); none for a file that is not ELF.
+fn glibc_versions_needed(path: &Path) -> BTreeSet<(u32, u32)> {
+    let output = std::process::Command::new("objdump")
+        .arg("-p")
+        .arg(path)
+        .output()
+        .expect("objdump (binutils)");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("GLIBC_"))
+        .filter_map(|version| {
+            let (major, minor) = version.split_once('.')?;
+            let minor = minor.split('.').next()?;
+            Some((major.parse().ok()?, minor.parse().ok()?))
+        })
+        .collect()
+}
+
+fn is_elf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0; 4];
+    fs::File::open(path).is_ok_and(|mut file| file.read_exact(&mut magic).is_ok())
+        && magic == *b"\x7fELF"
+}
+
+/// What pyferry is made of and writes into apps (the runtime, and every
+/// native file of the CPython whose standard library apps carry) needs no
+/// glibc newer than the oldest the build targets: the app runs on every
+/// Linux from there on.
+#[test]
+#[ignore = "until the standalone flavor stands on pyferry's own CPython by default (make CPYTHON=portable; issue 36): pyenv's needs glibc 2.35"]
+fn nothing_pyferry_writes_into_an_app_needs_a_newer_glibc() {
+    let runtime_dir = Path::new(crate::context::pyferry())
+        .parent()
+        .expect("target/release");
+    let prefix = Path::new(BUILD_PYTHON)
+        .ancestors()
+        .nth(2)
+        .expect("PREFIX/bin/python3.X");
+    let mut files = vec![
+        runtime_dir.join("pyferry"),
+        runtime_dir.join("pyferry-runtime"),
+    ];
+    files.extend(
+        list_files(prefix)
+            .into_iter()
+            .map(|file| prefix.join(file))
+            .filter(|path| !path.is_symlink() && is_elf(path)),
+    );
+    assert!(
+        files
+            .iter()
+            .any(|file| file.to_string_lossy().contains("lib-dynload/")),
+        "no extension module of the standard library among {files:?}"
+    );
+    let newer: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let newest = glibc_versions_needed(file).into_iter().max()?;
+            (newest > OLDEST_GLIBC)
+                .then(|| format!("{} needs GLIBC_{}.{}", file.display(), newest.0, newest.1))
+        })
+        .collect();
+    assert!(newer.is_empty(), "{}", newer.join("\n"));
+}
+
+/// Debian 11's glibc (2.31, as on Ubuntu 20.04; RHEL 8 has 2.28), its
+/// package pinned by hash, downloaded once and unpacked into target/.
+fn bullseye_glibc() -> PathBuf {
+    const DEB: &str = "libc6_2.31-13+deb11u11_amd64.deb";
+    const URL: &str =
+        "https://deb.debian.org/debian/pool/main/g/glibc/libc6_2.31-13+deb11u11_amd64.deb";
+    const SHA256: &str = "05f7264da867b37f4c5ce49266b558ea1e81e05a9464f623152fca70f3550282";
+    let dir = crate::context::target_dir().join("bullseye-glibc");
+    let root = dir.join("root");
+    if root.join("lib64/ld-linux-x86-64.so.2").is_symlink() {
+        return root;
+    }
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("mkdir");
+    let deb = dir.join(DEB);
+    let fetched = std::process::Command::new("curl")
+        .args(["-sSfL", "-o"])
+        .arg(&deb)
+        .arg(URL)
+        .output()
+        .expect("curl");
+    assert!(fetched.status.success(), "{}", describe(&fetched));
+    let sum = output_of(std::process::Command::new("sha256sum").arg(&deb));
+    assert!(
+        success(&sum).starts_with(SHA256),
+        "{URL} changed: {}",
+        success(&sum)
+    );
+    let unpacked = output_of(
+        std::process::Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(dir.join("unpacking")),
+    );
+    assert!(unpacked.status.success(), "{}", describe(&unpacked));
+    fs::rename(dir.join("unpacking"), &root).expect("rename");
+    root
+}
+
+/// An app packed here runs on an older distribution's glibc: a root that
+/// holds nothing but Debian 11's glibc and the app.
+#[test]
+#[ignore = "until the standalone flavor stands on pyferry's own CPython by default (make CPYTHON=portable; issue 36): pyenv's needs glibc 2.35"]
+fn runs_on_an_older_glibc() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("batteries-app", &[("__main__.py", BATTERIES)]);
+    let exe = cx.pack("batteries", &[app.to_str().expect("utf-8")]);
+    let root = cx.path().join("root");
+    let copied = output_of(cx.command("cp").arg("-a").arg(bullseye_glibc()).arg(&root));
+    assert!(copied.status.success(), "{}", describe(&copied));
+    for dir in ["tmp", "proc", "dev/shm"] {
+        fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    fs::write(root.join("dev/null"), "").expect("a mount point");
+    fs::copy(&exe, root.join("app")).expect("copy the app");
+    let bundle = root.join("etc/pki/tls/certs/ca-bundle.crt");
+    fs::create_dir_all(bundle.parent().expect("parent")).expect("mkdir");
+    fs::copy("/etc/ssl/certs/ca-certificates.crt", &bundle).expect("copy certificates");
+    let run = run_in_root(&cx, &root, &["/app"]);
+    assert_eq!(success(&run), EXPECTED, "{}", describe(&run));
+}

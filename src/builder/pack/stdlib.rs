@@ -1229,7 +1229,7 @@ fn needed_libraries(extensions: &[PathBuf]) -> Result<Libraries> {
         let Some((name, found)) = line.trim().split_once(" => ") else {
             continue;
         };
-        if is_glibc(name) {
+        if is_glibc(name) || FROM_THE_DESKTOP.contains(&name) {
             continue;
         }
         let module = current.clone().unwrap_or_default();
@@ -1247,6 +1247,19 @@ fn needed_libraries(extensions: &[PathBuf]) -> Result<Libraries> {
     }
     Ok(libraries)
 }
+
+/// Xlib and what it loads (as Debian builds it), which tkinter takes from
+/// the user's desktop like every X11 program: pyferry's own `_tkinter`
+/// carries Tcl/Tk inside and needs `libX11.so.6` alone. A copy from the
+/// build machine would need its newer glibc.
+const FROM_THE_DESKTOP: &[&str] = &[
+    "libX11.so.6",
+    "libxcb.so.1",
+    "libXau.so.6",
+    "libXdmcp.so.6",
+    "libbsd.so.0",
+    "libmd.so.0",
+];
 
 /// Libraries of glibc itself, which every target machine has (and which
 /// must match its kernel interface, so they never travel).
