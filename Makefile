@@ -10,10 +10,9 @@ PYENV_ROOT ?= $(HOME)/.pyenv
 # libpython), linked by gcc; or, with CPYTHON=portable, pyferry's own,
 # static and built for glibc 2.17 (tools/portable-python, into PORTABLE;
 # the first build takes about 15 minutes, later ones find it in
-# ~/.cache/pyferry-build), linked by Zig's linker for that glibc. Not yet
-# the default: BOLT (tools/bolt-runtime) needs the link's relocations
-# (`--emit-relocs`), which Zig's linker driver does not pass on, so that
-# build is not laid out by its profile. System: the distribution's.
+# ~/.cache/pyferry-build), linked by Zig's linker for that glibc
+# (tools/portable-python/zig-link, which also gives BOLT what it needs).
+# System: the distribution's.
 CPYTHON ?= pyenv
 PORTABLE := target/portable
 PORTABLE_VERSION ?= 3.11
@@ -56,9 +55,7 @@ all: build
 BOLT_PACKAGE := bolt-19
 build: bolt-tools portable-python
 	$(CARGO) build --release --locked
-ifneq ($(CPYTHON),portable)
 	tools/bolt-runtime $(TARGET_DIR)
-endif
 
 # Builds (or finds in ~/.cache/pyferry-build) pyferry's own CPython.
 portable-python:
