@@ -470,10 +470,12 @@ fn open_version_once(
     }
     let lock = lock_exclusive(&lock_path, &manifest.name, &dir)
         .map_err(|e| cannot("lock", &lock_path, e))?;
-    if !dir.join(MARKER).exists() {
+    // Unlocked, or published by another process while we waited.
+    if !dir.join(MARKER).exists() && lock.extracting {
         extract_version(root, &key, &dir, payload, audience)?;
         prune_other_versions(root, manifest);
     }
+    let lock = lock.file;
     wait_for_lock(&lock, Lock::Shared, &manifest.name, &dir)
         .map_err(|e| cannot("lock", &lock_path, e))?;
     let kept = dir.join(MARKER).exists() && is_same_file(&lock, &lock_path);
@@ -671,15 +673,27 @@ fn open_lock(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Takes the exclusive lock of `path`. A pruner may unlink the lock file
-/// between our `open` and our lock: then the lock is on a dead file, and we
-/// retry.
-fn lock_exclusive(path: &Path, app: &str, dir: &Path) -> io::Result<File> {
+/// The lock file of a version about to be extracted.
+struct ExtractionLock {
+    file: File,
+    /// Whether we hold it exclusively, to extract; not when another
+    /// process published the version while we waited.
+    extracting: bool,
+}
+
+/// Takes the exclusive lock of `path`, unless the version (`dir`) is
+/// published while we wait: the processes that use it hold its shared lock
+/// as long as they run, and one of them may be waiting for us (a pool of
+/// workers started through `sys.executable`). A pruner may unlink the lock
+/// file between our `open` and our lock: then the lock is on a dead file,
+/// and we retry.
+fn lock_exclusive(path: &Path, app: &str, dir: &Path) -> io::Result<ExtractionLock> {
+    let published = dir.join(MARKER);
     loop {
-        let lock = open_lock(path)?;
-        wait_for_lock(&lock, Lock::Exclusive, app, dir)?;
-        if is_same_file(&lock, path) {
-            return Ok(lock);
+        let file = open_lock(path)?;
+        let extracting = wait_for_lock(&file, Lock::ExclusiveUnless(&published), app, dir)?;
+        if !extracting || is_same_file(&file, path) {
+            return Ok(ExtractionLock { file, extracting });
         }
     }
 }
@@ -695,14 +709,16 @@ pub fn on_interrupt(interrupted: fn() -> bool) {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Lock {
+enum Lock<'a> {
     Shared,
-    Exclusive,
+    /// Exclusive, unless the file appears meanwhile: then no lock is taken.
+    ExclusiveUnless(&'a Path),
 }
 
-/// Locks `lock`, saying why after a quiet second if another process holds
-/// it, and giving up with an error after `LOCK_WAIT_LIMIT`.
-fn wait_for_lock(lock: &File, kind: Lock, app: &str, dir: &Path) -> io::Result<()> {
+/// Locks `lock` (false: not, as `Lock::ExclusiveUnless` allows), saying why
+/// after a quiet second if another process holds it, and giving up with an
+/// error after `LOCK_WAIT_LIMIT`.
+fn wait_for_lock(lock: &File, kind: Lock, app: &str, dir: &Path) -> io::Result<bool> {
     let started = Instant::now();
     let mut said = false;
     loop {
@@ -714,11 +730,15 @@ fn wait_for_lock(lock: &File, kind: Lock, app: &str, dir: &Path) -> io::Result<(
         }
         let tried = match kind {
             Lock::Shared => lock.try_lock_shared(),
-            Lock::Exclusive => lock.try_lock(),
+            Lock::ExclusiveUnless(_) => lock.try_lock(),
         };
         match tried {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
             Err(TryLockError::Error(error)) => return Err(error),
+            Err(TryLockError::WouldBlock) if matches!(kind, Lock::ExclusiveUnless(file) if file.exists()) =>
+            {
+                return Ok(false);
+            }
             Err(TryLockError::WouldBlock) if started.elapsed() > LOCK_WAIT_LIMIT => {
                 return Err(io::Error::other(format!(
                     "another process has held it for {} s without finishing `{}`; if it \

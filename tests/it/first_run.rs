@@ -298,3 +298,94 @@ fn ctrl_c_while_waiting_for_another_extraction_interrupts_the_app() {
     assert!(err.contains("KeyboardInterrupt"), "{err}");
     assert!(err.contains("waiting for another process"), "{err}");
 }
+
+/// A first run that waited for another process's extraction uses the
+/// version once that process publishes it, while the process goes on
+/// holding it (as every running copy holds its version's lock, shared). It
+/// used to go on waiting for the lock itself, for as long as the other
+/// process ran: a pool of workers started through `sys.executable`, one
+/// extracting while the others queued, waited for each other until the
+/// pool's timeout.
+#[test]
+fn a_first_run_that_waited_for_an_extraction_uses_it_once_published() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let cx = TestContext::new();
+    // A package that reads a file beside its module: extracted in both
+    // flavors, when it is first imported.
+    let app = cx.write_tree(
+        "app",
+        &[
+            (
+                "__main__.py",
+                "print('started', flush=True)\nimport data_pkg\nprint('imported')\n",
+            ),
+            (
+                "data_pkg/__init__.py",
+                "import os\nopen(os.path.join(os.path.dirname(__file__), 'data.txt')).close()\n",
+            ),
+            ("data_pkg/data.txt", "beside the module\n"),
+        ],
+    );
+    let exe = cx.pack("waiter", &[app.to_str().expect("utf-8")]);
+    let report = success(
+        &cx.command(crate::context::pyferry())
+            .args(["inspect", "--json"])
+            .arg(&exe)
+            .output()
+            .expect("inspect"),
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+    let key = format!(
+        "{}-{}",
+        report["name"].as_str().expect("name"),
+        &report["archive_hash"].as_str().expect("hash")[..16]
+    );
+    // The other process's extraction, made beforehand in a cache of its
+    // own on the same filesystem, and published below by one rename.
+    let other_cache = cx.path().join("other-cache");
+    let warm = cx
+        .command(&exe)
+        .env("PYFERRY_CACHE_DIR", &other_cache)
+        .output()
+        .expect("run");
+    assert_eq!(success(&warm), "started\nimported\n");
+
+    fs::create_dir(cx.cache_dir()).expect("mkdir");
+    fs::set_permissions(cx.cache_dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    let lock = fs::File::create(cx.cache_dir().join(format!("{key}.lock"))).expect("lock file");
+    lock.lock().expect("lock");
+    let mut child = cx
+        .command(&exe)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line, "started\n");
+    // Long enough for the import to wait for the lock.
+    std::thread::sleep(Duration::from_millis(500));
+    fs::rename(other_cache.join(&key), cx.cache_dir().join(&key)).expect("publish");
+    lock.lock_shared()
+        .expect("hold the version as a running copy does");
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the first run went on waiting for the lock of a published version");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    line.clear();
+    out.read_line(&mut line).expect("read");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(line, "imported\n");
+    drop(lock);
+}
