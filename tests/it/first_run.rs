@@ -217,36 +217,7 @@ fn ctrl_c_while_waiting_for_another_extraction_interrupts_the_app() {
     use std::os::unix::process::ExitStatusExt;
     use std::time::{Duration, Instant};
     let cx = TestContext::new();
-    // A package that reads a file beside its module: extracted in both
-    // flavors, when it is first imported.
-    let app = cx.write_tree(
-        "app",
-        &[
-            (
-                "__main__.py",
-                "print('started', flush=True)\nimport data_pkg\nprint('imported')\n",
-            ),
-            (
-                "data_pkg/__init__.py",
-                "import os\nopen(os.path.join(os.path.dirname(__file__), 'data.txt')).close()\n",
-            ),
-            ("data_pkg/data.txt", "beside the module\n"),
-        ],
-    );
-    let exe = cx.pack("waiter", &[app.to_str().expect("utf-8")]);
-    let report = success(
-        &cx.command(crate::context::pyferry())
-            .args(["inspect", "--json"])
-            .arg(&exe)
-            .output()
-            .expect("inspect"),
-    );
-    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
-    let key = format!(
-        "{}-{}",
-        report["name"].as_str().expect("name"),
-        &report["archive_hash"].as_str().expect("hash")[..16]
-    );
+    let (exe, key) = data_package_app(&cx);
     fs::create_dir(cx.cache_dir()).expect("mkdir");
     fs::set_permissions(cx.cache_dir(), fs::Permissions::from_mode(0o700)).expect("chmod");
     let lock = fs::File::create(cx.cache_dir().join(format!("{key}.lock"))).expect("lock file");
@@ -311,36 +282,7 @@ fn a_first_run_that_waited_for_an_extraction_uses_it_once_published() {
     use std::io::{BufRead, BufReader};
     use std::time::{Duration, Instant};
     let cx = TestContext::new();
-    // A package that reads a file beside its module: extracted in both
-    // flavors, when it is first imported.
-    let app = cx.write_tree(
-        "app",
-        &[
-            (
-                "__main__.py",
-                "print('started', flush=True)\nimport data_pkg\nprint('imported')\n",
-            ),
-            (
-                "data_pkg/__init__.py",
-                "import os\nopen(os.path.join(os.path.dirname(__file__), 'data.txt')).close()\n",
-            ),
-            ("data_pkg/data.txt", "beside the module\n"),
-        ],
-    );
-    let exe = cx.pack("waiter", &[app.to_str().expect("utf-8")]);
-    let report = success(
-        &cx.command(crate::context::pyferry())
-            .args(["inspect", "--json"])
-            .arg(&exe)
-            .output()
-            .expect("inspect"),
-    );
-    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
-    let key = format!(
-        "{}-{}",
-        report["name"].as_str().expect("name"),
-        &report["archive_hash"].as_str().expect("hash")[..16]
-    );
+    let (exe, key) = data_package_app(&cx);
     // The other process's extraction, made beforehand in a cache of its
     // own on the same filesystem, and published below by one rename.
     let other_cache = cx.path().join("other-cache");
@@ -388,4 +330,40 @@ fn a_first_run_that_waited_for_an_extraction_uses_it_once_published() {
     assert!(status.success(), "{status:?}");
     assert_eq!(line, "imported\n");
     drop(lock);
+}
+
+/// An app that prints `started`, then imports a package that reads a file
+/// beside its module (extracted in both flavors, when first imported) and
+/// prints `imported`; packed as `waiter`, with its version's name in the
+/// cache.
+fn data_package_app(cx: &TestContext) -> (std::path::PathBuf, String) {
+    let app = cx.write_tree(
+        "app",
+        &[
+            (
+                "__main__.py",
+                "print('started', flush=True)\nimport data_pkg\nprint('imported')\n",
+            ),
+            (
+                "data_pkg/__init__.py",
+                "import os\nopen(os.path.join(os.path.dirname(__file__), 'data.txt')).close()\n",
+            ),
+            ("data_pkg/data.txt", "beside the module\n"),
+        ],
+    );
+    let exe = cx.pack("waiter", &[app.to_str().expect("utf-8")]);
+    let report = success(
+        &cx.command(crate::context::pyferry())
+            .args(["inspect", "--json"])
+            .arg(&exe)
+            .output()
+            .expect("inspect"),
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+    let key = format!(
+        "{}-{}",
+        report["name"].as_str().expect("name"),
+        &report["archive_hash"].as_str().expect("hash")[..16]
+    );
+    (exe, key)
 }
