@@ -470,8 +470,9 @@ fn open_version_once(
     }
     let lock = lock_exclusive(&lock_path, &manifest.name, &dir)
         .map_err(|e| cannot("lock", &lock_path, e))?;
-    // Unlocked, or published by another process while we waited.
-    if !dir.join(MARKER).exists() && lock.extracting {
+    // Not when another process published it, before we locked or while we
+    // waited (then we hold no lock yet).
+    if lock.extracting && !dir.join(MARKER).exists() {
         extract_version(root, &key, &dir, payload, audience)?;
         prune_other_versions(root, manifest);
     }

@@ -215,7 +215,7 @@ fn python_output(cx: &TestContext, app: &Path) -> String {
 fn ctrl_c_while_waiting_for_another_extraction_interrupts_the_app() {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let cx = TestContext::new();
     let (exe, key) = data_package_app(&cx);
     fs::create_dir(cx.cache_dir()).expect("mkdir");
@@ -240,17 +240,8 @@ fn ctrl_c_while_waiting_for_another_extraction_interrupts_the_app() {
         .status()
         .expect("kill");
     assert!(sent.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("the app went on waiting after Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(&mut child, Duration::from_secs(30))
+        .expect("the app went on waiting after Ctrl-C");
     let (mut out, mut err) = (String::new(), String::new());
     child
         .stdout
@@ -280,7 +271,7 @@ fn ctrl_c_while_waiting_for_another_extraction_interrupts_the_app() {
 #[test]
 fn a_first_run_that_waited_for_an_extraction_uses_it_once_published() {
     use std::io::{BufRead, BufReader};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let cx = TestContext::new();
     let (exe, key) = data_package_app(&cx);
     // The other process's extraction, made beforehand in a cache of its
@@ -313,18 +304,8 @@ fn a_first_run_that_waited_for_an_extraction_uses_it_once_published() {
     lock.lock_shared()
         .expect("hold the version as a running copy does");
 
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the first run went on waiting for the lock of a published version");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(&mut child, Duration::from_secs(20))
+        .expect("the first run went on waiting for the lock of a published version");
     line.clear();
     out.read_line(&mut line).expect("read");
     assert!(status.success(), "{status:?}");
@@ -366,4 +347,23 @@ fn data_package_app(cx: &TestContext) -> (std::path::PathBuf, String) {
         &report["archive_hash"].as_str().expect("hash")[..16]
     );
     (exe, key)
+}
+
+/// How `child` exited, if it did within `limit`; otherwise it is killed.
+fn exit_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
