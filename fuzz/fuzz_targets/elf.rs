@@ -1,5 +1,5 @@
-//! The ELF reader: headers, section table, dynamic section, build id, and
-//! the room for the payload section.
+//! The ELF reader: headers, section table, dynamic section, symbol
+//! versions, build id, and the room for the payload section.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = image.has_payload_section();
     let _ = image.build_id(data);
     let _ = image.dynamic(data);
+    let _ = image.symbol_versions(data);
     let len = data.len() as u64;
     let _ = image.tables_after(len / 2, len / 4, len);
     let mut copy = data.to_vec();

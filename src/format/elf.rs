@@ -278,6 +278,137 @@ impl Image {
     }
 }
 
+/// The symbol versions an object needs of each library (`.gnu.version_r`:
+/// `libstdc++.so.6` -> `GLIBCXX_3.4.29`, ...) and those it defines itself
+/// (`.gnu.version_d`), as the dynamic linker checks them when it loads it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SymbolVersions {
+    pub needed: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    pub defined: std::collections::BTreeSet<String>,
+}
+
+impl Image {
+    /// Reads the version needs and definitions; an object without them
+    /// (or with unreadable ones) has none.
+    pub fn symbol_versions(&self, image: &[u8]) -> SymbolVersions {
+        const SHT_GNU_VERDEF: u32 = 0x6fff_fffd;
+        const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
+        let mut versions = SymbolVersions::default();
+        for header in &self.section_headers {
+            let kind = u32_at(header, 4);
+            if kind != Some(SHT_GNU_VERNEED) && kind != Some(SHT_GNU_VERDEF) {
+                continue;
+            }
+            let Some((entries, strings, count)) = self.version_section(header, image) else {
+                continue;
+            };
+            if kind == Some(SHT_GNU_VERNEED) {
+                read_version_needs(entries, strings, count, &mut versions.needed);
+            } else {
+                read_version_definitions(entries, strings, count, &mut versions.defined);
+            }
+        }
+        versions
+    }
+
+    /// A version section's bytes, its string table's and its entry count
+    /// (`sh_info`).
+    fn version_section<'i>(
+        &self,
+        header: &[u8; SECTION_HEADER_LEN],
+        image: &'i [u8],
+    ) -> Option<(&'i [u8], &'i [u8], u32)> {
+        let bytes = |header: &[u8]| -> Option<&'i [u8]> {
+            let offset = usize::try_from(u64_at(header, 24)?).ok()?;
+            let len = usize::try_from(u64_at(header, 32)?).ok()?;
+            image.get(offset..offset.checked_add(len)?)
+        };
+        let strings = self.section_headers.get(u32_at(header, 40)? as usize)?;
+        Some((bytes(header)?, bytes(strings)?, u32_at(header, 44)?))
+    }
+}
+
+fn string_at(strings: &[u8], at: u32) -> Option<String> {
+    let bytes = strings.get(at as usize..)?;
+    let end = bytes.iter().position(|b| *b == 0)?;
+    Some(String::from_utf8_lossy(&bytes[..end]).into_owned())
+}
+
+/// `Elf64_Verneed` entries (file name, then `Elf64_Vernaux` version names),
+/// each linked to the next by a relative offset.
+fn read_version_needs(
+    entries: &[u8],
+    strings: &[u8],
+    count: u32,
+    into: &mut std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) {
+    let mut at = 0usize;
+    for _ in 0..count {
+        let (Some(aux_count), Some(file), Some(aux), Some(next)) = (
+            u16_at(entries, at + 2),
+            u32_at(entries, at + 4),
+            u32_at(entries, at + 8),
+            u32_at(entries, at + 12),
+        ) else {
+            return;
+        };
+        let Some(file) = string_at(strings, file) else {
+            return;
+        };
+        let names = into.entry(file).or_default();
+        let mut aux_at = at.checked_add(aux as usize);
+        for _ in 0..aux_count {
+            let Some(here) = aux_at else { break };
+            let (Some(name), Some(aux_next)) =
+                (u32_at(entries, here + 8), u32_at(entries, here + 12))
+            else {
+                break;
+            };
+            names.extend(string_at(strings, name));
+            aux_at = here
+                .checked_add(aux_next as usize)
+                .filter(|_| aux_next != 0);
+        }
+        match at.checked_add(next as usize) {
+            Some(following) if next != 0 => at = following,
+            _ => return,
+        }
+    }
+}
+
+/// `Elf64_Verdef` entries, each with its name as its first `Elf64_Verdaux`.
+fn read_version_definitions(
+    entries: &[u8],
+    strings: &[u8],
+    count: u32,
+    into: &mut std::collections::BTreeSet<String>,
+) {
+    const VER_FLG_BASE: u16 = 1;
+    let mut at = 0usize;
+    for _ in 0..count {
+        let (Some(flags), Some(aux), Some(next)) = (
+            u16_at(entries, at + 2),
+            u32_at(entries, at + 12),
+            u32_at(entries, at + 16),
+        ) else {
+            return;
+        };
+        // The base entry names the file itself (its soname), not a version.
+        if flags & VER_FLG_BASE == 0
+            && let Some(name) = at
+                .checked_add(aux as usize)
+                .and_then(|aux_at| u32_at(entries, aux_at))
+                .and_then(|name| string_at(strings, name))
+        {
+            into.insert(name);
+        }
+        match at.checked_add(next as usize) {
+            Some(following) if next != 0 => at = following,
+            _ => return,
+        }
+    }
+}
+
 /// Offsets of the ELF header fields `tables_after` returns values for.
 pub const SHOFF_AT: u64 = 0x28;
 pub const SHNUM_AT: u64 = 0x3c;
@@ -339,6 +470,36 @@ mod tests {
                 .expect("parses")
                 .build_id(&tiny_elf()),
             None
+        );
+    }
+
+    #[test]
+    fn reads_the_symbol_versions_of_real_libraries() {
+        // Every program linked against glibc needs its versions, and
+        // libc.so.6 defines them.
+        let exe = std::env::current_exe().expect("own path");
+        let image = std::fs::read(exe).expect("read");
+        let versions = Image::parse(&image)
+            .expect("an ELF")
+            .symbol_versions(&image);
+        let libc = &versions.needed["libc.so.6"];
+        assert!(libc.contains("GLIBC_2.2.5"), "{versions:?}");
+        let libc_path = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).exists())
+            .expect("glibc");
+        let image = std::fs::read(libc_path).expect("read");
+        let defined = Image::parse(&image)
+            .expect("an ELF")
+            .symbol_versions(&image)
+            .defined;
+        assert!(libc.is_subset(&defined), "{libc:?} not in {defined:?}");
+        assert!(!defined.contains("libc.so.6"), "{defined:?}");
+        assert_eq!(
+            Image::parse(&tiny_elf())
+                .expect("parses")
+                .symbol_versions(&tiny_elf()),
+            SymbolVersions::default()
         );
     }
 

@@ -417,11 +417,18 @@ fn gather_app(
     }
     let mut needed = NeededLibraries::default();
     #[cfg(pyferry_flavor = "standalone")]
-    if options.builder_kit {
-        fallback_libraries::add_all(&mut tree)?;
-    } else {
-        let kit_copies = kit.map(Kit::fallback_libraries).transpose()?;
-        fallback_libraries::add(&mut tree, kit_copies.as_deref(), &mut needed)?;
+    {
+        let mut copies: Vec<PathBuf> = kit
+            .map(Kit::fallback_libraries)
+            .transpose()?
+            .into_iter()
+            .collect();
+        copies.extend(fallback_libraries::copies_of(python));
+        if options.builder_kit {
+            fallback_libraries::add_all(&mut tree, &copies)?;
+        } else {
+            fallback_libraries::add(&mut tree, &copies, &mut needed)?;
+        }
     }
     #[cfg(pyferry_flavor = "system")]
     let _ = kit;
