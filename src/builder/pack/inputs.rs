@@ -212,6 +212,7 @@ mod tests {
             cache_tag: "cpython-311".to_owned(),
             extension_suffixes: vec![".cpython-311-x86_64-linux-gnu.so".to_owned()],
             stdlib_modules: vec![],
+            builtin_modules: vec![],
             platform: "linux-x86_64".to_owned(),
             soabi: "cpython-311-x86_64-linux-gnu".to_owned(),
             #[cfg(pyferry_flavor = "standalone")]

@@ -12,6 +12,7 @@ json.dump(
         "cache_tag": sys.implementation.cache_tag,
         "extension_suffixes": importlib.machinery.EXTENSION_SUFFIXES,
         "stdlib_modules": sorted(getattr(sys, "stdlib_module_names", ())),
+        "builtin_modules": sorted(sys.builtin_module_names),
         "platform": sysconfig.get_platform(),
         "soabi": sysconfig.get_config_var("SOABI"),
         "stdlib_dir": sysconfig.get_path("stdlib"),

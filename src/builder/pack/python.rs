@@ -50,6 +50,9 @@ pub struct BuildPython {
     pub cache_tag: String,
     pub extension_suffixes: Vec<String>,
     pub stdlib_modules: Vec<String>,
+    /// The modules linked into it (`sys.builtin_module_names`): pyferry's
+    /// own CPython builds its accelerators in.
+    pub builtin_modules: Vec<String>,
     pub platform: String,
     /// `cpython-311-x86_64-linux-gnu`: the ABI its extension modules use.
     pub soabi: String,

@@ -477,14 +477,16 @@ pub fn cut_to_reach(
             }
         }
     }
-    // The accelerators (extension modules only: a Python module's import
-    // runs its code, and may fail as it goes) that the build interpreter,
-    // whose extension modules these are, imports.
+    // The accelerators (extension modules only, carried or built in: a
+    // Python module's import runs its code, and may fail as it goes) that
+    // the build interpreter, whose modules these are, imports.
     let accelerators: BTreeSet<(String, Vec<String>)> = imports
         .values()
         .flat_map(|found| &found.fallbacks)
         .flat_map(|fallback| fallback.attempted.iter())
-        .filter(|(module, _)| extensions.contains(module))
+        .filter(|(module, _)| {
+            extensions.contains(module) || python.builtin_modules.contains(module)
+        })
         .cloned()
         .collect();
     let importable = match accelerators.is_empty() {
@@ -1015,17 +1017,28 @@ fn relocated_sysconfig_data(
     work_dir: &Path,
 ) -> Result<PathBuf> {
     let mut text = fs::read_to_string(source).map_err(io("read", source))?;
-    let prefix = build_prefix(python);
-    // The build's linker flags for its shared libpython (pyenv adds an
-    // RPATH to its lib/): extension modules built by pip with this runtime
-    // link no libpython, and must not name the packing machine's cache.
-    for flag in [
-        format!("-Wl,-rpath,{prefix}/lib"),
-        format!("-L{prefix}/lib"),
-    ] {
-        text = text.replace(&format!(" {flag}"), "").replace(&flag, "");
+    // The prefix the build was configured with, and the one the build
+    // interpreter runs from: they differ when it is reached through a link
+    // (pyferry's own CPython, linked into target/portable from its cache).
+    let mut prefixes = vec![build_prefix(python)];
+    prefixes.extend(configured_prefix(&text).filter(|prefix| !prefixes.contains(prefix)));
+    // Longest first: one may hold the other.
+    prefixes.sort_by_key(|prefix| std::cmp::Reverse(prefix.len()));
+    for prefix in &prefixes {
+        // The build's linker flags for its shared libpython (pyenv adds an
+        // RPATH to its lib/): extension modules built by pip with this
+        // runtime link no libpython, and must not name the packing
+        // machine's cache.
+        for flag in [
+            format!("-Wl,-rpath,{prefix}/lib"),
+            format!("-L{prefix}/lib"),
+        ] {
+            text = text.replace(&format!(" {flag}"), "").replace(&flag, "");
+        }
     }
-    let mut relocated = text.replace(&prefix, PREFIX_MARKER);
+    let mut relocated = prefixes
+        .iter()
+        .fold(text, |text, prefix| text.replace(prefix, PREFIX_MARKER));
     relocated.push_str(&format!(
         "\n\n# Added by pyferry pack: paths below this runtime's prefix, and its\n\
          # libpython, linked in statically.\n\
@@ -1044,6 +1057,16 @@ fn relocated_sysconfig_data(
     let target = dir.join(source.file_name().expect("a file"));
     fs::write(&target, relocated).map_err(io("write", &target))?;
     Ok(target)
+}
+
+/// The `prefix` the build was configured with, as `_sysconfigdata` says
+/// (`'prefix': '/usr/local',`).
+fn configured_prefix(sysconfig_data: &str) -> Option<String> {
+    let start = sysconfig_data.find("'prefix': '")? + "'prefix': '".len();
+    let value = &sysconfig_data[start..];
+    let prefix = &value[..value.find('\'')?];
+    // Not a prefix worth replacing everywhere (`/`, or nothing).
+    (prefix.len() > 1 && prefix.starts_with('/')).then(|| prefix.to_owned())
 }
 
 /// `sys.prefix` of the build interpreter: its standard library is
