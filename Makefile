@@ -6,26 +6,29 @@
 # distro's shared libpython and standard library, for distro packages).
 FLAVOR ?= standalone
 PYENV_ROOT ?= $(HOME)/.pyenv
-# The CPython the runtime embeds. Standalone: pyenv's 3.11 (its static
-# libpython), linked by gcc; or, with CPYTHON=portable, pyferry's own,
-# static and built for glibc 2.17 (tools/portable-python, into PORTABLE;
-# the first build takes about 15 minutes, later ones find it in
+# The CPython the runtime embeds. Standalone: pyferry's own (the default),
+# static and built for glibc 2.17 by tools/portable-python into PORTABLE
+# (the first build takes about 20 minutes, later ones find it in
 # ~/.cache/pyferry-build), linked by Zig's linker for that glibc
-# (tools/portable-python/zig-link, which also gives BOLT what it needs).
+# (tools/portable-python/zig-link, which also gives BOLT what it needs);
+# or, with CPYTHON=pyenv, pyenv's 3.11 (its static libpython, linked by
+# gcc: what it builds needs this machine's glibc), in target/pyenv.
 # System: the distribution's.
-CPYTHON ?= pyenv
+CPYTHON ?= portable
 PORTABLE := target/portable
 PORTABLE_VERSION ?= 3.11
 ifeq ($(FLAVOR),system)
 PYTHON ?= /usr/bin/python3.11
 LINKER ?= cc
+else ifeq ($(CPYTHON),pyenv)
+PYTHON ?= $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.11.*/bin/python3.11))),python3.11)
+LINKER ?= cc
+TARGET_DIR ?= target/pyenv
 else ifeq ($(CPYTHON),portable)
 PYTHON ?= $(PORTABLE)/cpython-$(PORTABLE_VERSION)/bin/python$(PORTABLE_VERSION)
 LINKER ?= $(abspath $(PORTABLE))/toolchain/linker
-TARGET_DIR ?= target/portable-build
 else
-PYTHON ?= $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.11.*/bin/python3.11))),python3.11)
-LINKER ?= cc
+$(error CPYTHON=$(CPYTHON): the standalone runtime embeds CPYTHON=portable (pyferry's own) or CPYTHON=pyenv)
 endif
 export PYO3_PYTHON := $(if $(findstring /,$(PYTHON)),$(abspath $(PYTHON)),$(PYTHON))
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER := $(LINKER)
@@ -178,7 +181,9 @@ endif
 # `uv tool install`: the file goes to the environment's bin/ as `pyferry`,
 # needs no Python, and its platform tag is the newest glibc that pyferry
 # (as auditwheel finds) or a library it carries into apps (the kit's
-# extracted files, by objdump) needs. pypa's `wheel`, `auditwheel` and uv
+# extracted files, by objdump) needs; but for the fallback libraries
+# (`.fallback-libs`: Debian 11's libstdc++ needs GLIBC_2.18), which an app
+# loads only where the machine has none of its own. pypa's `wheel`, `auditwheel` and uv
 # come from PyPI, into target/tools-venv.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 WHEEL_STAGE := target/wheel/stage/pyferry-$(VERSION)
@@ -204,7 +209,8 @@ endif
 	    | tr -d '\n' | grep -o '"manylinux_[0-9]*_[0-9]*_x86_64"' | head -1 | tr -d '"'); \
 	test -n "$$plat" || { echo "auditwheel finds no manylinux tag for pyferry"; exit 1; }; \
 	prefix=$$(PYFERRY_INTERPRETER=1 $(KIT) -I -c 'import sys; print(sys.prefix)'); \
-	kit_glibc=$$(find "$$prefix/.." -name '*.so*' -type f -exec objdump -T {} + 2>/dev/null \
+	kit_glibc=$$(find "$$prefix/.." -name '*.so*' -type f -not -path '*/.fallback-libs/*' \
+	    -exec objdump -T {} + 2>/dev/null \
 	    | grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2 -n | tail -1 | cut -d. -f2); \
 	own_glibc=$$(echo $$plat | cut -d_ -f3); \
 	if [ -n "$$kit_glibc" ] && [ "$$kit_glibc" -gt "$$own_glibc" ]; then \

@@ -184,6 +184,25 @@ pub fn target_dir() -> PathBuf {
         .to_owned()
 }
 
+/// pyenv's CPython X.Y (`$PYENV_ROOT`, else `~/.pyenv`), as the machine
+/// has it: other versions than the one pyferry embeds, for tests of what
+/// pyferry does with them.
+pub fn pyenv_pythons() -> Vec<PathBuf> {
+    let root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".pyenv")))
+        .expect("HOME");
+    let mut pythons: Vec<PathBuf> = fs::read_dir(root.join("versions"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin/python3"))
+        .filter(|python| python.exists())
+        .collect();
+    pythons.sort();
+    pythons
+}
+
 /// The real PyPI distributions the tests pack (with their dependencies).
 pub const TEST_DISTRIBUTIONS: &[&str] = &[
     "numpy",

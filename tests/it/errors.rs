@@ -1,7 +1,7 @@
 //! Bad input gets one clear paragraph and a non-zero exit: no panic, no
 //! traceback from pyferry's own code, nothing half-written.
 
-use crate::context::{TestContext, describe, stderr, wheel_dir};
+use crate::context::{TestContext, describe, pyenv_pythons, stderr, wheel_dir};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -252,18 +252,8 @@ fn a_build_interpreter_unlike_the_runtime_is_refused() {
     use pyferry::format::Flavor;
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("__main__.py", "print('hello')\n")]);
-    let pyenv = std::env::var_os("PYENV_ROOT")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".pyenv")))
-        .expect("HOME");
     let mut pythons = vec![PathBuf::from("/usr/bin/python3.11")];
-    pythons.extend(
-        fs::read_dir(pyenv.join("versions"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.path().join("bin/python3")),
-    );
+    pythons.extend(pyenv_pythons());
     let mut refused = 0;
     for python in pythons.iter().filter(|python| python.exists()) {
         let version = Command::new(python)

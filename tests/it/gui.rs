@@ -5,7 +5,7 @@
 //! and names the desktop libraries it lacks instead of Qt's abort.
 
 use crate::context::{
-    BUILD_PYTHON, TestContext, describe, download_wheels_once, stderr, stdout, target_dir,
+    BUILD_PYTHON, TestContext, describe, download_wheels_once, stderr, stdout, success, target_dir,
     venv_with,
 };
 use crate::desktop::{double_click_command, fake_notifier, wait_for};
@@ -109,10 +109,22 @@ fn show_window(display: &Display, mut command: Command, title: &str) -> Output {
     output
 }
 
-/// The same command in a mount namespace where `/usr/share/tcltk` (Tcl's
-/// and Tk's script libraries on Debian) is an empty directory.
+/// The same command in a mount namespace where Tcl's and Tk's script
+/// libraries, wherever the build interpreter's tkinter finds them (Debian's
+/// `/usr/share/tcltk`, or beside pyferry's own CPython), are empty
+/// directories.
 fn without_system_tcl_tk(cx: &TestContext, program: &Path, args: &[&str]) -> Command {
-    in_a_mount_namespace(cx, "mount -t tmpfs tmpfs /usr/share/tcltk", program, args)
+    let tcl = success(&cx.python(&[
+        "-c",
+        "import tkinter; print(tkinter.Tcl().eval('info library'))",
+    ]));
+    let tcl = Path::new(tcl.trim());
+    let hide: Vec<String> = [tcl.to_owned(), tcl.with_file_name("tk8.6")]
+        .iter()
+        .filter(|dir| dir.is_dir())
+        .map(|dir| format!("mount -t tmpfs tmpfs '{}'", dir.display()))
+        .collect();
+    in_a_mount_namespace(cx, &hide.join(" && "), program, args)
 }
 
 /// `program args` in a private mount namespace, after `mount`.

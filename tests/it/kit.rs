@@ -4,8 +4,8 @@
 //! the same code in a venv.
 
 use crate::context::{
-    BUILD_PYTHON, TestContext, describe, output_of, pyferry, stderr, success, venv_output,
-    venv_with, wheel_dir,
+    BUILD_PYTHON, TestContext, describe, output_of, pyenv_pythons, pyferry, stderr, success,
+    venv_output, venv_with, wheel_dir,
 };
 use crate::standalone::{glibc_files, is_glibc, ldd_files, list_files, run_in_root};
 use crate::wheels::greet_project;
@@ -178,10 +178,15 @@ fn the_wheel_installs_and_packs_under_other_pythons_and_uv() {
         .expect("name")
         .to_string_lossy()
         .into_owned();
+    // Tagged for the glibc pyferry's CPython is built for, as auditwheel
+    // finds it: pip installs it on every Linux from there on.
+    let (major, minor) = crate::standalone::OLDEST_GLIBC;
     assert!(
-        regex::Regex::new(r"^pyferry-[0-9.]+-py3-none-manylinux_2_[0-9]+_x86_64\.whl$")
-            .expect("regex")
-            .is_match(&name),
+        regex::Regex::new(&format!(
+            r"^pyferry-[0-9.]+-py3-none-manylinux_{major}_{minor}_x86_64\.whl$"
+        ))
+        .expect("regex")
+        .is_match(&name),
         "{name}"
     );
     let app = cx.write_tree(
@@ -205,14 +210,9 @@ fn the_wheel_installs_and_packs_under_other_pythons_and_uv() {
         );
     };
 
-    let versions = Path::new(BUILD_PYTHON)
-        .ancestors()
-        .nth(3)
-        .expect("pyenv's versions");
-    let pyenv_312 = fs::read_dir(versions)
-        .expect("pyenv's versions")
-        .flatten()
-        .map(|entry| entry.path().join("bin/python3.12"))
+    let pyenv_312 = pyenv_pythons()
+        .into_iter()
+        .map(|python| python.with_file_name("python3.12"))
         .find(|python| python.exists())
         .expect("pyenv's CPython 3.12");
     for (label, python) in [
