@@ -103,8 +103,9 @@ test-compat: build
 
 # Programs the tests start, as program:Debian-package; installed when
 # missing: strace (a cache test holds a start up with its fault injection),
-# Xvfb and xwininfo (GUI apps shown on a real display).
-TEST_PROGRAMS := strace:strace Xvfb:xvfb xwininfo:x11-utils
+# Xvfb and xwininfo (GUI apps shown on a real display), debootstrap (a
+# Debian 11 root in target/, where apps packed here run).
+TEST_PROGRAMS := strace:strace Xvfb:xvfb xwininfo:x11-utils debootstrap:debootstrap
 # The desktop libraries Qt's xcb platform plugin takes from the system, as
 # a user's desktop has them (the PySide6 test shows a window with them).
 TEST_LIBRARIES := libdbus-1-3 libegl1 libfontconfig1 libgl1 libglib2.0-0 \

@@ -178,6 +178,27 @@ fn a_tkinter_app_shows_its_window_without_tcl_tk_on_the_system() {
     assert_eq!(stdout(&packed_hidden), stdout(&python));
 }
 
+/// A tkinter app packed here shows its window on Debian 11, a system with
+/// libX11 and no Tcl/Tk, as python shows it here.
+#[test]
+fn a_tkinter_app_packed_here_shows_its_window_on_debian_11() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("tk-app", &[("__main__.py", TK_APP)]);
+    let script = app.join("__main__.py");
+    let exe = cx.pack("tk-packed", &[app.to_str().expect("utf-8")]);
+    let display = Display::start();
+    let mut python = cx.command(BUILD_PYTHON);
+    python.arg(&script).arg("bullseye");
+    let python = show_window(&display, python, "pyferry tk bullseye");
+    assert!(python.status.success(), "{}", describe(&python));
+    let name = exe.file_name().expect("a name").to_string_lossy();
+    let packed =
+        crate::old_distro::in_bullseye(&cx, cx.path(), &format!("exec /work/{name} bullseye"));
+    let packed = show_window(&display, packed, "pyferry tk bullseye");
+    assert!(packed.status.success(), "{}", describe(&packed));
+    assert_eq!(stdout(&packed), stdout(&python));
+}
+
 /// Started with no terminal, as a desktop launcher starts it, a tkinter app
 /// that cannot open its window leaves the error in its log and a notice.
 #[test]

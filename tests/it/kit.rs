@@ -144,7 +144,7 @@ fn parts_of_the_standard_library_the_kit_leaves_out_need_another_python() {
 }
 
 /// The wheel `make wheel` writes, from the binary under test.
-fn wheel() -> &'static Path {
+pub fn wheel() -> &'static Path {
     static WHEEL: OnceLock<PathBuf> = OnceLock::new();
     WHEEL.get_or_init(|| {
         let output = Command::new("make")

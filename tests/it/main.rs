@@ -17,6 +17,8 @@ mod gui;
 #[cfg(pyferry_flavor = "standalone")]
 mod kit;
 mod native;
+#[cfg(pyferry_flavor = "standalone")]
+mod old_distro;
 mod project;
 mod python_by_name;
 mod python_compat;
