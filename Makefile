@@ -60,9 +60,13 @@ build: bolt-tools portable-python
 	$(CARGO) build --release --locked
 	tools/bolt-runtime $(TARGET_DIR)
 
-# Builds (or finds in ~/.cache/pyferry-build) pyferry's own CPython.
+# Builds (or finds in ~/.cache/pyferry-build) pyferry's own CPython;
+# SQLite's amalgamation is made by tclsh (Debian's tcl, installed when
+# missing).
 portable-python:
 ifeq ($(FLAVOR)-$(CPYTHON),standalone-portable)
+	@command -v tclsh >/dev/null || { echo "installing tcl"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcl; }
 	python3 tools/portable-python/build --python $(PORTABLE_VERSION) --out $(PORTABLE)
 endif
 
