@@ -106,7 +106,11 @@ pub enum Error {
     },
 
     #[error("pip could not install the app's inputs (pip exited with {status})")]
-    Pip { status: String },
+    Pip {
+        status: String,
+        /// `--glibc X.Y`, which limits pip to wheels for it.
+        glibc: Option<String>,
+    },
 
     #[error("cannot pack the app")]
     Pack {
@@ -155,6 +159,24 @@ pub enum Error {
          refusing to start it again"
     )]
     SelfStartLoop { app: String, depth: u32 },
+
+    #[error("`{needed_by}` needs glibc {needed}, newer than `--glibc {asked}` allows")]
+    GlibcTooNew {
+        needed_by: String,
+        needed: String,
+        asked: String,
+    },
+
+    #[error(
+        "`{app}` needs glibc {needed} or newer (`{needed_by}` was built for it), and this \
+         system has glibc {found}"
+    )]
+    OlderGlibc {
+        app: String,
+        needed: String,
+        needed_by: String,
+        found: String,
+    },
 }
 
 /// A plain-text cause, for failures whose reason is ours rather than an
@@ -251,7 +273,17 @@ impl Error {
                 "pass `--python` an interpreter of the same version as the runtime (CPython {})",
                 crate::build_python::PYTHON_VERSION
             ),
-            Error::Pip { .. } => "pip's own message above says which input failed".to_owned(),
+            Error::Pip { glibc: None, .. } => {
+                "pip's own message above says which input failed".to_owned()
+            }
+            Error::Pip {
+                glibc: Some(glibc), ..
+            } => format!(
+                "pip's own message above says which input failed; with `--glibc {glibc}` it \
+                 takes only wheels built for glibc {glibc} or older: a project that publishes \
+                 none (\"No matching distribution\") needs an older version of it \
+                 (`NAME==VERSION`), or a newer `--glibc`"
+            ),
             Error::NotPacked { .. } => "`pyferry pack -o OUT ...` makes one".to_owned(),
             Error::Conflict { .. } => "remove the file from one of the inputs".to_owned(),
             Error::SystemCachePath { .. } => {
@@ -263,6 +295,22 @@ impl Error {
                 "a run of the app starts the app again by its own name (`sys.argv[0]`, \
                  or its path); to run python, start `sys.executable`, the app's python; see \
                  the README's section on `sys.executable`"
+                    .to_owned()
+            }
+            Error::GlibcTooNew { needed_by, .. } if needed_by == "the runtime" => {
+                "this pyferry's runtime was built against a newer glibc: build pyferry on its \
+                 own CPython (`make`, the default), or pack for a newer glibc"
+                    .to_owned()
+            }
+            Error::GlibcTooNew { .. } => {
+                "pip chooses wheels built for that glibc or older, where the project publishes \
+                 one; a wheel given as a file, or one pip found no older build of, is taken as \
+                 it is: pass an older version of it (`NAME==VERSION`), or a newer `--glibc`"
+                    .to_owned()
+            }
+            Error::OlderGlibc { .. } => {
+                "run it on a newer system, or ask its publisher for a build packed with \
+                 `pyferry pack --glibc` set to this system's version"
                     .to_owned()
             }
             Error::BadName { .. } => {

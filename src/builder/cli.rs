@@ -120,6 +120,13 @@ struct PackArgs {
     /// was left out. Default: `full`.
     #[arg(long, value_name = "WHICH", value_parser = ["full", "minimal"])]
     stdlib: Option<String>,
+    /// The oldest glibc the app must run on (`2.17`): pip chooses wheels
+    /// built for it or older (binary wheels only), and pack refuses a
+    /// native file that needs a newer one. Default: the wheels pip chooses
+    /// for this machine; pack says when they need a newer glibc than the
+    /// runtime.
+    #[arg(long, value_name = "X.Y")]
+    glibc: Option<String>,
     /// Where a system package pre-extracts the app at install time (with
     /// `APP --extract-only --target DIR`); used instead of a per-user cache
     /// when it holds this version and only root can have written it.
@@ -251,6 +258,10 @@ fn pack_options(args: PackArgs) -> Result<(PackOptions, Option<DesktopOptions>, 
         extract: or_table(args.extract, &table.extract),
         no_extract: or_table(args.no_extract, &table.no_extract),
         builder_kit: args.builder_kit,
+        glibc: match args.glibc.as_deref().or(table.glibc.as_deref()) {
+            None => None,
+            Some(version) => Some(parse_glibc(version)?),
+        },
     };
     let desktop =
         (args.desktop_entry || table.desktop_entry == Some(true)).then(|| DesktopOptions {
@@ -261,6 +272,20 @@ fn pack_options(args: PackArgs) -> Result<(PackOptions, Option<DesktopOptions>, 
 }
 
 /// Creates the missing directory of `output`; returns it if it was made.
+/// `--glibc X.Y` (or `glibc = "X.Y"` in [tool.pyferry]).
+fn parse_glibc(version: &str) -> Result<(u32, u32)> {
+    let parsed = version
+        .split_once('.')
+        .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
+        .filter(|(major, minor): &(u32, u32)| *major == 2 && *minor >= 17);
+    parsed.ok_or_else(|| Error::Usage {
+        usage: format!(
+            "pyferry pack --glibc X.Y: `{version}` is not a glibc version pyferry's runtime \
+             runs on (2.17 or newer, as `2.28`)"
+        ),
+    })
+}
+
 fn make_parent_dir(output: &Path) -> Result<Option<PathBuf>> {
     match output.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => {

@@ -2,7 +2,7 @@
 //! the very types the runtime uses.
 
 use crate::error::{Error, Result};
-use crate::format::manifest::{ExtractOnImport, QtPlatforms};
+use crate::format::manifest::{ExtractOnImport, GlibcFloor, QtPlatforms};
 use crate::format::units::{LEFT_OUT, Placement, REPORT, UnitReport};
 use crate::format::{Damage, Flavor, elf};
 use crate::runtime::{extract, payload};
@@ -34,6 +34,9 @@ pub struct Report {
     pub runtime_runpath: Option<String>,
     /// Where a system package may pre-extract it (`--system-cache`).
     pub system_cache: Option<String>,
+    /// The oldest glibc it runs on, and the file that needs it (absent
+    /// from executables packed before pyferry recorded it).
+    pub glibc: Option<GlibcFloor>,
     /// Qt's platform plugins and what each needs from the user's desktop.
     pub qt_platforms: Vec<QtPlatforms>,
     /// When a first run extracts: at the first import of one of these
@@ -107,6 +110,7 @@ pub fn inspect(path: &Path) -> Result<Report> {
         runtime_libraries: dynamic.needed,
         runtime_runpath: dynamic.runpath,
         system_cache: manifest.system_cache.clone(),
+        glibc: manifest.glibc.clone(),
         qt_platforms: manifest.qt_platforms.clone(),
         extract_on_import: manifest.extract_on_import.clone(),
         stdlib_left_out,
@@ -150,6 +154,7 @@ impl Report {
              entries:       {}\n\
              links:         {}{}\n\
              system cache:  {}\n\
+             glibc:         {}\n\
              extracted:     {} files, {} bytes, from {}\n",
             self.name,
             self.entry_point,
@@ -167,6 +172,13 @@ impl Report {
                 .map(|path| format!(" (runpath {path})"))
                 .unwrap_or_default(),
             self.system_cache.as_deref().unwrap_or("none"),
+            self.glibc
+                .as_ref()
+                .map(|floor| format!(
+                    "{} or newer (`{}` needs it)",
+                    floor.version, floor.needed_by
+                ))
+                .unwrap_or_else(|| "not recorded".to_owned()),
             self.extracted_files.len(),
             self.extracted_size,
             if self.extracted_units.is_empty() {

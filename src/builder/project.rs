@@ -46,6 +46,8 @@ pub struct ToolTable {
     pub no_extract: Vec<String>,
     pub no_sources: Option<bool>,
     pub system_cache: Option<PathBuf>,
+    /// `"2.17"` (`--glibc`).
+    pub glibc: Option<String>,
     pub desktop_entry: Option<bool>,
     pub icon: Option<PathBuf>,
     pub terminal: Option<bool>,
@@ -67,6 +69,7 @@ const KEYS: &[&str] = &[
     "no-extract",
     "no-sources",
     "system-cache",
+    "glibc",
     "desktop-entry",
     "icon",
     "terminal",

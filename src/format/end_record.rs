@@ -223,6 +223,10 @@ mod tests {
             stdlib: Some("cd".repeat(32)),
             qt_platforms: Vec::new(),
             extract_on_import: None,
+            glibc: Some(crate::format::manifest::GlibcFloor {
+                version: "2.27".to_owned(),
+                needed_by: "numpy/_core/_multiarray_umath.so".to_owned(),
+            }),
             builder: false,
             hash: "ab".repeat(32),
             pyferry: "0.1.0".to_owned(),
@@ -339,6 +343,18 @@ mod tests {
         let mut bad = manifest();
         bad.name = "a/b".to_owned();
         assert!(parse_file(&file_with(&encode_comment(&bad))).is_err());
+        for (version, needed_by) in [("2", "x.so"), ("2.x", "x.so"), ("2.27", "\x1b[2Jx.so")] {
+            let mut bad = manifest();
+            bad.glibc = Some(crate::format::manifest::GlibcFloor {
+                version: version.to_owned(),
+                needed_by: needed_by.to_owned(),
+            });
+            assert!(
+                parse_file(&file_with(&encode_comment(&bad))).is_err(),
+                "{version}"
+            );
+        }
+        assert!(parse_file(&file_with(&encode_comment(&manifest()))).is_ok());
         let json = b"{\"name\": \"demo\"}";
         let mut comment = MAGIC.to_vec();
         comment.extend(checksum(json).as_bytes());

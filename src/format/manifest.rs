@@ -43,6 +43,10 @@ pub struct Manifest {
     /// app starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extract_on_import: Option<ExtractOnImport>,
+    /// The oldest glibc the app runs on, and the file that needs it (see
+    /// `GlibcFloor`); the runtime says so on an older system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glibc: Option<GlibcFloor>,
     /// pyferry itself with its kit (`builder::kit`): the builder CLI, and
     /// python for the pip and byte-compiler that pack starts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -51,6 +55,30 @@ pub struct Manifest {
     pub hash: String,
     /// Version of pyferry that packed it.
     pub pyferry: String,
+}
+
+/// The newest `GLIBC_X.Y` symbol version that the runtime or a native
+/// file the app carries needs: on a system with an older glibc, the dynamic
+/// linker would refuse that file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlibcFloor {
+    /// `X.Y`.
+    pub version: String,
+    /// The file that needs it, by its archive name, or `the runtime`.
+    pub needed_by: String,
+}
+
+impl GlibcFloor {
+    /// (X, Y) of `version`.
+    pub fn parsed(&self) -> Option<(u32, u32)> {
+        let (major, minor) = self.version.split_once('.')?;
+        let digits = |part: &str| {
+            !part.is_empty() && part.len() <= 4 && part.bytes().all(|b| b.is_ascii_digit())
+        };
+        (digits(major) && digits(minor))
+            .then(|| (major.parse().ok(), minor.parse().ok()))
+            .and_then(|(major, minor)| Some((major?, minor?)))
+    }
 }
 
 /// A Qt binding's platform plugins (`PySide6/Qt/plugins/platforms/libqxcb.so`
@@ -202,6 +230,15 @@ impl Manifest {
             .find(|module| !is_module_name(module))
         {
             return bad("module that extracts on import", module);
+        }
+        // Shown in an error message: a version and a printable name.
+        if let Some(floor) = &self.glibc {
+            if floor.parsed().is_none() {
+                return bad("glibc version", &floor.version);
+            }
+            if floor.needed_by.len() > 1024 || floor.needed_by.chars().any(char::is_control) {
+                return bad("file that needs glibc", &floor.needed_by);
+            }
         }
         for unit in &self.extracted {
             if unit.is_empty() || unit.contains(['/', '\\', '\0']) || unit == "." || unit == ".." {

@@ -87,6 +87,20 @@ pub fn run(
         crate::console::print(&format!("{}\n", version.dir.display()));
         return Ok(0);
     }
+    // On an older glibc than a native file of the app needs, the dynamic
+    // linker would refuse it at its first import: say so before anything
+    // runs. (Extraction alone does not load them.)
+    if let Some(floor) = &manifest.glibc
+        && let (Some(needed), Some(found)) = (floor.parsed(), interpreter::glibc_version())
+        && found < needed
+    {
+        return Err(Error::OlderGlibc {
+            app: manifest.name.clone(),
+            needed: floor.version.clone(),
+            needed_by: floor.needed_by.clone(),
+            found: format!("{}.{}", found.0, found.1),
+        });
+    }
     let (python_executable, venv_python) = match &invocation {
         Invocation::Python { executable, venv } => (executable.clone(), *venv),
         _ => (None, false),

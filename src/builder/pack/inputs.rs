@@ -131,6 +131,7 @@ pub fn pip_install(
     inputs: &Inputs,
     requirement_files: &[PathBuf],
     passthrough: &[String],
+    glibc: Option<(u32, u32)>,
     progress: &Progress,
 ) -> Result<()> {
     if !python.has_pip {
@@ -155,6 +156,16 @@ pub fn pip_install(
             // conflicts that do not exist in the app.
             "--no-warn-conflicts",
         ]);
+    // Wheels built for that glibc or an older one (pip takes the older
+    // manylinux tags with it), and no source distribution pip would build
+    // against this machine's.
+    if let Some((major, minor)) = glibc {
+        command.args([
+            "--platform".to_owned(),
+            format!("manylinux_{major}_{minor}_{}", std::env::consts::ARCH),
+            "--only-binary=:all:".to_owned(),
+        ]);
+    }
     command.args(&inputs.pip);
     for file in requirement_files {
         command.arg("-r").arg(file);
@@ -194,6 +205,7 @@ pub fn pip_install(
     if !status.success() {
         return Err(Error::Pip {
             status: status.to_string(),
+            glibc: glibc.map(|(major, minor)| format!("{major}.{minor}")),
         });
     }
     Ok(())

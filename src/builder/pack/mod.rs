@@ -9,6 +9,7 @@ mod cache;
 mod entry;
 #[cfg(pyferry_flavor = "standalone")]
 mod fallback_libraries;
+mod glibc;
 #[cfg(pyferry_flavor = "standalone")]
 mod imports;
 mod inputs;
@@ -68,6 +69,9 @@ pub struct PackOptions {
     pub no_extract: Vec<String>,
     /// Write pyferry with its kit (`builder::kit`), not an app.
     pub builder_kit: bool,
+    /// `--glibc X.Y`: the oldest glibc the app must run on; pip chooses
+    /// wheels built for it, and pack refuses a file that needs a newer one.
+    pub glibc: Option<(u32, u32)>,
 }
 
 /// Packs the app; returns its manifest. With pyferry's `kit`, its own
@@ -164,6 +168,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
         imported,
         mut reached,
         qt_platforms,
+        glibc: mut glibc_floor,
     } = app?;
     #[cfg(pyferry_flavor = "standalone")]
     let stdlib = match stdlib? {
@@ -215,6 +220,11 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
         add_kit_runtime(&mut entries, &bare_runtime, work.path())?;
     }
 
+    glibc_floor.raise(glibc::of_image(runtime), "the runtime");
+    if let Some(parts) = &stdlib {
+        glibc_floor.raise_by_zip(&parts.extracted)?;
+    }
+    let glibc = glibc::check(glibc_floor.into_manifest(), options.glibc, runtime)?;
     let manifest = Manifest {
         name,
         entry,
@@ -231,6 +241,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
             .transpose()?,
         qt_platforms,
         extract_on_import,
+        glibc,
         builder: options.builder_kit,
         hash: String::new(),
         pyferry: env!("CARGO_PKG_VERSION").to_owned(),
@@ -380,6 +391,8 @@ struct GatheredApp {
     #[cfg(pyferry_flavor = "system")]
     reached: (),
     qt_platforms: Vec<manifest::QtPlatforms>,
+    /// The oldest glibc its native files run on.
+    glibc: glibc::Floor,
 }
 
 /// Installs and byte-compiles the app: its entry point, where its units go,
@@ -406,6 +419,7 @@ fn gather_app(
             inputs,
             &options.requirements,
             &options.pip_args,
+            options.glibc,
             progress,
         )?;
         // pip --target puts console-script wrappers in bin/, and the
@@ -433,6 +447,8 @@ fn gather_app(
     #[cfg(pyferry_flavor = "system")]
     let _ = kit;
     let qt_platforms = qt_platforms::find(&tree, &mut needed)?;
+    let mut glibc = glibc::Floor::default();
+    glibc.raise_by_app(&tree, &mut needed)?;
     #[cfg(pyferry_flavor = "standalone")]
     let imported = stdlib::parts_imported(&tree)?;
     #[cfg(pyferry_flavor = "system")]
@@ -467,6 +483,7 @@ fn gather_app(
         progress,
     )?;
     Ok(GatheredApp {
+        glibc,
         entry,
         units,
         entries,

@@ -38,6 +38,14 @@ impl NeededLibraries {
             .unwrap_or_default())
     }
 
+    /// The newest glibc version `path` needs (`GLIBC_2.27`: (2, 27)).
+    pub fn newest_glibc(&mut self, path: &Path) -> Result<Option<(u32, u32)>> {
+        let needs = self.needs(path)?;
+        Ok(super::glibc::newest(
+            needs.versions.needed.values().flatten(),
+        ))
+    }
+
     fn needs(&mut self, path: &Path) -> Result<&Needs> {
         if !self.known.contains_key(path) {
             let image = std::fs::read(path).map_err(io("read", path))?;

@@ -91,6 +91,15 @@ fn restore_fatal_signal_defaults() {
     }
 }
 
+/// This system's glibc version, as (2, 31).
+pub fn glibc_version() -> Option<(u32, u32)> {
+    // SAFETY: gnu_get_libc_version returns a static NUL-terminated string.
+    let version = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+    let (major, rest) = version.to_str().ok()?.split_once('.')?;
+    let minor = rest.split('.').next()?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 /// Loads the libraries of `format::FALLBACK_LIBRARIES` (in `dir`): the
 /// machine's own copy of each where it has one, the app's otherwise. The
 /// extension modules that need one then find it loaded, by its name.
