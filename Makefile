@@ -54,7 +54,7 @@ DESTDIR ?=
 PYFERRY := $(TARGET_DIR)/release/pyferry
 SAMPLE := target/wordstats
 
-.PHONY: all build portable-python bolt-tools kit wheel run test test-tools test-flavor test-compat test-cpython fuzz test-matrix fmt-check clippy install bench bench-rivals clean
+.PHONY: all build portable-python bolt-tools kit wheel run test test-tools test-flavor test-versions test-compat test-cpython fuzz test-matrix fmt-check clippy install bench bench-rivals clean
 
 all: build
 
@@ -104,6 +104,11 @@ endif
 TEST_TARGETS ?=
 test-flavor: build
 	$(CARGO) test --release --locked $(TEST_TARGETS)
+
+# The integration tests against pyferry on its own CPython 3.13
+# (target/portable-3.13; its wheels in target/test-wheels-3.13).
+test-versions:
+	$(MAKE) --no-print-directory PORTABLE_VERSION=3.13 test-flavor TEST_TARGETS='--test it'
 
 # The whole compatibility suite (tests/compat/apps.toml): every app packed
 # and compared with its venv install. `make test` runs its quick subset.
