@@ -83,7 +83,10 @@ fn a_pyvenv_cfg_near_the_app_does_not_make_it_python() {
 
     // Another user's venv configuration in a shared sticky directory.
     let shared = cx.path().join("shared");
-    let site = shared.join("lib/python3.11/site-packages");
+    let site = shared.join(format!(
+        "lib/python{}/site-packages",
+        pyferry::build_python::PYTHON_VERSION
+    ));
     fs::create_dir_all(&site).expect("mkdir");
     fs::create_dir_all(shared.join("bin")).expect("mkdir");
     fs::write(
@@ -224,7 +227,10 @@ fn a_venv_made_by_the_apps_python_sees_its_own_packages_only() {
                  print(shadowed.WHO, importlib.util.find_spec('only_in_app') is not None)\n";
     let make_venv = |label: &str, maker: &Path| {
         let env = crate::context::venv_made_by(&cx, maker, label);
-        let site = env.join("lib/python3.11/site-packages");
+        let site = env.join(format!(
+            "lib/python{}/site-packages",
+            pyferry::build_python::PYTHON_VERSION
+        ));
         fs::write(site.join("shadowed.py"), "WHO = 'the venv'\n").expect("write");
         env
     };
