@@ -202,12 +202,9 @@ const NATIVE_WHEELS_APP: &str = "import numpy, pydantic_core\n\
     carried = sorted({line.rsplit('/', 1)[1].strip() for line in maps if '/.fallback-libs/' in line})\n\
     print('carried', carried)\n";
 
-/// numpy's C++ and pydantic-core's Rust need libstdc++ and libgcc_s, which
-/// manylinux lets wheels take from the system: where the machine has none,
-/// the app's own copies are loaded; where it has them, the machine's.
-#[test]
-fn native_wheels_run_in_a_chroot_that_holds_only_glibc() {
-    let cx = TestContext::new();
+/// `NATIVE_WHEELS_APP` with numpy and pydantic-core from the test wheels:
+/// its source directory and the packed app.
+fn pack_native_wheels_app(cx: &TestContext) -> (PathBuf, PathBuf) {
     let app = cx.write_tree("native-app", &[("__main__.py", NATIVE_WHEELS_APP)]);
     let wheels = crate::context::wheel_dir().to_str().expect("utf-8");
     let exe = cx.pack(
@@ -222,6 +219,16 @@ fn native_wheels_run_in_a_chroot_that_holds_only_glibc() {
             wheels,
         ],
     );
+    (app, exe)
+}
+
+/// numpy's C++ and pydantic-core's Rust need libstdc++ and libgcc_s, which
+/// manylinux lets wheels take from the system: where the machine has none,
+/// the app's own copies are loaded; where it has them, the machine's.
+#[test]
+fn native_wheels_run_in_a_chroot_that_holds_only_glibc() {
+    let cx = TestContext::new();
+    let (app, exe) = pack_native_wheels_app(&cx);
     let venv = crate::context::venv_output(&cx, &app);
     assert!(venv.ends_with("carried []\n"), "{venv}");
     // This machine has both: its own are loaded.
@@ -821,20 +828,7 @@ fn runs_on_an_older_glibc() {
     let cx = TestContext::new();
     let app = cx.write_tree("batteries-app", &[("__main__.py", BATTERIES)]);
     let exe = cx.pack("batteries", &[app.to_str().expect("utf-8")]);
-    let native_app = cx.write_tree("native-app", &[("__main__.py", NATIVE_WHEELS_APP)]);
-    let wheels = crate::context::wheel_dir().to_str().expect("utf-8");
-    let native = cx.pack(
-        "native",
-        &[
-            native_app.to_str().expect("utf-8"),
-            "numpy",
-            "pydantic-core",
-            "--",
-            "--no-index",
-            "--find-links",
-            wheels,
-        ],
-    );
+    let (native_app, native) = pack_native_wheels_app(&cx);
     let root = cx.path().join("root");
     let copied = output_of(cx.command("cp").arg("-a").arg(bullseye_glibc()).arg(&root));
     assert!(copied.status.success(), "{}", describe(&copied));
