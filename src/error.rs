@@ -297,7 +297,9 @@ impl Error {
                  the README's section on `sys.executable`"
                     .to_owned()
             }
-            Error::GlibcTooNew { needed_by, .. } if needed_by == "the runtime" => {
+            Error::GlibcTooNew { needed_by, .. }
+                if needed_by == crate::format::manifest::NEEDED_BY_THE_RUNTIME =>
+            {
                 "this pyferry's runtime was built against a newer glibc: build pyferry on its \
                  own CPython (`make`, the default), or pack for a newer glibc"
                     .to_owned()

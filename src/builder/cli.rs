@@ -7,6 +7,7 @@ use super::pack::{self, PackOptions};
 use super::project::{PYPROJECT, Project, ToolTable};
 use crate::console;
 use crate::error::{Error, Result, io};
+use crate::format::manifest::glibc_version;
 use crate::runtime::cache;
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -271,13 +272,11 @@ fn pack_options(args: PackArgs) -> Result<(PackOptions, Option<DesktopOptions>, 
     Ok((options, desktop, from_project))
 }
 
-/// Creates the missing directory of `output`; returns it if it was made.
 /// `--glibc X.Y` (or `glibc = "X.Y"` in [tool.pyferry]).
 fn parse_glibc(version: &str) -> Result<(u32, u32)> {
-    let parsed = version
-        .split_once('.')
-        .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
-        .filter(|(major, minor): &(u32, u32)| *major == 2 && *minor >= 17);
+    let parsed = glibc_version(version)
+        .filter(|_| version.matches('.').count() == 1)
+        .filter(|(major, minor)| *major == 2 && *minor >= 17);
     parsed.ok_or_else(|| Error::Usage {
         usage: format!(
             "pyferry pack --glibc X.Y: `{version}` is not a glibc version pyferry's runtime \
@@ -286,6 +285,7 @@ fn parse_glibc(version: &str) -> Result<(u32, u32)> {
     })
 }
 
+/// Creates the missing directory of `output`; returns it if it was made.
 fn make_parent_dir(output: &Path) -> Result<Option<PathBuf>> {
     match output.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => {

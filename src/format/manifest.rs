@@ -68,17 +68,27 @@ pub struct GlibcFloor {
     pub needed_by: String,
 }
 
+/// `GlibcFloor::needed_by` when the runtime itself sets the floor.
+pub const NEEDED_BY_THE_RUNTIME: &str = "the runtime";
+
 impl GlibcFloor {
-    /// (X, Y) of `version`.
+    /// (X, Y) of `version`, which is `X.Y` exactly.
     pub fn parsed(&self) -> Option<(u32, u32)> {
-        let (major, minor) = self.version.split_once('.')?;
-        let digits = |part: &str| {
-            !part.is_empty() && part.len() <= 4 && part.bytes().all(|b| b.is_ascii_digit())
-        };
-        (digits(major) && digits(minor))
-            .then(|| (major.parse().ok(), minor.parse().ok()))
-            .and_then(|(major, minor)| Some((major?, minor?)))
+        glibc_version(&self.version).filter(|_| self.version.matches('.').count() == 1)
     }
+}
+
+/// (X, Y) of a glibc version: `X.Y`, or `X.Y.Z` (a symbol version such as
+/// `2.2.5`, a development build's `2.36.9000`), each part 1 to 4 digits.
+pub fn glibc_version(text: &str) -> Option<(u32, u32)> {
+    let parts: Vec<&str> = text.split('.').collect();
+    let is_number = |part: &&str| {
+        !part.is_empty() && part.len() <= 4 && part.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !(2..=3).contains(&parts.len()) || !parts.iter().all(is_number) {
+        return None;
+    }
+    Some((parts[0].parse().ok()?, parts[1].parse().ok()?))
 }
 
 /// A Qt binding's platform plugins (`PySide6/Qt/plugins/platforms/libqxcb.so`

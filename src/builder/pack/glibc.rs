@@ -11,7 +11,7 @@ use super::needed::NeededLibraries;
 use super::tree::Tree;
 use super::units::is_native_file;
 use crate::error::{Error, Result, io};
-use crate::format::manifest::GlibcFloor;
+use crate::format::manifest::{GlibcFloor, NEEDED_BY_THE_RUNTIME, glibc_version};
 use crate::format::{FALLBACK_LIBRARIES, elf};
 use std::io::Read;
 use std::path::Path;
@@ -20,18 +20,8 @@ use std::path::Path;
 pub fn newest<'v>(versions: impl IntoIterator<Item = &'v String>) -> Option<(u32, u32)> {
     versions
         .into_iter()
-        .filter_map(|version| parse(version.strip_prefix("GLIBC_")?))
+        .filter_map(|version| glibc_version(version.strip_prefix("GLIBC_")?))
         .max()
-}
-
-/// `2.27` (or `2.2.5`) as (2, 27).
-pub fn parse(version: &str) -> Option<(u32, u32)> {
-    let mut parts = version.split('.');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    parts
-        .all(|part| part.parse::<u32>().is_ok())
-        .then_some((major, minor))
 }
 
 /// The newest glibc version one ELF image needs.
@@ -107,15 +97,18 @@ fn is_elf(path: &Path) -> Result<bool> {
     Ok(file.read_exact(&mut magic).is_ok() && magic == *b"\x7fELF")
 }
 
-/// The app's floor, checked against `--glibc` (`asked`): a file that needs
-/// a newer glibc is an error. Without `--glibc`, a note says when the
-/// app's files raise the floor above the runtime's own.
+/// The app's floor, counting the runtime's own (read from its image), and
+/// checked against `--glibc` (`asked`): a file that needs a newer glibc is
+/// an error. Without `--glibc`, a note says when the app's files raise the
+/// floor above the runtime's own.
 pub fn check(
-    floor: Option<GlibcFloor>,
-    asked: Option<(u32, u32)>,
+    mut floor: Floor,
     runtime: &[u8],
+    asked: Option<(u32, u32)>,
 ) -> Result<Option<GlibcFloor>> {
-    let Some(floor) = floor else {
+    let runtime_needs = of_image(runtime);
+    floor.raise(runtime_needs, NEEDED_BY_THE_RUNTIME);
+    let Some(floor) = floor.into_manifest() else {
         return Ok(None);
     };
     let Some(found) = floor.parsed() else {
@@ -129,7 +122,7 @@ pub fn check(
         }),
         Some(_) => Ok(Some(floor)),
         None => {
-            if let Some(own) = of_image(runtime).filter(|own| found > *own) {
+            if let Some(own) = runtime_needs.filter(|own| found > *own) {
                 eprintln!(
                     "pyferry: note: the app runs on Linux with glibc {} or newer: `{}` needs it \
                      (pip chose wheels for this machine); `--glibc {}.{}` chooses wheels for \
@@ -160,9 +153,9 @@ mod tests {
         .to_vec();
         assert_eq!(newest(&versions), Some((2, 27)));
         assert_eq!(newest(&versions[3..]), None);
-        assert_eq!(parse("2.2.5"), Some((2, 2)));
-        for bad in ["2", "2.x", "2.17.a", ""] {
-            assert_eq!(parse(bad), None, "{bad}");
+        assert_eq!(glibc_version("2.2.5"), Some((2, 2)));
+        for bad in ["2", "2.x", "2.17.a", "", "2.+17", "2.17.1.1"] {
+            assert_eq!(glibc_version(bad), None, "{bad}");
         }
     }
 

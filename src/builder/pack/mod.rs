@@ -220,11 +220,10 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
         add_kit_runtime(&mut entries, &bare_runtime, work.path())?;
     }
 
-    glibc_floor.raise(glibc::of_image(runtime), "the runtime");
     if let Some(parts) = &stdlib {
         glibc_floor.raise_by_zip(&parts.extracted)?;
     }
-    let glibc = glibc::check(glibc_floor.into_manifest(), options.glibc, runtime)?;
+    let glibc = glibc::check(glibc_floor, runtime, options.glibc)?;
     let manifest = Manifest {
         name,
         entry,

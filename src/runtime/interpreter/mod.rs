@@ -95,9 +95,7 @@ fn restore_fatal_signal_defaults() {
 pub fn glibc_version() -> Option<(u32, u32)> {
     // SAFETY: gnu_get_libc_version returns a static NUL-terminated string.
     let version = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
-    let (major, rest) = version.to_str().ok()?.split_once('.')?;
-    let minor = rest.split('.').next()?;
-    Some((major.parse().ok()?, minor.parse().ok()?))
+    crate::format::manifest::glibc_version(version.to_str().ok()?)
 }
 
 /// Loads the libraries of `format::FALLBACK_LIBRARIES` (in `dir`): the
