@@ -125,15 +125,7 @@ fn inspect_reads_back_the_manifest() {
         "native",
         &["--name", "fast-app", app.to_str().expect("utf-8")],
     );
-    let json = success(
-        &cx.command(pyferry())
-            .arg("inspect")
-            .arg("--json")
-            .arg(&exe)
-            .output()
-            .expect("inspect"),
-    );
-    let report: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let report = cx.inspect_json(&exe);
     assert_eq!(report["name"], "fast-app");
     assert_eq!(report["entry_point"], "__main__");
     assert_eq!(report["python"], pyferry::build_python::PYTHON_VERSION);
@@ -283,15 +275,9 @@ fn apps_are_written_on_the_bare_runtime_of_the_same_build() {
     let app = app.to_str().expect("utf-8");
     let expected = success(&cx.python(&[app]));
     let runtime_size = |exe: &std::path::Path| {
-        let json = success(
-            &cx.command(pyferry())
-                .args(["inspect", "--json"])
-                .arg(exe)
-                .output()
-                .expect("inspect"),
-        );
-        let report: serde_json::Value = serde_json::from_str(&json).expect("json");
-        report["runtime_size"].as_u64().expect("a size")
+        cx.inspect_json(exe)["runtime_size"]
+            .as_u64()
+            .expect("a size")
     };
     let bare = env!("CARGO_BIN_EXE_pyferry-runtime");
     let bare_len = fs::metadata(bare).expect("pyferry-runtime").len();

@@ -1,7 +1,7 @@
 //! Pure-Python apps: entry-point forms, argv, exit statuses, tracebacks.
 
 use crate::context::{
-    BUILD_PYTHON, StdinBytes, TestContext, describe, output_of, pyferry, stderr, stdout, success,
+    BUILD_PYTHON, StdinBytes, TestContext, describe, output_of, stderr, stdout, success,
 };
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -372,14 +372,7 @@ fn code_that_reaches_its_own_files_works() {
         .expect("python");
     assert_eq!(packed, success(&python));
 
-    let json = success(
-        &cx.command(pyferry())
-            .args(["inspect", "--json"])
-            .arg(&exe)
-            .output()
-            .expect("inspect"),
-    );
-    let report: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let report = cx.inspect_json(&exe);
     let placement = |unit: &str| {
         let units = report["units"].as_array().expect("units");
         let found = units.iter().find(|u| u["name"] == unit).expect("a unit");

@@ -112,15 +112,7 @@ fn a_waiting_process_says_why_it_waits() {
 }
 
 fn cache_key(cx: &TestContext, exe: &Path) -> String {
-    let json = success(
-        &cx.command(pyferry())
-            .arg("inspect")
-            .arg("--json")
-            .arg(exe)
-            .output()
-            .expect("inspect"),
-    );
-    let report: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let report = cx.inspect_json(exe);
     format!(
         "{}-{}",
         report["name"].as_str().expect("name"),

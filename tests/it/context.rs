@@ -77,6 +77,14 @@ impl TestContext {
         self.path().join(out)
     }
 
+    /// `pyferry inspect --json EXE`, parsed.
+    pub fn inspect_json(&self, exe: &Path) -> serde_json::Value {
+        let json = success(&output_of(
+            self.command(pyferry()).args(["inspect", "--json"]).arg(exe),
+        ));
+        serde_json::from_str(&json).expect("json")
+    }
+
     pub fn pack_output(&self, out: &str, args: &[&str]) -> Output {
         self.command(pyferry())
             .args(["pack", "-o"])

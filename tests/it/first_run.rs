@@ -333,14 +333,7 @@ fn data_package_app(cx: &TestContext) -> (std::path::PathBuf, String) {
         ],
     );
     let exe = cx.pack("waiter", &[app.to_str().expect("utf-8")]);
-    let report = success(
-        &cx.command(crate::context::pyferry())
-            .args(["inspect", "--json"])
-            .arg(&exe)
-            .output()
-            .expect("inspect"),
-    );
-    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+    let report = cx.inspect_json(&exe);
     let key = format!(
         "{}-{}",
         report["name"].as_str().expect("name"),

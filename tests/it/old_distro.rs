@@ -3,9 +3,7 @@
 //! `target/bullseye-root`. pyferry's wheel installs there with pip and
 //! packs, and apps packed here run there.
 
-use crate::context::{
-    TestContext, describe, output_of, pyferry, stderr, success, target_dir, wheel_dir,
-};
+use crate::context::{TestContext, describe, output_of, stderr, success, target_dir, wheel_dir};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -107,10 +105,7 @@ fn pyferrys_wheel_installs_and_packs_on_debian_11() {
 
 /// The glibc floor `pyferry inspect` reports for `exe`: (version, file).
 fn glibc_floor(cx: &TestContext, exe: &Path) -> ((u32, u32), String) {
-    let json = success(&output_of(
-        cx.command(pyferry()).args(["inspect", "--json"]).arg(exe),
-    ));
-    let report: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let report = cx.inspect_json(exe);
     let version = report["glibc"]["version"].as_str().expect("a glibc floor");
     let (major, minor) = version.split_once('.').expect("X.Y");
     let needed_by = report["glibc"]["needed_by"].as_str().expect("a file");

@@ -247,13 +247,7 @@ fn native_wheels_run_in_a_chroot_that_holds_only_glibc() {
 /// (`['libgcc_s.so.1', ...]`): numpy's C++ and pydantic-core's Rust need
 /// the GCC runtime at least (zlib depends on how numpy was built).
 pub fn carried_libraries(cx: &TestContext, exe: &Path) -> String {
-    let json = success(&output_of(
-        cx.command(crate::context::pyferry())
-            .args(["inspect", "--json"])
-            .arg(exe),
-    ));
-    let report: serde_json::Value = serde_json::from_str(&json).expect("json");
-    let mut carried: Vec<String> = report["extracted_files"]
+    let mut carried: Vec<String> = cx.inspect_json(exe)["extracted_files"]
         .as_array()
         .expect("extracted files")
         .iter()
