@@ -150,7 +150,7 @@ test-cpython: build
 # fuzz/artifacts/TARGET/; `cargo fuzz run TARGET FILE` replays one.
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := end_record stamp elf archive_path solid
-fuzz:
+fuzz: portable-python
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	set -e; for target in $(FUZZ_TARGETS); do \
 	    RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/fuzz $(CARGO) fuzz run $$target -- \
@@ -160,7 +160,9 @@ fuzz:
 fmt-check:
 	$(CARGO) fmt --check
 
-clippy:
+# After portable-python: cargo links build scripts with its linker, and
+# pyo3's build script asks its python (neither is there on a fresh clone).
+clippy: portable-python
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 
 # The tests against other CPython versions from pyenv (the flavor chosen by
