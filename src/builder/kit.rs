@@ -87,10 +87,14 @@ impl Kit {
             name.starts_with(&prefix) || name == pyc_zstd::DICTIONARY_ENTRY
         })?;
         // The inner archive, decoded whole.
-        let inner = crate::runtime::extract::open_native(&self.payload.file, self.payload.entries)
-            .and_then(|native| native.map(|native| native.decode_whole()).transpose())
-            .map_err(|why| self.damaged(why.to_string()))?
-            .ok_or_else(|| self.damaged(format!("it has no `{NATIVE_ARCHIVE}`")))?;
+        let inner = crate::runtime::extract::open_native(
+            &self.payload.file,
+            self.payload.entries,
+            self.payload.manifest.native_archive.map(|size| size.len),
+        )
+        .and_then(|native| native.map(|native| native.decode_whole()).transpose())
+        .map_err(|why| self.damaged(why.to_string()))?
+        .ok_or_else(|| self.damaged(format!("it has no `{NATIVE_ARCHIVE}`")))?;
         let mut inner = zip::ZipArchive::new(inner.reader())
             .map_err(|e| self.damaged(format!("{NATIVE_ARCHIVE}: {e}")))?;
         let header_dir = format!("{prefix}include/");

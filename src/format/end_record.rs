@@ -227,6 +227,10 @@ mod tests {
                 version: "2.27".to_owned(),
                 needed_by: "numpy/_core/_multiarray_umath.so".to_owned(),
             }),
+            native_archive: Some(crate::format::manifest::NativeArchiveSize {
+                len: 123_456,
+                entries: 78,
+            }),
             builder: false,
             hash: "ab".repeat(32),
             pyferry: "0.1.0".to_owned(),

@@ -1,5 +1,6 @@
 //! What a packed app says about itself: name, entry point, Python, the
-//! top-level units extracted to the cache, and the archive hash.
+//! top-level units extracted to the cache (and their archive's decoded
+//! length), and the archive hash.
 //!
 //! The manifest travels as JSON in the zip comment (see `end_record`), and every
 //! field is validated on read: the runtime builds paths from `name`, `hash`
@@ -47,6 +48,10 @@ pub struct Manifest {
     /// `GlibcFloor`); the runtime says so on an older system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub glibc: Option<GlibcFloor>,
+    /// How large the native archive is (see `NativeArchiveSize`); absent
+    /// from executables packed before 2026-12-07, and from apps without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_archive: Option<NativeArchiveSize>,
     /// pyferry itself with its kit (`builder::kit`): the builder CLI, and
     /// python for the pip and byte-compiler that pack starts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -66,6 +71,18 @@ pub struct GlibcFloor {
     pub version: String,
     /// The file that needs it, by its archive name, or `the runtime`.
     pub needed_by: String,
+}
+
+/// The size of the native archive (`NATIVE_ARCHIVE`, the inner zip whose
+/// units a first run extracts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativeArchiveSize {
+    /// Its decoded length: its table of frames must say the same, and no
+    /// reader decodes more, whatever a damaged frame header claims; also
+    /// the most disk its extraction takes.
+    pub len: u64,
+    /// Its entries: the most files and directories its extraction creates.
+    pub entries: u64,
 }
 
 /// `GlibcFloor::needed_by` when the runtime itself sets the floor.

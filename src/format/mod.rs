@@ -172,6 +172,8 @@ pub enum Damage {
     Unreadable(String),
     #[error("its archive does not match the hash it was packed with: a damaged copy")]
     HashMismatch,
+    #[error("its archive entry `{name}` cannot be read ({why})")]
+    Entry { name: String, why: String },
     #[error(
         "its end record counts {counted} entries, but its central directory holds {held}: \
          zip readers would disagree on what it contains"

@@ -242,10 +242,14 @@ pub fn read_table(reader: &mut impl Read, stream_len: u64) -> Result<Table, Stri
 }
 
 /// A streaming decoder of the frames `reader` yields, one after the
-/// other: it decodes into a window of its own (at most a frame's size),
-/// reused from frame to frame, and checks each frame's checksum.
+/// other: it decodes into a window of its own, reused from frame to frame,
+/// and checks each frame's checksum. The window is at most a frame's size
+/// (`FRAME_LEN`): a frame header that asks for more is damage, not a
+/// reason to allocate.
 pub fn stream_decoder<R: BufRead>(reader: R) -> io::Result<impl Read> {
-    zstd::stream::read::Decoder::with_buffer(reader)
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(reader)?;
+    decoder.window_log_max(FRAME_LEN.trailing_zeros())?;
+    Ok(decoder)
 }
 
 /// Decodes the concatenated frames of `frames` (a table in front is
@@ -455,6 +459,23 @@ mod tests {
             .flat_map(|chunk| compress_frame(chunk, 3).expect("compress"))
             .collect();
         assert_eq!(parallel, serial);
+    }
+
+    /// A frame whose window is larger than a frame may hold (zstd's own
+    /// limit is 128 MiB) is refused before its window is allocated.
+    #[test]
+    fn a_frame_larger_than_a_frame_may_be_is_not_streamed() {
+        use zstd::zstd_safe::CParameter;
+        let mut compressor = zstd::bulk::Compressor::new(1).expect("compressor");
+        compressor
+            .set_parameter(CParameter::WindowLog(24))
+            .expect("window");
+        let big = compressor
+            .compress(&vec![0; 2 * FRAME_LEN])
+            .expect("compress");
+        let mut decoded = Vec::new();
+        let streamed = stream_decoder(&big[..]).and_then(|mut d| d.read_to_end(&mut decoded));
+        assert!(streamed.is_err(), "{} bytes decoded", decoded.len());
     }
 
     #[test]

@@ -20,12 +20,12 @@
 //! code; otherwise another user could plant code that we would `dlopen`, or
 //! `dlopen` would fail.
 
-use super::extract;
+use super::extract::{self, Failure};
 use super::payload::Payload;
 use super::verify;
 use crate::error::{Error, Result};
 use crate::format::Damage;
-use crate::format::manifest::Manifest;
+use crate::format::manifest::{Manifest, NativeArchiveSize};
 use rustix::fs::StatVfsMountFlags;
 use std::env;
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
@@ -33,6 +33,7 @@ use std::io::{self, IsTerminal};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Present in a version directory only once it is complete.
@@ -43,7 +44,7 @@ const QUIET_WAIT: Duration = Duration::from_secs(1);
 /// longer than any extraction takes, so a holder that long has hung.
 const LOCK_WAIT_LIMIT: Duration = Duration::from_secs(300);
 const HINT: &str = "set PYFERRY_CACHE_DIR to a directory that you own, that no one else can \
-                    write, on a filesystem not mounted `noexec`";
+                    write, on a filesystem with room for the app and not mounted `noexec`";
 
 /// Why a root on a `noexec` filesystem cannot serve.
 const NOEXEC: &str =
@@ -55,6 +56,8 @@ pub struct Version {
     pub dir: PathBuf,
     /// None for a system package's read-only copy, which nobody prunes.
     _shared_lock: Option<File>,
+    /// Whether this process verified its copy as it extracted the version.
+    verified: bool,
 }
 
 /// Modes of what an extraction creates: private in a per-user cache,
@@ -133,6 +136,7 @@ pub fn ensure_extracted(payload: &Payload) -> Result<Version> {
         return Ok(Version {
             dir,
             _shared_lock: None,
+            verified: false,
         });
     }
     let mut failures = Vec::new();
@@ -142,10 +146,16 @@ pub fn ensure_extracted(payload: &Payload) -> Result<Version> {
             .and_then(|real| open_version(&real, payload, Audience::User));
         match attempt {
             Ok(version) => {
-                verify_copy(&version.dir, payload)?;
+                verify_copy(&version, payload)?;
                 return Ok(version);
             }
-            Err(Attempt::Unusable(reason)) => failures.push((root, reason)),
+            Err(Attempt::Unusable(reason)) => {
+                crate::debug::note(format_args!(
+                    "not extracting into {}: {reason}",
+                    root.display()
+                ));
+                failures.push((root, reason));
+            }
             Err(Attempt::Fatal(error)) => return Err(error),
         }
     }
@@ -171,6 +181,7 @@ pub fn look_up(payload: &Payload) -> Result<Lookup> {
         return Ok(Lookup::Ready(Version {
             dir,
             _shared_lock: None,
+            verified: false,
         }));
     }
     let mut failures = Vec::new();
@@ -189,10 +200,9 @@ pub fn look_up(payload: &Payload) -> Result<Lookup> {
         {
             return ensure_extracted_in(&real, payload).map(Lookup::Ready);
         }
-        match is_noexec(&real) {
-            Ok(false) => return Ok(Lookup::Pending(real)),
-            Ok(true) => failures.push((root, NOEXEC.to_owned())),
-            Err(e) => failures.push((root, format!("cannot inspect its filesystem: {e}"))),
+        match filesystem_refusal(&real, needed_room(payload)) {
+            None => return Ok(Lookup::Pending(real)),
+            Some(why) => failures.push((root, why)),
         }
     }
     Err(unusable(failures))
@@ -203,7 +213,7 @@ pub fn look_up(payload: &Payload) -> Result<Lookup> {
 pub fn ensure_extracted_in(root: &Path, payload: &Payload) -> Result<Version> {
     match open_version(root, payload, Audience::User) {
         Ok(version) => {
-            verify_copy(&version.dir, payload)?;
+            verify_copy(&version, payload)?;
             Ok(version)
         }
         Err(Attempt::Unusable(reason)) => Err(unusable(vec![(root.to_owned(), reason)])),
@@ -213,8 +223,10 @@ pub fn ensure_extracted_in(root: &Path, payload: &Payload) -> Result<Version> {
 
 /// Verifies this copy of the executable (`verify`), unless the version
 /// directory says it was verified already.
-fn verify_copy(dir: &Path, payload: &Payload) -> Result<()> {
-    if verify::marker(dir, &payload.file).is_some_and(|marker| marker.exists()) {
+fn verify_copy(version: &Version, payload: &Payload) -> Result<()> {
+    let dir = &version.dir;
+    if version.verified || verify::marker(dir, &payload.file).is_some_and(|marker| marker.exists())
+    {
         return Ok(());
     }
     verify::archive(payload).map_err(|reason| Error::PayloadCorrupt {
@@ -443,6 +455,7 @@ fn open_version_once(
                         return Ok(Some(Version {
                             dir,
                             _shared_lock: None,
+                            verified: false,
                         }));
                     }
                     Err(e) => return Err(cannot("open", &lock_path, e)),
@@ -456,23 +469,21 @@ fn open_version_once(
             return Ok(Some(Version {
                 dir,
                 _shared_lock: Some(lock),
+                verified: false,
             }));
         }
         // Pruned while we waited for the lock: extract it again.
     }
 
-    match is_noexec(root) {
-        Ok(true) => {
-            return Err(Attempt::Unusable(NOEXEC.to_owned()));
-        }
-        Ok(false) => {}
-        Err(e) => return Err(cannot("inspect the filesystem of", root, e)),
+    if let Some(why) = filesystem_refusal(root, needed_room(payload)) {
+        return Err(Attempt::Unusable(why));
     }
     let lock = lock_exclusive(&lock_path, &manifest.name, &dir)
         .map_err(|e| cannot("lock", &lock_path, e))?;
     // Not when another process published it, before we locked or while we
     // waited (then we hold no lock yet).
-    if lock.extracting && !dir.join(MARKER).exists() {
+    let extracting = lock.extracting && !dir.join(MARKER).exists();
+    if extracting {
         extract_version(root, &key, &dir, payload, audience)?;
         prune_other_versions(root, manifest);
     }
@@ -483,6 +494,7 @@ fn open_version_once(
     Ok(kept.then_some(Version {
         dir,
         _shared_lock: Some(lock),
+        verified: extracting,
     }))
 }
 
@@ -497,52 +509,81 @@ fn extract_version(
     // Verifying this copy (hashing its whole archive again) and extracting
     // it overlap: extraction spends most of its time in the kernel, creating
     // files. Nothing is published before the verdict, so a damaged copy
-    // publishes nothing under the genuine version's key.
+    // publishes nothing under the genuine version's key, and a verdict
+    // against it stops the extraction at its next file.
+    let damaged = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let verdict = scope.spawn(|| verify::archive(payload));
+        let verdict = scope.spawn(|| {
+            let verified = verify::archive(payload);
+            damaged.store(verified.is_err(), Ordering::Relaxed);
+            verified
+        });
         let started = Instant::now();
-        let extracted = extract_into_temp(root, key, dir, payload, audience);
+        let extracted = extract_into_temp(root, key, dir, payload, audience, &damaged);
         let verified = verdict
             .join()
             .unwrap_or_else(|_| Err(Damage::Unreadable("the verifying thread failed".into())));
         let (temp, extracted) = extracted?;
-        let published = verified
-            .map_err(|reason| Error::PayloadCorrupt {
+        let failed = |attempt| {
+            let _ = remove_tree(&temp);
+            Err(attempt)
+        };
+        if let Err(reason) = verified {
+            return failed(Attempt::Fatal(Error::PayloadCorrupt {
                 exe: payload.path.clone(),
                 reason,
-            })
-            .and(extracted)
-            .and_then(|extracted| publish(&temp, dir, payload, audience).map(|()| extracted));
-        match published {
-            Ok(extracted) => {
-                crate::debug::note(format_args!(
-                    "extracted {} files ({} bytes) to {} in {:.1} ms",
-                    extracted.files,
-                    extracted.bytes,
-                    dir.display(),
-                    started.elapsed().as_secs_f64() * 1000.0
-                ));
-                Ok(())
-            }
-            Err(error) => {
-                let _ = remove_tree(&temp);
-                Err(Attempt::Fatal(error))
-            }
+            }));
         }
+        let extracted = match extracted {
+            Ok(extracted) => extracted,
+            // Another root may have room (`ensure_extracted` tries it).
+            Err(Failure::NoRoom(why)) => {
+                return failed(Attempt::Unusable(format!("its filesystem is full: {why}")));
+            }
+            Err(failure) => {
+                return failed(Attempt::Fatal(Error::Extract {
+                    dir: dir.to_owned(),
+                    source: failure.to_string().into(),
+                }));
+            }
+        };
+        if let Err(error) = publish(&temp, dir, payload, audience) {
+            return failed(Attempt::Fatal(error));
+        }
+        crate::debug::note(format_args!(
+            "extracted {} files ({} bytes) to {} in {:.1} ms",
+            extracted.files,
+            extracted.bytes,
+            dir.display(),
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+        Ok(())
     })
 }
 
+/// The room a first run's extraction needs, at most: the native archive's
+/// decoded length and entries hold the extracted files and directories
+/// (and zip headers, and units not extracted; less is needed when the
+/// standard library is linked from another app).
+fn needed_room(payload: &Payload) -> NativeArchiveSize {
+    payload
+        .manifest
+        .native_archive
+        .unwrap_or(NativeArchiveSize { len: 0, entries: 0 })
+}
+
 /// Extracts the app's units into a new temporary sibling of `dir`, which
-/// no run trusts; returns it, and what was extracted. Only an unusable
-/// root fails here; an extraction's error comes with the directory, to be
-/// removed.
+/// no run trusts, until `stop`; returns it, and what was extracted. Only
+/// an unusable root fails here; an extraction's error comes with the
+/// directory, to be removed.
 fn extract_into_temp(
     root: &Path,
     key: &str,
     dir: &Path,
     payload: &Payload,
     audience: Audience,
-) -> Result<(PathBuf, Result<extract::Extracted>), Attempt> {
+    stop: &AtomicBool,
+) -> Result<(PathBuf, Result<extract::Extracted, Failure>), Attempt> {
     // Under the lock we are the only writer for this key: whatever else
     // carries its name is debris of a killed process.
     remove_debris(root, key).map_err(|e| Attempt::Unusable(format!("cannot clean it: {e}")))?;
@@ -566,22 +607,28 @@ fn extract_into_temp(
         .cloned()
         .collect();
     let mut progress = extract::Progress::new(&manifest.name, io::stderr().is_terminal());
-    let extracted = extract::open_native(&payload.file, payload.entries)
-        .and_then(|native| match native {
-            Some(archive) => {
-                extract::extract_units(&archive, &units, &temp, audience.dir_mode(), &mut progress)
-            }
-            None if units.is_empty() => Ok(extract::Extracted::default()),
-            None => Err(format!(
-                "the manifest lists units to extract, but the archive has no `{}`",
-                crate::format::NATIVE_ARCHIVE
-            )
-            .into()),
-        })
-        .map_err(|source| Error::Extract {
-            dir: dir.to_owned(),
-            source,
-        });
+    let extracted = extract::open_native(
+        &payload.file,
+        payload.entries,
+        payload.manifest.native_archive.map(|size| size.len),
+    )
+    .map_err(Failure::from)
+    .and_then(|native| match native {
+        Some(archive) => extract::extract_units(
+            &archive,
+            &units,
+            &temp,
+            audience.dir_mode(),
+            &mut progress,
+            stop,
+        ),
+        None if units.is_empty() => Ok(extract::Extracted::default()),
+        None => Err(format!(
+            "the manifest lists units to extract, but the archive has no `{}`",
+            crate::format::NATIVE_ARCHIVE
+        )
+        .into()),
+    });
     Ok((temp, extracted))
 }
 
@@ -644,11 +691,15 @@ fn link_shared_stdlib(
     // The donor's files must be what our own archive holds (which is
     // verified before anything is published).
     let unit = crate::format::stdlib_unit::UNIT;
-    let verified =
-        extract::open_native(&payload.file, payload.entries).and_then(|native| match native {
-            Some(archive) => extract::verify_unit(&archive, unit, temp),
-            None => Err("the archive has no native part".into()),
-        });
+    let verified = extract::open_native(
+        &payload.file,
+        payload.entries,
+        payload.manifest.native_archive.map(|size| size.len),
+    )
+    .and_then(|native| match native {
+        Some(archive) => extract::verify_unit(&archive, unit, temp),
+        None => Err("the archive has no native part".into()),
+    });
     if let Err(why) = verified {
         crate::debug::note(format_args!(
             "not sharing the standard library of {}: {why}",
@@ -927,9 +978,51 @@ pub fn effective_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-/// Whether the filesystem holding `path` is mounted `noexec`, where
-/// `dlopen` fails with "failed to map segment from shared object".
-fn is_noexec(path: &Path) -> io::Result<bool> {
-    let stats = rustix::fs::statvfs(path)?;
-    Ok(stats.f_flag.contains(StatVfsMountFlags::NOEXEC))
+/// Why `root` cannot take an extraction of `needed` bytes, if it cannot:
+/// its filesystem is mounted `noexec` (where `dlopen` fails with "failed
+/// to map segment from shared object") or read-only, the directory is not
+/// writable, or there is not room enough. Checked before a first run
+/// starts to extract, or to plan a deferred extraction, so that the next
+/// root serves instead (an extraction that finds no room halfway says so
+/// too, `Failure::NoRoom`).
+fn filesystem_refusal(root: &Path, needed: NativeArchiveSize) -> Option<String> {
+    let stats = match rustix::fs::statvfs(root) {
+        Ok(stats) => stats,
+        Err(e) => return Some(format!("cannot inspect its filesystem: {e}")),
+    };
+    if stats.f_flag.contains(StatVfsMountFlags::NOEXEC) {
+        return Some(NOEXEC.to_owned());
+    }
+    if stats.f_flag.contains(StatVfsMountFlags::RDONLY) {
+        return Some("it is on a read-only filesystem".to_owned());
+    }
+    let access = rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK;
+    if let Err(e) = rustix::fs::access(root, access) {
+        return Some(format!("cannot write in it: {e}"));
+    }
+    // Each file takes whole blocks: up to one more than its bytes.
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    let needed_bytes = needed
+        .len
+        .saturating_add(needed.entries.saturating_mul(stats.f_frsize));
+    if free < needed_bytes {
+        return Some(format!(
+            "its filesystem is full: it has {} free, and the app needs up to {} for its files",
+            megabytes(free),
+            megabytes(needed_bytes)
+        ));
+    }
+    // Filesystems without a fixed number of inodes report none at all.
+    if stats.f_files > 0 && stats.f_favail < needed.entries {
+        return Some(format!(
+            "its filesystem is full: it has room for {} more files, and the app needs {}",
+            stats.f_favail, needed.entries
+        ));
+    }
+    None
+}
+
+/// `bytes` for a person: `12.3 MB`.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }

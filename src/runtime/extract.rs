@@ -15,6 +15,7 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zip::CompressionMethod;
 
@@ -42,7 +43,8 @@ impl NativeArchive<'_> {
     /// The whole inner zip, decoded in memory.
     pub fn decode_whole(&self) -> Result<solid::Decoded, Reason> {
         let frames = read_at(self.file, self.stream_start, self.stream_len)?;
-        Ok(solid::decompress(&frames, 0, solid::MAX_CONTENT).map_err(unreadable)?)
+        let len = self.table.content_len();
+        Ok(solid::decompress(&frames, 0, len).map_err(unreadable)?)
     }
 
     /// The stream from the frame that holds the decoded byte `offset`,
@@ -59,17 +61,25 @@ impl NativeArchive<'_> {
             self.stream_len - frame.offset,
         );
         let reader = io::BufReader::with_capacity(COPY_BLOCK, window);
-        Ok((solid::stream_decoder(reader)?, frame.content_start))
+        // No more than the table accounts for, whatever the frames hold.
+        let rest = self.table.content_len() - frame.content_start;
+        Ok((
+            solid::stream_decoder(reader)?.take(rest),
+            frame.content_start,
+        ))
     }
 }
 
 /// Finds the native archive inside the executable's zip and decodes its
 /// table and central directory; `None` for an app without one.
 /// `outer_entries` is the executable zip's own count (see
-/// `NativeArchive::entries`).
+/// `NativeArchive::entries`); `declared_len` the manifest's
+/// `native_archive.len`, which its table must match before anything is
+/// decoded.
 pub fn open_native(
     file: &File,
     outer_entries: Option<u64>,
+    declared_len: Option<u64>,
 ) -> Result<Option<NativeArchive<'_>>, Reason> {
     let len = file.metadata().map_err(unreadable)?.len();
     let mut zip = zip::ZipArchive::new(Window::over(file, 0, len))
@@ -88,12 +98,27 @@ pub fn open_native(
     let stream_len = entry.compressed_size();
     let mut window = Window::over(file, stream_start, stream_len);
     let table = solid::read_table(&mut window, stream_len).map_err(unreadable)?;
+    // Memory follows what the table claims: it must be what the manifest
+    // says (or, for executables packed before the manifest said, no more
+    // than any real archive compresses from).
+    let claimed = table.content_len();
+    let unbelievable = match declared_len {
+        Some(declared) => (claimed != declared).then(|| format!("the manifest says {declared}")),
+        None => (claimed > stream_len.saturating_mul(UNDECLARED_RATIO))
+            .then(|| format!("no real archive compresses into {stream_len} bytes from that much")),
+    };
+    if let Some(why) = unbelievable {
+        return Err(unreadable(format!(
+            "its table of frames claims {claimed} bytes, but {why}"
+        ))
+        .into());
+    }
     let (offset, base) = match table.directory_frames().first() {
         Some(frame) => (frame.offset, frame.content_start),
         None => (stream_len, 0),
     };
     let frames = read_at(file, stream_start + offset, stream_len - offset)?;
-    let directory = solid::decompress(&frames, base, solid::MAX_CONTENT).map_err(unreadable)?;
+    let directory = solid::decompress(&frames, base, claimed - base).map_err(unreadable)?;
     if directory.len() != table.content_len() {
         return Err(unreadable("its frames do not match its table").into());
     }
@@ -115,6 +140,12 @@ pub fn open_native(
         entries,
     }))
 }
+
+/// How much larger than its stream the inner zip of an executable whose
+/// manifest does not say its length may be: far more than archives of
+/// real files compress (numpy's 3.5x), far less than a stream of frames
+/// of zeros claims (30,000x).
+const UNDECLARED_RATIO: u64 = 64;
 
 /// Why the native archive cannot be read.
 fn unreadable(why: impl std::fmt::Display) -> String {
@@ -179,15 +210,65 @@ pub struct Extracted {
     pub bytes: u64,
 }
 
+/// Why an extraction stopped.
+#[derive(Debug)]
+pub enum Failure {
+    /// The archive cannot be extracted: damaged, or unsafe.
+    Archive(Reason),
+    /// The filesystem has no room for it (full, or the user's quota
+    /// reached): another cache root may have.
+    NoRoom(String),
+    /// Told to stop: this copy failed its verification meanwhile.
+    Stopped,
+}
+
+impl From<Reason> for Failure {
+    fn from(reason: Reason) -> Self {
+        Failure::Archive(reason)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(text: String) -> Self {
+        Failure::Archive(Reason(text))
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(text: &str) -> Self {
+        Failure::Archive(Reason::from(text))
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Archive(reason) => f.write_str(&reason.0),
+            Failure::NoRoom(why) => f.write_str(why),
+            Failure::Stopped => f.write_str("stopped: this copy failed its verification"),
+        }
+    }
+}
+
+/// `what` failed with `e`: no room, or else the archive's fault.
+fn failure(e: &io::Error, what: String) -> Failure {
+    match e.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Failure::NoRoom(what),
+        _ => Failure::Archive(Reason(what)),
+    }
+}
+
 /// Extracts the entries of `units` from the native archive into `dest`
 /// (an existing, empty directory). Directories are created with `dir_mode`.
+/// Every thread stops at its next file once `stop` is set.
 pub fn extract_units(
     archive: &NativeArchive,
     units: &[String],
     dest: &Path,
     dir_mode: u32,
     progress: &mut Progress,
-) -> Result<Extracted, Reason> {
+    stop: &AtomicBool,
+) -> Result<Extracted, Failure> {
     let zip = zip::ZipArchive::new(archive.listing())
         .map_err(|e| format!("the archive is unreadable: {e}"))?;
     if archive
@@ -219,12 +300,12 @@ pub fn extract_units(
         file.size + FILE_COST
     });
     let mut progress_slot = Some(&mut *progress);
-    let results: Vec<Result<Extracted, Reason>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Extracted, Failure>> = std::thread::scope(|scope| {
         let handles: Vec<_> = runs
             .into_iter()
             .map(|run| {
                 let progress = progress_slot.take();
-                scope.spawn(move || write_run(archive, &run, progress))
+                scope.spawn(move || write_run(archive, &run, progress, stop))
             })
             .collect();
         handles
@@ -232,7 +313,7 @@ pub fn extract_units(
             .map(|handle| {
                 handle
                     .join()
-                    .unwrap_or_else(|_| Err("an extraction thread failed".into()))
+                    .unwrap_or_else(|_| Err("an extraction thread failed".to_owned().into()))
             })
             .collect()
     });
@@ -310,7 +391,7 @@ fn plan<R: Read + Seek>(
     units: &[String],
     dest: &Path,
     dir_mode: u32,
-) -> Result<Vec<FileJob>, Reason> {
+) -> Result<Vec<FileJob>, Failure> {
     let mut dirs = DirBuilder::new();
     dirs.recursive(true).mode(dir_mode);
     // Directories made so far: one mkdir each, not one per file.
@@ -342,7 +423,7 @@ fn plan<R: Read + Seek>(
         };
         if let Some(dir) = dir.filter(|dir| !created.contains(*dir)) {
             dirs.create(dir)
-                .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+                .map_err(|e| failure(&e, format!("cannot create `{}`: {e}", dir.display())))?;
             created.insert(dir.to_owned());
         }
         if entry.is_dir() {
@@ -370,22 +451,26 @@ fn plan<R: Read + Seek>(
 const LOCAL_HEADER_LEN: usize = 30;
 
 /// Writes the files of `run` (in the order of the archive), decoding the
-/// stream from the frame where the first of them starts.
+/// stream from the frame where the first of them starts, until `stop`.
 fn write_run(
     archive: &NativeArchive,
     run: &[&FileJob],
     mut progress: Option<&mut Progress>,
-) -> Result<Extracted, Reason> {
+    stop: &AtomicBool,
+) -> Result<Extracted, Failure> {
     let mut done = Extracted::default();
     let Some(first) = run.first() else {
         return Ok(done);
     };
-    let cannot_extract = |name: &str, e: io::Error| format!("cannot extract `{name}`: {e}");
+    let cannot_extract = |name: &str, e: &io::Error| format!("cannot extract `{name}`: {e}");
     let (mut stream, mut position) = archive
         .decoder_from(first.header_start)
-        .map_err(|e| cannot_extract(&first.name, e))?;
+        .map_err(|e| cannot_extract(&first.name, &e))?;
     let mut buffer = vec![0; COPY_BLOCK];
     for file in run {
+        if stop.load(Ordering::Relaxed) {
+            return Err(Failure::Stopped);
+        }
         if let Some(progress) = progress.as_deref_mut() {
             progress.tick();
         }
@@ -394,17 +479,17 @@ fn write_run(
             .header_start
             .checked_sub(position)
             .ok_or_else(|| format!("the archive entry `{name}` overlaps the entry before it"))?;
-        skip(&mut stream, gap).map_err(|e| cannot_extract(name, e))?;
+        skip(&mut stream, gap).map_err(|e| cannot_extract(name, &e))?;
         let mut header = [0; LOCAL_HEADER_LEN];
         stream
             .read_exact(&mut header)
-            .map_err(|e| cannot_extract(name, e))?;
+            .map_err(|e| cannot_extract(name, &e))?;
         if !header.starts_with(b"PK\x03\x04") {
             return Err(format!("the archive entry `{name}` has no local header").into());
         }
         let u16_at = |at: usize| u64::from(u16::from_le_bytes([header[at], header[at + 1]]));
         let name_and_extra = u16_at(26) + u16_at(28);
-        skip(&mut stream, name_and_extra).map_err(|e| cannot_extract(name, e))?;
+        skip(&mut stream, name_and_extra).map_err(|e| cannot_extract(name, &e))?;
         position = file.header_start + LOCAL_HEADER_LEN as u64 + name_and_extra + file.size;
 
         let mut out = OpenOptions::new()
@@ -414,15 +499,18 @@ fn write_run(
             .open(&file.target)
             .map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists if file.target.is_dir() => {
-                    format!("the archive holds `{name}` both as a file and as a directory")
+                    format!("the archive holds `{name}` both as a file and as a directory").into()
                 }
-                io::ErrorKind::AlreadyExists => format!("the archive holds `{name}` twice"),
-                _ => format!("cannot create `{}`: {e}", file.target.display()),
+                io::ErrorKind::AlreadyExists => format!("the archive holds `{name}` twice").into(),
+                _ => failure(
+                    &e,
+                    format!("cannot create `{}`: {e}", file.target.display()),
+                ),
             })?;
         let mut data = (&mut stream).take(file.size);
         let mut crc = crc32fast::Hasher::new();
         let copied = copy_in_large_blocks(&mut data, &mut out, &mut buffer, &mut crc)
-            .map_err(|e| cannot_extract(name, e))?;
+            .map_err(|e| failure(&e, cannot_extract(name, &e)))?;
         if copied != file.size || crc.finalize() != file.crc {
             return Err(
                 format!("cannot extract `{name}`: its bytes do not match their checksum").into(),
@@ -509,24 +597,33 @@ mod tests {
         let mut frames = solid::compress(&inner[..directory_start as usize], 1).expect("frames");
         frames.extend(solid::compress(&inner[directory_start as usize..], 1).expect("frames"));
         let stream = solid::with_table(&frames, directory_start).expect("table");
+        outer_zip_of(dir, &stream)
+    }
+
+    /// An executable's zip holding `stream` as its native archive.
+    fn outer_zip_of(dir: &Path, stream: &[u8]) -> File {
         let path = dir.join("app.zip");
         let mut outer = zip::ZipWriter::new(File::create(&path).expect("create"));
         let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
         outer.start_file(NATIVE_ARCHIVE, stored).expect("start");
-        outer.write_all(&stream).expect("write");
+        outer.write_all(stream).expect("write");
         outer.finish().expect("finish");
         File::open(&path).expect("open")
     }
 
-    fn extract(entries: &[(&str, Option<&str>)]) -> Result<Extracted, Reason> {
+    fn extract(entries: &[(&str, Option<&str>)]) -> Result<Extracted, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let dest = dir.path().join("dest");
         fs::create_dir(&dest).expect("mkdir");
         let units = ["pkg".to_owned()];
         let mut progress = Progress::new("test", false);
         let file = archive_of(dir.path(), entries);
-        let archive = open_native(&file, None)?.expect("a native archive");
-        let result = extract_units(&archive, &units, &dest, 0o700, &mut progress);
+        let archive = open_native(&file, None, None)
+            .map_err(|reason| reason.0)?
+            .expect("a native archive");
+        let stop = AtomicBool::new(false);
+        let result = extract_units(&archive, &units, &dest, 0o700, &mut progress, &stop)
+            .map_err(|failure| failure.to_string());
         // Nothing escaped the destination.
         assert!(!dir.path().join("evil").exists());
         if result.is_ok() {
@@ -552,13 +649,38 @@ mod tests {
     #[test]
     fn units_without_files_and_file_directory_clashes_are_refused() {
         let missing = extract(&[("other.py", None)]).expect_err("pkg has no files");
-        assert!(missing.0.contains("holds no file of it"), "{}", missing.0);
+        assert!(missing.contains("holds no file of it"), "{missing}");
         let clash = extract(&[("pkg/a", None), ("pkg/a/b.py", None)]).expect_err("a clash");
         assert!(
-            clash.0.contains("both as a file and as a directory"),
-            "{}",
-            clash.0
+            clash.contains("both as a file and as a directory"),
+            "{clash}"
         );
+    }
+
+    /// A stream of 37 KB whose frames hold 8 MiB of zeros each, 1 GiB in
+    /// all: it is refused by what the manifest says, before anything is
+    /// decoded, and by its ratio where the manifest says nothing.
+    #[test]
+    fn a_stream_that_claims_more_than_the_manifest_is_refused_undecoded() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let zeros = solid::compress(&vec![0; solid::FRAME_LEN], 19).expect("a frame");
+        let frames = zeros.repeat(128);
+        let claimed = 128 * solid::FRAME_LEN as u64;
+        let stream = solid::with_table(&frames, claimed - 1).expect("table");
+        assert!(stream.len() < 64 << 10, "{} bytes", stream.len());
+        let file = outer_zip_of(dir.path(), &stream);
+        for declared in [Some(4096), None] {
+            let refused = open_native(&file, None, declared).err().expect("refused");
+            assert!(
+                refused.0.contains(&format!("claims {claimed} bytes")),
+                "{}",
+                refused.0
+            );
+        }
+        // What the manifest says is what is decoded (here, where memory is
+        // no issue: the last frame alone, which holds the "directory").
+        let archive = open_native(&file, None, Some(claimed)).expect("believed");
+        assert!(archive.is_some());
     }
 
     #[test]

@@ -246,6 +246,8 @@ pub fn run(
     })?;
     let archive_table = archive_table.and_then(interpreter::keep_table);
     phases.done("archive directory");
+    let _ = DAMAGED_COPY.set((manifest.name.clone(), payload.path.clone()));
+    interpreter::on_damaged_entry(report_damaged_entry);
     let started = Interpreter::start(Launch {
         argv: &argv,
         // The app's python (`python_link`), or the python name it was
@@ -395,6 +397,28 @@ fn own_python(
             exe.clone()
         }
     }
+}
+
+/// The app's name and executable, for `report_damaged_entry`.
+static DAMAGED_COPY: std::sync::OnceLock<(String, PathBuf)> = std::sync::OnceLock::new();
+
+/// An entry of the app's archive that the interpreter could not read (a
+/// damaged copy), said as every error of the runtime is said, and logged
+/// where no terminal shows it.
+fn report_damaged_entry(name: &str, why: &str) {
+    let Some((app, exe)) = DAMAGED_COPY.get() else {
+        return;
+    };
+    let error = Error::PayloadCorrupt {
+        exe: exe.clone(),
+        reason: Damage::Entry {
+            name: name.to_owned(),
+            why: why.to_owned(),
+        },
+    };
+    let text = error.render(app);
+    eprint!("{text}");
+    unattended::report_error(app, &text);
 }
 
 /// Why this runtime cannot run the archive of `manifest`, if it cannot.

@@ -8,7 +8,9 @@
 //! once per copy: by the first run, before it extracts, and then once for
 //! every other executable file (by device, inode, size, mtime and ctime)
 //! that runs the version, which a marker file in the version directory
-//! remembers (`VERIFIED_DIR`).
+//! remembers (`VERIFIED_DIR`). Not for a file changed in the last
+//! `RACY_WINDOW`: where timestamps count whole seconds, a change within
+//! the same second would keep its identity.
 
 use super::payload::{Payload, Window};
 use crate::format::Damage;
@@ -18,10 +20,19 @@ use std::fs::{DirBuilder, File};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 /// In a version directory: one empty file per verified copy, named by its
 /// identity.
 pub const VERIFIED_DIR: &str = ".pyferry-verified";
+
+/// How long after its last change a file's identity cannot tell it from
+/// a later change: filesystems with one-second timestamps (ext4 with small
+/// inodes, many network filesystems), or FAT's two seconds, give a copy
+/// overwritten within the same tick the same times, size and inode. Such a
+/// copy is verified again at its next start (as git re-reads a file that
+/// changed within its index's second).
+const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 /// Hashes the archive of `payload` again; `Err` unless it is the hash the
 /// manifest records.
@@ -86,6 +97,17 @@ pub fn check_entry_count(payload: &Payload, held: Option<u64>) -> Result<(), Dam
     }
 }
 
+/// Whether `file` changed (its data or its inode) less than `window` ago,
+/// or is dated in the future.
+fn changed_within(file: &File, window: Duration) -> io::Result<bool> {
+    let meta = file.metadata()?;
+    let changed = meta.ctime().max(meta.mtime());
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64);
+    Ok(now.saturating_sub(changed) < window.as_secs() as i64)
+}
+
 /// What tells this copy of the executable from others: a file with this
 /// identity and the same hash was verified already.
 pub fn identity(file: &File) -> io::Result<String> {
@@ -108,8 +130,12 @@ pub fn marker(dir: &Path, file: &File) -> Option<PathBuf> {
     Some(dir.join(VERIFIED_DIR).join(identity(file).ok()?))
 }
 
-/// Remembers in the version directory `dir` that this copy was verified.
+/// Remembers in the version directory `dir` that this copy was verified,
+/// unless it changed too recently for its identity to tell (`RACY_WINDOW`).
 pub fn remember(dir: &Path, file: &File, dir_mode: u32) -> io::Result<()> {
+    if changed_within(file, RACY_WINDOW)? {
+        return Ok(());
+    }
     match DirBuilder::new()
         .mode(dir_mode)
         .create(dir.join(VERIFIED_DIR))

@@ -848,3 +848,238 @@ open(sys.argv[2], "wb").write(data)
     assert!(refused(&output), "{}", describe(&output));
     assert_eq!(success(&cx.run(&exe, &[] as &[&str])), "genuine\n");
 }
+
+/// Of a cache root's entries, those that a version directory or an
+/// extraction's temporary sibling would leave (not lock files, not python
+/// links).
+fn extraction_leftovers<'a>(entries: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    entries
+        .filter(|name| {
+            name.starts_with("fullfs-") && !name.ends_with(".lock") || name.contains(".tmp-")
+        })
+        .collect()
+}
+
+/// A first run whose cache root cannot take the app's files (a filesystem
+/// without the room, or without the inodes) extracts into the next root,
+/// deferred and eager runs alike, checked before anything is written; one
+/// that finds the disk full halfway (filled by another process after the
+/// check) removes what it wrote and does the same. With PYFERRY_CACHE_DIR,
+/// the only root, the error names the full directory and says how to
+/// choose another.
+#[test]
+fn a_full_filesystem_makes_the_next_root_serve() {
+    let cx = TestContext::new();
+    // More than the small filesystems below hold, in either flavor (the
+    // system flavor extracts no standard library): 4 MB, 60 more files.
+    let app = big_native_app(&cx, 4);
+    for n in 0..60 {
+        fs::write(app.join(format!("fastpkg/data-{n}.txt")), "data\n").expect("write");
+    }
+    let exe = cx.pack("fullfs", &[app.to_str().expect("utf-8")]);
+    let home = cx.path().join("home");
+    let first_root = home.join(".cache/pyferry");
+    let runtime = cx.path().join("runtime");
+    let next_root = runtime.join("pyferry");
+    fs::create_dir(&runtime).expect("mkdir");
+    // The app's output (`24`, its data, its extension's path) or
+    // --extract-only's (the version's directory), from the next root.
+    let served_by_next_root = |output: &std::process::Output| {
+        let out = success(output);
+        let paths: Vec<&str> = out.lines().filter(|line| line.starts_with('/')).collect();
+        assert!(
+            !paths.is_empty()
+                && paths
+                    .iter()
+                    .all(|path| path.starts_with(next_root.to_str().expect("utf-8")))
+                && (paths.len() == 1 || out.starts_with("24\n")),
+            "{}",
+            describe(output)
+        );
+        fs::remove_dir_all(&next_root).expect("empty the next root");
+    };
+
+    // Checked first: too few bytes, too few inodes. A run defers its
+    // extraction; --extract-only does not.
+    for options in ["size=1m", "size=512m,nr_inodes=40"] {
+        let setup = format!("mount -t tmpfs -o {options} tmpfs {}", home.display());
+        for then in ["\"$0\" 2", "\"$0\" --extract-only"] {
+            let output = in_mount_namespace(&cx, &format!("{setup} && {then}"))
+                .arg(&exe)
+                .env_remove("PYFERRY_CACHE_DIR")
+                .env("XDG_RUNTIME_DIR", &runtime)
+                .output()
+                .expect("unshare");
+            served_by_next_root(&output);
+        }
+    }
+
+    // The filesystem fills up after the check, while the app waits for
+    // its lock (`strace` holds up its `flock` by three seconds once it
+    // reports the check's `statfs`): the extraction runs out of room
+    // halfway, and the next root serves.
+    let home_text = home.display().to_string();
+    let script = format!(
+        "mount -t tmpfs -o size=256m tmpfs {home_text} && \
+         strace -f -e trace=statfs,flock -e inject=flock:delay_enter=3000000 \
+             \"$0\" --extract-only > out 2> log & \
+         while ! grep -q 'statfs(\"{home_text}/.cache/pyferry\".*= 0' log; do sleep 0.05; done; \
+         dd if=/dev/zero of={home_text}/filler bs=1M 2>/dev/null; \
+         wait $!; status=$?; cat out; cat log >&2; \
+         ls -a {home_text}/.cache/pyferry | sed 's/^/left: /' >&2; exit $status"
+    );
+    let output = in_mount_namespace(&cx, &script)
+        .arg(&exe)
+        .env_remove("PYFERRY_CACHE_DIR")
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("PYFERRY_DEBUG", "1")
+        .current_dir(cx.path())
+        .output()
+        .expect("unshare");
+    assert!(
+        stderr(&output).contains(&format!(
+            "not extracting into {}: its filesystem is full: cannot ",
+            first_root.display()
+        )),
+        "{}",
+        describe(&output)
+    );
+    let error = stderr(&output);
+    let left = error.lines().filter_map(|line| line.strip_prefix("left: "));
+    assert_eq!(extraction_leftovers(left), Vec::<&str>::new());
+    served_by_next_root(&output);
+
+    // The only root: the error names it, and says how to choose another.
+    let only = home.join("only");
+    let output = in_mount_namespace(
+        &cx,
+        "mount -t tmpfs -o size=1m tmpfs $1 && exec \"$0\" --extract-only",
+    )
+    .arg(&exe)
+    .arg(&home)
+    .env("PYFERRY_CACHE_DIR", &only)
+    .output()
+    .expect("unshare");
+    let error = stderr(&output);
+    assert!(!output.status.success(), "{}", describe(&output));
+    for said in [
+        format!("cannot use the cache directory `{}`", only.display()),
+        "its filesystem is full".to_owned(),
+        "set PYFERRY_CACHE_DIR".to_owned(),
+    ] {
+        assert!(
+            error.contains(&said),
+            "{said:?} not in:\n{}",
+            describe(&output)
+        );
+    }
+}
+
+/// A copy that fails its verification stops extracting at once, instead
+/// of writing all its files first: `strace` holds up every `openat` by 20
+/// ms, so the extraction would take seconds, its verification far less.
+#[test]
+fn a_damaged_copy_stops_extracting_when_its_verification_fails() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    fs::write(app.join("greeting.py"), "MESSAGE = 'hello'\n").expect("write");
+    let exe = cx.pack("stopped", &[app.to_str().expect("utf-8")]);
+    let files = cx.inspect_json(&exe)["extracted_files"]
+        .as_array()
+        .expect("extracted files")
+        .len();
+    let damaged = cx.path().join("damaged");
+    damaged_copy(&exe, &damaged, |bytes| {
+        middle_of_entry(bytes, "greeting.pyc")
+    });
+    let trace = cx.path().join("trace");
+    let output = cx
+        .command("strace")
+        .args(["-f", "-o"])
+        .arg(&trace)
+        .args([
+            "-e",
+            "trace=openat",
+            "-e",
+            "inject=openat:delay_enter=20000",
+        ])
+        .arg(&damaged)
+        .arg("--extract-only")
+        .output()
+        .expect("strace (apt-get install strace)");
+    assert!(
+        !output.status.success()
+            && stderr(&output).contains("does not match the hash it was packed with"),
+        "{}",
+        describe(&output)
+    );
+    let created = fs::read_to_string(&trace)
+        .expect("trace")
+        .lines()
+        .filter(|line| line.contains(".tmp-") && line.contains("O_CREAT"))
+        .count();
+    assert!(created < files / 4, "{created} of {files} files written");
+    assert_eq!(version_dirs(&cx.cache_dir()), Vec::<String>::new());
+}
+
+/// On a filesystem whose timestamps count whole seconds (ext4 with 128-byte
+/// inodes, on a loop device), a copy overwritten within the second it was
+/// written and run keeps its inode, size and times: the run must not have
+/// remembered it as verified, or the overwritten copy (its native archive
+/// damaged, which a warm start never reads) would run unverified.
+#[test]
+fn a_copy_changed_within_its_timestamps_second_is_verified_again() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack("racy", &[app.to_str().expect("utf-8")]);
+    let damaged = cx.path().join("damaged");
+    damaged_copy(&exe, &damaged, |bytes| {
+        middle_of_entry(bytes, pyferry::format::NATIVE_ARCHIVE)
+    });
+    let image = cx.path().join("coarse.img");
+    File::create(&image)
+        .and_then(|file| file.set_len(256 << 20))
+        .expect("image");
+    let made = cx
+        .command("mkfs.ext4")
+        .args(["-q", "-F", "-I", "128"])
+        .arg(&image)
+        .output()
+        .expect("mkfs.ext4");
+    assert!(made.status.success(), "{}", describe(&made));
+    let mount = cx.path().join("coarse");
+    fs::create_dir(&mount).expect("mkdir");
+    // From the start of a second: the copy, its first run, the overwrite;
+    // then the copy's times (both in the same second, or the try does not
+    // count) and its second run.
+    let script = format!(
+        "mount -o loop {image} {mount} && cd {mount} && \
+         python3 -c 'import time; time.sleep(1 - time.time() % 1)' && \
+         cp \"$0\" app && stat -c %Y.%Z app && ./app 2 >/dev/null && \
+         cat \"$1\" > app && stat -c %Y.%Z app && ./app 2",
+        image = image.display(),
+        mount = mount.display()
+    );
+    for _ in 0..5 {
+        let _ = fs::remove_dir_all(cx.cache_dir());
+        let output = in_mount_namespace(&cx, &script)
+            .arg(&exe)
+            .arg(&damaged)
+            .output()
+            .expect("unshare");
+        let out = stdout(&output);
+        let times: Vec<&str> = out.lines().take(2).collect();
+        assert_eq!(times.len(), 2, "{}", describe(&output));
+        if times[0] != times[1] {
+            continue; // Not within one second: try again.
+        }
+        assert!(
+            !output.status.success()
+                && stderr(&output).contains("does not match the hash it was packed with"),
+            "{}",
+            describe(&output)
+        );
+        return;
+    }
+    panic!("five tries never ran the copy and overwrote it within one second");
+}

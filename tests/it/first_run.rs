@@ -110,7 +110,10 @@ fn distribution_metadata_is_there_on_a_first_run() {
 
 /// A damaged copy that extracts nothing is never verified as a whole: the
 /// module read from its damaged entry fails against the entry's CRC-32,
-/// with a message that says what to do, instead of running corrupt bytecode.
+/// with a message that says what to do (and no traceback), instead of
+/// running corrupt bytecode; so does a module that CPython's own start
+/// imports from the archive (`encodings`), instead of CPython's dump of
+/// its configuration.
 #[test]
 fn a_damaged_module_fails_its_checksum_instead_of_running() {
     let cx = TestContext::new();
@@ -144,12 +147,19 @@ fn a_damaged_module_fails_its_checksum_instead_of_running() {
     // library's, zstd frames (of the archive's dictionary in a standalone
     // app): one flipped bit in the middle of each.
     let standard = textwrap.as_deref().map(|name| (name, "/textwrap.pyc"));
+    let encodings = textwrap
+        .as_deref()
+        .map(|name| name.replace("/textwrap.pyc", "/encodings/__init__.pyc"));
+    let at_start = encodings
+        .as_deref()
+        .map(|name| (name, "/encodings/__init__.pyc"));
     for (entry, failing) in [
         ("__main__.pyc", "__main__.pyc"),
         ("helper.pyc", "helper.pyc"),
     ]
     .into_iter()
     .chain(standard)
+    .chain(at_start)
     {
         let mut bytes = fs::read(&exe).expect("read");
         let at = middle_of_entry(&bytes, entry);
@@ -162,11 +172,14 @@ fn a_damaged_module_fails_its_checksum_instead_of_running() {
         assert!(!String::from_utf8_lossy(&output.stdout).contains("greetings"));
         let error = stderr(&output);
         assert!(
-            error.contains(&format!("{failing}` in its archive cannot be read ("))
-                && error.contains("download or install the app again"),
+            error.contains(&format!("{failing}` cannot be read ("))
+                && error.contains("pack the app again or fetch a fresh copy")
+                && !error.contains("Traceback")
+                && !error.contains("Python path configuration"),
             "{entry}: {}",
             describe(&output)
         );
+        assert_eq!(output.status.code(), Some(1), "{entry}");
     }
 }
 

@@ -17,7 +17,7 @@ use super::tree::SourceFile;
 use crate::builder::progress::Phase;
 use crate::error::{Error, Reason, Result, io};
 use crate::format::archive_hash::{ArchiveHasher, DIR_MODE};
-use crate::format::manifest::{EntryPoint, Manifest};
+use crate::format::manifest::{EntryPoint, Manifest, NativeArchiveSize};
 use crate::format::stamp::{self, Stamp};
 use crate::format::{
     BOOTSTRAP_MODULE, NATIVE_ARCHIVE, PYFERRY_DIR, archive_path, elf, end_record, pyc_zstd, solid,
@@ -93,7 +93,7 @@ pub fn write_executable(
         start: zip_offset,
     });
     let mut hasher = ArchiveHasher::default();
-    let mut outer = with_native_archive(
+    let (mut outer, native_archive) = with_native_archive(
         entries,
         &manifest.extracted,
         stdlib.map(|parts| parts.extracted.as_path()),
@@ -125,6 +125,7 @@ pub fn write_executable(
     if let Some(parts) = stdlib {
         copy_archived(&mut zip, &parts.archived, &mut hasher, &mut pycs, &temp)?;
     }
+    manifest.native_archive = native_archive;
     manifest.hash = hasher.finish(&manifest);
 
     let comment = end_record::encode_comment(&manifest);
@@ -283,6 +284,7 @@ impl<W: Seek> Seek for ZipStart<W> {
 /// of more native entries (the standard library), written first: its part
 /// of the inner zip is then the same bytes in every app, zstd frames
 /// compressed once (`cache::shared_frames`), the app's own part others.
+/// Also returns the inner zip's size, if there is one.
 fn with_native_archive(
     entries: &BTreeMap<String, Entry>,
     native: &[String],
@@ -290,7 +292,7 @@ fn with_native_archive(
     work_dir: &Path,
     timestamp: DateTime,
     phase: &Phase,
-) -> Result<BTreeMap<String, Entry>> {
+) -> Result<(BTreeMap<String, Entry>, Option<NativeArchiveSize>)> {
     let is_native = |name: &str| {
         native
             .iter()
@@ -301,10 +303,11 @@ fn with_native_archive(
         .map(|(name, entry)| (name.clone(), entry.clone()))
         .partition(|(name, _)| is_native(name));
     if inner.is_empty() && prebuilt.is_none() {
-        return Ok(outer);
+        return Ok((outer, None));
     }
     let zip_path = work_dir.join("native.zip");
     let parts = write_native_zip(&zip_path, prebuilt, &inner, timestamp, phase)?;
+    let size = parts.size;
     let path = work_dir.join("native.zip.zst");
     compress_native(&zip_path, parts, &path, phase)?;
     outer.insert(format!("{PYFERRY_DIR}/"), Entry::Dir);
@@ -315,14 +318,15 @@ fn with_native_archive(
             executable: false,
         }),
     );
-    Ok(outer)
+    Ok((outer, Some(size)))
 }
 
 /// Where the parts of the inner zip end: `prebuilt`'s entries, then the
-/// app's (the central directory follows).
+/// app's (the central directory follows); and the whole zip's size.
 struct NativeParts {
     shared_end: u64,
     directory_start: u64,
+    size: NativeArchiveSize,
 }
 
 /// Writes the inner zip to `path`, every entry stored (the whole is
@@ -371,9 +375,14 @@ fn write_native_zip(
             .header_start(),
         false => directory_start,
     };
+    let size = NativeArchiveSize {
+        len: fs::metadata(path).map_err(io("read", path))?.len(),
+        entries: written.len() as u64,
+    };
     Ok(NativeParts {
         shared_end,
         directory_start,
+        size,
     })
 }
 

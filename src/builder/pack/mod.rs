@@ -241,6 +241,8 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
         qt_platforms,
         extract_on_import,
         glibc,
+        // Known once the archive is written.
+        native_archive: None,
         builder: options.builder_kit,
         hash: String::new(),
         pyferry: env!("CARGO_PKG_VERSION").to_owned(),

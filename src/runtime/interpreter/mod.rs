@@ -156,6 +156,10 @@ pub enum Started {
 /// Set by the first `Interpreter::start`: CPython is initialized once.
 static STARTED: AtomicBool = AtomicBool::new(false);
 
+/// Set once CPython's start is complete (`_Py_InitializeMain` returned):
+/// before, an exception ends in CPython's dump of its configuration.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
 impl Interpreter {
     /// Sets the environment and starts the interpreter as `launch` says.
     pub fn start(launch: Launch) -> Result<Started> {
@@ -235,6 +239,7 @@ impl Interpreter {
         if let Some(exit) = check(status, "interpreter initialization")? {
             return Ok(Started::Exited(exit));
         }
+        RUNNING.store(true, Ordering::Release);
         if let Some(prefix) = launch.prefix {
             // CPython derives its prefixes from `home`, whatever the
             // configuration says, and sets them again as its main part
@@ -367,15 +372,32 @@ unsafe extern "C" fn get_data(
                 read_entry(file, &table_entry, &DICTIONARY)
             }
         };
-        let read = read.map_err(|why| {
-            let name =
-                text_of(py::PyTuple_GetItem(entry, 0)).unwrap_or_else(|| String::from("an entry"));
-            py::PyErr_Clear();
-            format!(
-                "this copy of the app is damaged: `{name}` in its archive cannot be read \
-                 ({why}); download or install the app again"
-            )
-        });
+        let read = match read {
+            Ok(bytes) => Ok(bytes),
+            Err(why) => {
+                let name = text_of(py::PyTuple_GetItem(entry, 0))
+                    .unwrap_or_else(|| String::from("an entry"));
+                py::PyErr_Clear();
+                if let Some(report) = DAMAGE_REPORT.get() {
+                    report(&name, &why);
+                    // Before the start is complete, CPython would bury
+                    // the error under its configuration; after, an exit
+                    // with no traceback, through the app's `finally`
+                    // blocks and `atexit` handlers.
+                    if !RUNNING.load(Ordering::Acquire) {
+                        std::process::exit(1);
+                    }
+                    let status = py::PyLong_FromLong(1);
+                    py::PyErr_SetObject(py::PyExc_SystemExit, status);
+                    py::Py_XDECREF(status);
+                    return std::ptr::null_mut();
+                }
+                Err(format!(
+                    "this copy of the app is damaged: `{name}` in its archive cannot be read \
+                     ({why}); download or install the app again"
+                ))
+            }
+        };
         let error = ZIP_IMPORT_ERROR.load(Ordering::Acquire);
         let class = if error.is_null() {
             py::PyExc_ImportError
@@ -498,6 +520,17 @@ unsafe fn table_entry(entry: *mut py::PyObject) -> Option<super::zipimport::Tabl
             crc: u32::try_from(number(7)?).ok()?,
         })
     }
+}
+
+/// How the runtime tells the user that an entry of the app's archive
+/// (its name, and why) cannot be read: the copy is damaged.
+static DAMAGE_REPORT: OnceLock<fn(&str, &str)> = OnceLock::new();
+
+/// Sets how a damaged entry of the app's archive is reported; the
+/// interpreter then exits with status 1 (`SystemExit` once the app runs)
+/// instead of raising `ZipImportError`.
+pub fn on_damaged_entry(report: fn(&str, &str)) {
+    let _ = DAMAGE_REPORT.set(report);
 }
 
 /// What `_pyferry_runtime.extract()` runs (`runtime::lazy`).
