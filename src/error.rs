@@ -87,7 +87,17 @@ pub enum Error {
         available: Vec<String>,
     },
 
-    #[error("the input `{input}` is neither a directory, a wheel, nor a pip requirement")]
+    #[error("`{}` is not valid Python {python}: {reason}", file.display())]
+    InvalidPython {
+        file: PathBuf,
+        python: String,
+        reason: String,
+    },
+
+    #[error(
+        "the input `{input}` names a file or directory (no pip requirement looks so), but \
+         there is no such file or directory"
+    )]
     InputNotFound { input: String },
 
     #[error("the wheel `{}` cannot run on the embedded Python {python}", wheel.display())]
@@ -224,10 +234,12 @@ impl Error {
                     .to_owned()
             }
             Error::CacheUnsafe { hint, .. } => (*hint).to_owned(),
-            Error::NothingToPack => "pass a directory, a wheel or a pip requirement, or `-r FILE`, \
+            Error::NothingToPack => {
+                "pass a directory, a wheel or a pip requirement, or `-r FILE`, \
                                      e.g. `pyferry pack -o app ./src`, or run `pyferry pack` in \
                                      a project's directory (one with `pyproject.toml`)"
-                .to_owned(),
+                    .to_owned()
+            }
             Error::ProjectConfig { .. } => "pack's options in `[tool.pyferry]` are named like \
                                             its long flags (`pyferry pack --help`); the README \
                                             shows an example"
@@ -261,8 +273,14 @@ impl Error {
             Error::ConsoleScriptMissing { available, .. } => {
                 format!("the inputs declare: {}", available.join(", "))
             }
+            Error::InvalidPython { python, .. } => format!(
+                "fix it for Python {python}, or pack with `--keep-invalid-python` to carry it as \
+                 a data file that is never imported"
+            ),
             Error::InputNotFound { .. } => {
-                "pass an existing directory, a `.whl` file, or a requirement such as `requests==2.32.3`"
+                "check the path (relative ones start from the current directory); a script ends \
+                 in `.py`, a wheel in `.whl`, and a requirement from PyPI is a bare name such as \
+                 `requests` or `requests==2.32.3`"
                     .to_owned()
             }
             Error::WheelIncompatible { python, .. } => format!(

@@ -7,7 +7,7 @@ use super::pack::{self, PackOptions};
 use super::project::{PYPROJECT, Project, ToolTable};
 use crate::console;
 use crate::error::{Error, Result, io};
-use crate::format::manifest::glibc_version;
+use crate::format::manifest::{glibc_version, is_valid_app_name};
 use crate::runtime::cache;
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -80,7 +80,8 @@ enum CacheCommand {
 
 #[derive(Debug, Args)]
 struct PackArgs {
-    /// Where to write the executable (in a project: default `dist/NAME`).
+    /// Where to write the executable; default `dist/NAME`, NAME from
+    /// `--name`, `-c`, the project, or the first input (`hello.py`: hello).
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
     /// Entry point: `pkg.mod` (run as `python -m`) or `pkg.mod:func` (called;
@@ -109,6 +110,12 @@ struct PackArgs {
     /// then show no source lines).
     #[arg(long)]
     no_sources: bool,
+    /// Carry a `.py` file of the app's own (a script, a file of an app
+    /// directory, the entry point's module) that is not valid Python for the
+    /// embedded version as source only, a data file that cannot be
+    /// imported, instead of refusing to pack it.
+    #[arg(long)]
+    keep_invalid_python: bool,
     /// Keep a part of the standard library that standalone apps leave out by
     /// default: test, idlelib, tkinter, turtledemo, ensurepip, lib2to3,
     /// pydoc_data, nis, include (CPython's C headers) (repeatable).
@@ -212,11 +219,21 @@ fn pack_options(args: PackArgs) -> Result<(PackOptions, Option<DesktopOptions>, 
             };
             project.dir.join("dist").join(named)
         }
+        // `dist/NAME` here, NAME from the app's name, its console script
+        // or its first input, as a project's.
         (None, None, None) => {
-            return Err(Error::Usage {
-                usage: "pyferry pack -o OUT [INPUT]... (or, in a directory with `pyproject.toml`: pyferry pack)"
-                    .to_owned(),
-            });
+            let named = name
+                .clone()
+                .or_else(|| console_script.clone())
+                .or_else(|| args.inputs.first().and_then(|input| name_of_input(input)));
+            let Some(named) = named else {
+                return Err(Error::Usage {
+                    usage: "pyferry pack -o OUT [INPUT]... (or, in a directory with \
+                            `pyproject.toml`: pyferry pack)"
+                        .to_owned(),
+                });
+            };
+            Path::new("dist").join(named)
         }
     };
     let mut inputs = args.inputs;
@@ -243,6 +260,7 @@ fn pack_options(args: PackArgs) -> Result<(PackOptions, Option<DesktopOptions>, 
         pip_args: or_table(args.pip_args, &table.pip_args),
         verbose: args.verbose,
         keep_sources: !(args.no_sources || table.no_sources == Some(true)),
+        keep_invalid_python: args.keep_invalid_python || table.keep_invalid_python == Some(true),
         keep_stdlib: or_table(args.keep_stdlib, &table.keep_stdlib),
         minimal_stdlib: match args.stdlib.as_deref().or(table.stdlib.as_deref()) {
             None | Some("full") => false,
@@ -270,6 +288,34 @@ fn pack_options(args: PackArgs) -> Result<(PackOptions, Option<DesktopOptions>, 
             terminal: args.desktop.terminal || table.terminal == Some(true),
         });
     Ok((options, desktop, from_project))
+}
+
+/// The app name an input suggests: a script's or directory's name, a
+/// wheel's or requirement's project; none that is no valid app name.
+fn name_of_input(input: &str) -> Option<String> {
+    let path = Path::new(input);
+    let name = if path.is_dir() {
+        // `.` and `..` by the names they stand for.
+        std::fs::canonicalize(path)
+            .ok()?
+            .file_name()?
+            .to_str()?
+            .to_owned()
+    } else if path.is_file() {
+        let file_name = path.file_name()?.to_str()?;
+        match file_name.strip_suffix(".py") {
+            Some(stem) => stem.to_owned(),
+            // `NAME-VERSION...` for wheels and sdists.
+            None => file_name.split('-').next()?.to_owned(),
+        }
+    } else {
+        // A requirement: its project name, before any version or extra.
+        input
+            .split(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
+            .next()?
+            .to_owned()
+    };
+    is_valid_app_name(&name).then_some(name)
 }
 
 /// `--glibc X.Y` (or `glibc = "X.Y"` in [tool.pyferry]).

@@ -45,6 +45,7 @@ pub struct ToolTable {
     #[serde(default)]
     pub no_extract: Vec<String>,
     pub no_sources: Option<bool>,
+    pub keep_invalid_python: Option<bool>,
     pub system_cache: Option<PathBuf>,
     /// `"2.17"` (`--glibc`).
     pub glibc: Option<String>,
@@ -68,6 +69,7 @@ const KEYS: &[&str] = &[
     "extract",
     "no-extract",
     "no-sources",
+    "keep-invalid-python",
     "system-cache",
     "glibc",
     "desktop-entry",

@@ -60,8 +60,23 @@ fn pack_with_missing_entry_module_or_script() {
     assert_clean_error(&output, &["console script `nothing`"]);
     let output = cx.pack_output("out", &[]);
     assert_clean_error(&output, &["nothing to pack", "hint: pass a directory"]);
-    let output = cx.pack_output("out", &["./no/such/dir"]);
-    assert_clean_error(&output, &["`./no/such/dir` is neither a directory"]);
+    // Inputs that look local are never looked up on PyPI.
+    for missing in [
+        "./no/such/dir",
+        "src/tool",
+        "helo.py",
+        "tool-1.0-py3-none-any.whl",
+    ] {
+        let output = cx.pack_output("out", &[missing]);
+        assert_clean_error(
+            &output,
+            &[
+                &format!("`{missing}` names a file or directory"),
+                "no such file",
+            ],
+        );
+        assert!(!stderr(&output).contains("satisfies the requirement"));
+    }
 }
 
 #[test]
@@ -333,4 +348,133 @@ fn pack_never_writes_over_its_inputs() {
     );
     assert_eq!(fs::read_to_string(&requirements).expect("read"), "\n");
     assert!(!app.join("tool").exists());
+}
+
+/// Pack's work directory (pip's staging, the archive before it is moved
+/// into place) is private whatever the umask: under `umask 000`, what pack
+/// and pip make inside it would otherwise be open to every user. `strace`
+/// records the `mkdir` that makes it.
+#[test]
+fn packs_work_directory_is_private_under_any_umask() {
+    let cx = TestContext::new();
+    let app = cx.write_tree("app", &[("__main__.py", "print('hello')\n")]);
+    let trace = cx.path().join("trace");
+    let output = cx
+        .command("strace")
+        .args(["-f", "-o"])
+        .arg(&trace)
+        .args([
+            "-e",
+            "trace=mkdir,mkdirat",
+            "sh",
+            "-c",
+            "umask 000 && exec \"$@\"",
+            "sh",
+        ])
+        .arg(crate::context::pyferry())
+        .args(["pack", "-o"])
+        .arg(cx.path().join("hello"))
+        .arg(&app)
+        .env("TMPDIR", cx.path())
+        .output()
+        .expect("strace (apt-get install strace)");
+    assert!(output.status.success(), "{}", describe(&output));
+    let trace = fs::read_to_string(&trace).expect("trace");
+    let made: Vec<&str> = trace
+        .lines()
+        .filter(|line| line.contains("/pyferry-pack-") && line.contains("mkdir"))
+        .collect();
+    assert!(
+        made.first().is_some_and(|line| line.contains(", 0700)")),
+        "{made:#?}"
+    );
+}
+
+/// With no `-o`, pack writes `dist/NAME` in the current directory, as in a
+/// project: NAME from the script, or from the directory (a bare name that
+/// is a directory here is that directory, with a note, never a PyPI
+/// project of that name). Each runs as python runs its source.
+#[test]
+fn pack_without_an_output_writes_dist_named_after_the_input() {
+    let cx = TestContext::new();
+    let source = "import sys\nprint('hello from', sys.argv[1:])\n";
+    fs::write(cx.path().join("hello.py"), source).expect("write");
+    cx.write_tree("six", &[("__main__.py", source)]);
+    let expected = crate::context::success(&cx.python(&[cx.path().join("hello.py")]));
+    for (input, dist) in [("hello.py", "hello"), ("six", "six")] {
+        let output = cx
+            .command(crate::context::pyferry())
+            .args(["pack", input])
+            .output()
+            .expect("pack");
+        assert!(output.status.success(), "{}", describe(&output));
+        assert_eq!(
+            stderr(&output).contains("is the directory `./six` here"),
+            input == "six",
+            "{}",
+            describe(&output)
+        );
+        let exe = cx.path().join("dist").join(dist);
+        let ran = crate::context::success(&cx.run(&exe, &[] as &[&str]));
+        assert_eq!(ran, expected, "{input}");
+    }
+}
+
+/// A script or app file of the user's that is not valid Python for the
+/// embedded version is refused when packing (it would fail at every
+/// start), naming the file, the line python names and the version; with
+/// `--keep-invalid-python` it travels as a data file. Invalid files of
+/// installed packages (templates) are no error.
+#[test]
+fn the_apps_own_invalid_python_is_refused_when_packing() {
+    let cx = TestContext::new();
+    let version = pyferry::build_python::PYTHON_VERSION;
+    let script = cx.path().join("broken.py");
+    fs::write(&script, "print('fine')\nprint('unclosed'\n").expect("write");
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", "print('the app runs')\n"),
+            ("template.py", "{{ name }} = 1\n"),
+        ],
+    );
+    let compiled = cx.python(&["-m", "py_compile", script.to_str().expect("utf-8")]);
+    let python_says = stderr(&compiled);
+    let line = python_says
+        .split(", line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .expect("python names a line");
+    for (input, file) in [(&script, "broken.py"), (&app, "template.py")] {
+        let output = cx.pack_output("out", &[input.to_str().expect("utf-8")]);
+        assert_clean_error(
+            &output,
+            &[
+                &format!("{file}` is not valid Python {version}"),
+                "--keep-invalid-python",
+            ],
+        );
+        if file == "broken.py" {
+            assert!(
+                stderr(&output).contains(&format!("at line {line}")),
+                "{python_says}"
+            );
+        }
+        assert!(!cx.path().join("out").exists());
+    }
+    let exe = cx.pack(
+        "kept",
+        &["--keep-invalid-python", app.to_str().expect("utf-8")],
+    );
+    let expected = crate::context::success(&cx.python(&[app.join("__main__.py")]));
+    assert_eq!(
+        crate::context::success(&cx.run(&exe, &[] as &[&str])),
+        expected
+    );
+    let archive = zip::ZipArchive::new(fs::File::open(&exe).expect("open")).expect("a zip");
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|name| name.expect("a UTF-8 name").into_owned())
+        .collect();
+    assert!(names.iter().any(|name| name == "template.py"), "{names:?}");
 }

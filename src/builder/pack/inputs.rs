@@ -3,8 +3,10 @@
 //! A directory with `pyproject.toml` or `setup.py` is a project (pip); any
 //! other directory is copied to the archive root as is; a `.py` file is a
 //! script, put at the archive root; a `.whl` is checked against the
-//! embedded Python and installed with pip; anything else is a pip
-//! requirement. pip resolves; pyferry never does.
+//! embedded Python and installed with pip; a missing path (one with a `/`,
+//! or a script's, wheel's or sdist's name) is an error, never a lookup on
+//! PyPI; anything else is a pip requirement. pip resolves; pyferry never
+//! does.
 
 use super::python::BuildPython;
 use crate::builder::progress::Progress;
@@ -32,6 +34,12 @@ pub fn classify(inputs: &[String], python: &BuildPython) -> Result<Inputs> {
         // pip reads a bare `name` as a requirement, never as a path.
         let for_pip = || std::path::absolute(path).map_err(crate::error::io("resolve", path));
         if path.is_dir() {
+            if is_requirement_name(input) {
+                eprintln!(
+                    "pyferry: note: `{input}` is the directory `./{input}` here, not the PyPI \
+                     project of that name (for that, write `{input}==VERSION`)"
+                );
+            }
             if path.join("pyproject.toml").is_file() || path.join("setup.py").is_file() {
                 classified.pip.push(for_pip()?.into());
             } else {
@@ -44,7 +52,7 @@ pub fn classify(inputs: &[String], python: &BuildPython) -> Result<Inputs> {
                 check_wheel(path, python)?;
             }
             classified.pip.push(for_pip()?.into());
-        } else if input.ends_with(".whl") || input.contains('/') {
+        } else if is_distribution_file(input) || input.ends_with(".py") || input.contains('/') {
             return Err(Error::InputNotFound {
                 input: input.clone(),
             });
@@ -53,6 +61,17 @@ pub fn classify(inputs: &[String], python: &BuildPython) -> Result<Inputs> {
         }
     }
     Ok(classified)
+}
+
+/// A bare project name, as pip reads a requirement (`black`, `zope.event`).
+pub fn is_requirement_name(input: &str) -> bool {
+    input
+        .bytes()
+        .next()
+        .is_some_and(|first| first.is_ascii_alphanumeric())
+        && input
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// A wheel or an sdist, by its name: a bare `black` is a requirement even

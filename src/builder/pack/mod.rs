@@ -55,6 +55,8 @@ pub struct PackOptions {
     pub verbose: bool,
     /// Keep `.py` files next to their pycs (source lines in tracebacks).
     pub keep_sources: bool,
+    /// Carry the app's own invalid Python as data instead of refusing it.
+    pub keep_invalid_python: bool,
     /// Parts of the standard library to keep that are left out by default
     /// (standalone flavor).
     pub keep_stdlib: Vec<String>,
@@ -475,12 +477,26 @@ fn gather_app(
     let units = units::place(&tree, &overrides)?;
     let extracted = extracted_names(&units);
     add_bootstrap(&mut tree, work_dir)?;
+    // The app's own code (what the user wrote, not what pip installed):
+    // its scripts, its directories, its entry point's module.
+    let entry_files =
+        [".py", "/__init__.py"].map(|suffix| format!("{}{suffix}", entry.module.replace('.', "/")));
+    let app_code = |name: &str, source: &Path| {
+        inputs.scripts.iter().any(|script| script == source)
+            || inputs.plain_dirs.iter().any(|dir| source.starts_with(dir))
+            || entry_files.iter().any(|file| file == name)
+    };
     let entries = plan_entries(
         &tree,
         &extracted,
         python,
-        &work_dir.join("pyc"),
-        options.keep_sources,
+        &Compiling {
+            pyc_dir: &work_dir.join("pyc"),
+            keep_sources: options.keep_sources,
+            app_code: &app_code,
+            keep_invalid: options.keep_invalid_python,
+            verbose: options.verbose,
+        },
         progress,
     )?;
     Ok(GatheredApp {
@@ -829,6 +845,18 @@ fn app_name(options: &PackOptions) -> Result<String> {
     }
 }
 
+/// How `plan_entries` byte-compiles.
+struct Compiling<'a> {
+    pyc_dir: &'a Path,
+    keep_sources: bool,
+    /// Which files (archive name, source) are the app's own, whose
+    /// invalid Python is an error (unless `keep_invalid`); others' is
+    /// shown only when `verbose`.
+    app_code: &'a dyn Fn(&str, &Path) -> bool,
+    keep_invalid: bool,
+    verbose: bool,
+}
+
 /// The archive's entries: the app's files, their pycs, and directories.
 ///
 /// Modules imported from the zip get `mod.pyc` beside `mod.py` (where
@@ -839,10 +867,16 @@ fn plan_entries(
     tree: &Tree,
     extracted: &[String],
     python: &BuildPython,
-    pyc_dir: &Path,
-    keep_sources: bool,
+    compiling: &Compiling,
     progress: &Progress,
 ) -> Result<BTreeMap<String, Entry>> {
+    let &Compiling {
+        pyc_dir,
+        keep_sources,
+        app_code,
+        keep_invalid,
+        verbose,
+    } = compiling;
     let mut jobs = Vec::new();
     let mut pycs = BTreeMap::new();
     for (name, source) in &tree.files {
@@ -891,11 +925,30 @@ fn plan_entries(
             .map(|(_, line)| format!(" at line {line}"))
             .unwrap_or_default();
         let reason = lines.next_back().unwrap_or(&failure.error);
-        eprintln!(
-            "pyferry: warning: `{}` is not valid Python {} ({reason}{at_line}), kept as source only",
-            failure.file,
-            python.minor_version(),
-        );
+        // The app's own: it would fail at every start.
+        let own = tree
+            .files
+            .get(&failure.file)
+            .filter(|source| app_code(&failure.file, &source.path));
+        match own {
+            // The app's own: it would fail at every start.
+            Some(source) if !keep_invalid => {
+                return Err(Error::InvalidPython {
+                    file: source.path.clone(),
+                    python: python.minor_version(),
+                    reason: format!("{reason}{at_line}"),
+                });
+            }
+            // A template of an installed package (PySide6 carries some):
+            // nothing the user can act on.
+            None if !verbose => {}
+            _ => eprintln!(
+                "pyferry: warning: `{}` is not valid Python {} ({reason}{at_line}), kept as \
+                 source only",
+                failure.file,
+                python.minor_version(),
+            ),
+        }
     }
     // A file that failed to compile has no pyc (the work dir started empty).
     pycs.retain(|_, source| source.path.is_file());

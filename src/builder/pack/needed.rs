@@ -27,7 +27,9 @@ impl NeededLibraries {
     }
 
     /// The symbol versions `path` needs of the library `soname`
-    /// (`GLIBCXX_3.4.29`, ...).
+    /// (`GLIBCXX_3.4.29`, ...). Only the standalone flavor carries
+    /// fallback libraries, whose copies these choose.
+    #[cfg_attr(pyferry_flavor = "system", allow(dead_code))]
     pub fn versions_of(&mut self, path: &Path, soname: &str) -> Result<BTreeSet<String>> {
         let needs = self.needs(path)?;
         Ok(needs

@@ -51,7 +51,9 @@ pub struct BuildPython {
     pub extension_suffixes: Vec<String>,
     pub stdlib_modules: Vec<String>,
     /// The modules linked into it (`sys.builtin_module_names`): pyferry's
-    /// own CPython builds its accelerators in.
+    /// own CPython builds its accelerators in (the standalone flavor's
+    /// `--stdlib minimal` counts them).
+    #[cfg_attr(pyferry_flavor = "system", allow(dead_code))]
     pub builtin_modules: Vec<String>,
     pub platform: String,
     /// `cpython-311-x86_64-linux-gnu`: the ABI its extension modules use.
