@@ -85,6 +85,12 @@ impl Phase {
     pub fn step(&self) {
         self.bar.inc(1);
     }
+
+    /// A counted phase's steps, once they are known better than when it
+    /// started.
+    pub fn set_len(&self, len: usize) {
+        self.bar.set_length(len as u64);
+    }
 }
 
 impl Drop for Phase {

@@ -478,3 +478,40 @@ fn the_apps_own_invalid_python_is_refused_when_packing() {
         .collect();
     assert!(names.iter().any(|name| name == "template.py"), "{names:?}");
 }
+
+/// On a terminal (`script` gives pack a pty), pack's bars never count past
+/// their total (`writing the executable` once ended at `7/6`).
+#[test]
+fn progress_bars_never_count_past_their_total() {
+    let cx = TestContext::new();
+    let app = cx.write_tree(
+        "app",
+        &[
+            ("__main__.py", "import helper\nhelper.main()\n"),
+            ("helper.py", "def main():\n    print('hello')\n"),
+        ],
+    );
+    let command = format!(
+        "{} pack -o {} {}",
+        crate::context::pyferry(),
+        cx.path().join("hello").display(),
+        app.display()
+    );
+    let output = cx
+        .command("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("COLUMNS", "120")
+        .env("TERM", "xterm")
+        .output()
+        .expect("script (util-linux)");
+    assert!(output.status.success(), "{}", describe(&output));
+    let shown = crate::context::stdout(&output);
+    let counts = regex::Regex::new(r"([a-z ]+): \[[=> ]*\] (\d+)/(\d+)").expect("regex");
+    let mut bars = 0;
+    for bar in counts.captures_iter(&shown) {
+        let (pos, len): (u64, u64) = (bar[2].parse().expect("n"), bar[3].parse().expect("n"));
+        assert!(pos <= len, "`{}` showed {pos}/{len}", bar[1].trim());
+        bars += 1;
+    }
+    assert!(bars > 0, "no bar was shown:\n{shown}");
+}

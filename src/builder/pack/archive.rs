@@ -14,7 +14,7 @@
 
 use super::prepared_zip::{self, Pycs};
 use super::tree::SourceFile;
-use crate::builder::progress::Phase;
+use crate::builder::progress::{Phase, Progress};
 use crate::error::{Error, Reason, Result, io};
 use crate::format::archive_hash::{ArchiveHasher, DIR_MODE};
 use crate::format::manifest::{EntryPoint, Manifest, NativeArchiveSize};
@@ -37,6 +37,8 @@ pub struct Writing<'a> {
     pub timestamp: DateTime,
     pub work_dir: &'a Path,
     pub phase: &'a Phase,
+    /// Where a step that cannot be counted shows (`cache::shared_frames`).
+    pub progress: &'a Progress,
 }
 
 /// One archive entry: a directory or a file's bytes from disk.
@@ -60,6 +62,7 @@ pub fn write_executable(
         timestamp,
         work_dir,
         phase,
+        progress,
     } = *writing;
     let pack_error = |reason: String| Error::Pack {
         reason: Reason(reason),
@@ -99,7 +102,7 @@ pub fn write_executable(
         stdlib.map(|parts| parts.extracted.as_path()),
         work_dir,
         timestamp,
-        phase,
+        (phase, progress),
     )?;
     let app_pycs = compress_app_pycs(&mut outer, stdlib, &manifest.entry, writing)?;
     write_entries(
@@ -291,7 +294,7 @@ fn with_native_archive(
     prebuilt: Option<&Path>,
     work_dir: &Path,
     timestamp: DateTime,
-    phase: &Phase,
+    (phase, progress): (&Phase, &Progress),
 ) -> Result<(BTreeMap<String, Entry>, Option<NativeArchiveSize>)> {
     let is_native = |name: &str| {
         native
@@ -305,11 +308,18 @@ fn with_native_archive(
     if inner.is_empty() && prebuilt.is_none() {
         return Ok((outer, None));
     }
+    // Every entry is a step: the inner ones now, the outer ones (and the
+    // two added below) when the executable's zip is written.
+    let added = [format!("{PYFERRY_DIR}/"), NATIVE_ARCHIVE.to_owned()]
+        .iter()
+        .filter(|name| !outer.contains_key(*name))
+        .count();
+    phase.set_len(inner.len() + outer.len() + added);
     let zip_path = work_dir.join("native.zip");
     let parts = write_native_zip(&zip_path, prebuilt, &inner, timestamp, phase)?;
     let size = parts.size;
     let path = work_dir.join("native.zip.zst");
-    compress_native(&zip_path, parts, &path, phase)?;
+    compress_native(&zip_path, parts, &path, progress)?;
     outer.insert(format!("{PYFERRY_DIR}/"), Entry::Dir);
     outer.insert(
         NATIVE_ARCHIVE.to_owned(),
@@ -389,14 +399,19 @@ fn write_native_zip(
 /// Compresses the inner zip at `zip_path` into `path`: the standard
 /// library's part (cached), the app's, and the central directory, each in
 /// frames of their own, with the table of frames in front.
-fn compress_native(zip_path: &Path, parts: NativeParts, path: &Path, phase: &Phase) -> Result<()> {
+fn compress_native(
+    zip_path: &Path,
+    parts: NativeParts,
+    path: &Path,
+    progress: &Progress,
+) -> Result<()> {
     let zip = fs::read(zip_path).map_err(io("read", zip_path))?;
     let (shared, rest) = zip.split_at(parts.shared_end as usize);
     let (own, directory) = rest.split_at((parts.directory_start - parts.shared_end) as usize);
     let compress_error = |e: std::io::Error| io("compress", zip_path)(e);
     let mut frames = match shared.is_empty() {
         true => Vec::new(),
-        false => super::cache::shared_frames(shared, phase).map_err(compress_error)?,
+        false => super::cache::shared_frames(shared, progress).map_err(compress_error)?,
     };
     for part in [own, directory] {
         frames.extend(solid::compress(part, solid::APP_LEVEL).map_err(compress_error)?);

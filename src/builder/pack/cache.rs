@@ -2,7 +2,7 @@
 //! redo at every pack (the standard library's zip, `stdlib::prepare`; its
 //! compressed frames, `shared_frames`).
 
-use crate::builder::progress::Phase;
+use crate::builder::progress::Progress;
 use crate::format::solid;
 use sha2::{Digest, Sha256};
 use std::fs::{self, DirBuilder};
@@ -40,7 +40,7 @@ const FRAMES_KEPT: usize = 8;
 /// every app) as zstd frames at `solid::SHARED_LEVEL`: seconds of work, so
 /// done once per content and kept in the cache. Cached frames are decoded
 /// and compared before they are used: damaged ones are made again.
-pub fn shared_frames(block: &[u8], phase: &Phase) -> std::io::Result<Vec<u8>> {
+pub fn shared_frames(block: &[u8], progress: &Progress) -> std::io::Result<Vec<u8>> {
     let level = solid::SHARED_LEVEL;
     let key = crate::format::archive_hash::hex(&Sha256::digest(block));
     let name = format!("frame-{level}-{key}.zst");
@@ -56,11 +56,14 @@ pub fn shared_frames(block: &[u8], phase: &Phase) -> std::io::Result<Vec<u8>> {
             .and_then(|file| file.set_modified(SystemTime::now()));
         return Ok(frames);
     }
-    phase.message(&format!(
-        "compressing the standard library ({} MB, once)",
+    // Seconds that cannot be counted: a spinner, with its elapsed time.
+    let spinner = progress.phase("compressing the standard library");
+    spinner.message(&format!(
+        "{} MB, once: later packs reuse it",
         block.len() >> 20
     ));
     let frames = solid::compress(block, level)?;
+    drop(spinner);
     if let Some(path) = cached {
         let temp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
         match fs::write(&temp, &frames).and_then(|()| fs::rename(&temp, &path)) {

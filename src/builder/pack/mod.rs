@@ -260,6 +260,7 @@ pub fn pack(options: &PackOptions, kit: Option<&Kit>) -> Result<Manifest> {
             timestamp,
             work_dir: work.path(),
             phase: &phase,
+            progress: &progress,
         },
     )?;
     Ok(manifest)
