@@ -8,7 +8,7 @@ use super::project::{PYPROJECT, Project, ToolTable};
 use crate::console;
 use crate::error::{Error, Result, io};
 use crate::format::manifest::{glibc_version, is_valid_app_name};
-use crate::runtime::cache;
+use crate::runtime::{cache, disk_use};
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -434,10 +434,10 @@ fn run_cache(command: CacheCommand) -> Result<i32> {
     match command {
         CacheCommand::List => {
             text.push_str(&format!("cache: {}\n", root.display()));
+            let now = std::time::SystemTime::now();
             for key in &keys {
-                let in_use = cache::is_in_use(&root, key);
-                let state = if in_use { "in use" } else { "unused" };
-                text.push_str(&format!("{key}  {state}\n"));
+                let usage = disk_use::VersionUse::measure(&root, key);
+                text.push_str(&format!("{}\n", usage.describe(now)));
             }
             for key in &unfinished {
                 let state = match cache::is_in_use(&root, key) {

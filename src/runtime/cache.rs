@@ -437,7 +437,7 @@ fn open_version_once(
     let manifest = &payload.manifest;
     let key = manifest.cache_key();
     let dir = root.join(&key);
-    let lock_path = root.join(format!("{key}.lock"));
+    let lock_path = lock_path(root, &key);
     let cannot = |what: &str, path: &Path, e: io::Error| {
         Attempt::Unusable(format!("cannot {what} `{}`: {e}", path.display()))
     };
@@ -466,6 +466,7 @@ fn open_version_once(
         wait_for_lock(&lock, Lock::Shared, &manifest.name, &dir)
             .map_err(|e| cannot("lock", &lock_path, e))?;
         if dir.join(MARKER).exists() && is_same_file(&lock, &lock_path) {
+            mark_used(&lock);
             return Ok(Some(Version {
                 dir,
                 _shared_lock: Some(lock),
@@ -491,6 +492,9 @@ fn open_version_once(
     wait_for_lock(&lock, Lock::Shared, &manifest.name, &dir)
         .map_err(|e| cannot("lock", &lock_path, e))?;
     let kept = dir.join(MARKER).exists() && is_same_file(&lock, &lock_path);
+    if kept {
+        mark_used(&lock);
+    }
     Ok(kept.then_some(Version {
         dir,
         _shared_lock: Some(lock),
@@ -714,6 +718,24 @@ fn link_shared_stdlib(
         started.elapsed().as_secs_f64() * 1000.0
     ));
     true
+}
+
+/// The lock file of the version `key` in `root`.
+pub fn lock_path(root: &Path, key: &str) -> PathBuf {
+    root.join(format!("{key}.lock"))
+}
+
+/// `root` checked as a first run checks it, if it exists: nothing is made.
+pub fn existing_root(root: &Path) -> Option<PathBuf> {
+    root.is_dir()
+        .then(|| prepare_root(root, Audience::User).ok())
+        .flatten()
+}
+
+/// Marks the version of `lock` used now (its lock file's time, which
+/// `disk_use` shows); best effort: a read-only cache keeps its times.
+fn mark_used(lock: &File) {
+    let _ = lock.set_modified(std::time::SystemTime::now());
 }
 
 fn open_lock(path: &Path) -> io::Result<File> {

@@ -20,6 +20,7 @@
 pub mod cache;
 #[cfg(pyferry_flavor = "standalone")]
 mod certificates;
+pub mod disk_use;
 pub mod extract;
 #[expect(
     unsafe_code,
@@ -86,6 +87,14 @@ pub fn run(
         };
         crate::console::print(&format!("{}\n", version.dir.display()));
         return Ok(0);
+    }
+    // `PYFERRY_CACHE=info|clean APP`: what the app keeps on disk, shown or
+    // removed, instead of running it.
+    if invocation == Invocation::App
+        && let Some(request) =
+            std::env::var_os(disk_use::REQUEST_VARIABLE).filter(|value| !value.is_empty())
+    {
+        return disk_use::serve(&payload, &request);
     }
     // On an older glibc than a native file of the app needs, the dynamic
     // linker would refuse it at its first import: say so before anything

@@ -1083,3 +1083,86 @@ fn a_copy_changed_within_its_timestamps_second_is_verified_again() {
     }
     panic!("five tries never ran the copy and overwrote it within one second");
 }
+
+/// The sizes of the files below `dir`, added up.
+fn size_of_files(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .expect("read dir")
+        .map(|entry| entry.expect("entry"))
+        .map(|entry| {
+            let meta = fs::symlink_metadata(entry.path()).expect("stat");
+            match meta.is_dir() {
+                true => size_of_files(&entry.path()),
+                false if meta.is_file() => meta.len(),
+                false => 0,
+            }
+        })
+        .sum()
+}
+
+/// An app's end user, who has no pyferry, sees what the app keeps on disk
+/// (`PYFERRY_CACHE=info APP`: each version, its size as its files add up,
+/// its last use) and removes it (`PYFERRY_CACHE=clean APP`), after which
+/// the app runs as before; the app's arguments are never read for it, a bad
+/// value runs nothing, and `pyferry cache list` shows sizes and last use.
+#[test]
+fn an_apps_end_user_sees_and_removes_what_it_keeps_on_disk() {
+    let cx = TestContext::new();
+    let app = build_native_app(&cx);
+    let exe = cx.pack("tidy", &[app.to_str().expect("utf-8")]);
+    let expected = success(&cx.run(&exe, &["2"]));
+    let keys = version_dirs(&cx.cache_dir());
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let size = size_of_files(&cx.cache_dir().join(&keys[0]));
+    let shown_size = format!("{:.1} MB", size as f64 / 1e6);
+    let ask = |value: &str| {
+        cx.command(&exe)
+            .env("PYFERRY_CACHE", value)
+            .args(["2", "--help"])
+            .output()
+            .expect("run")
+    };
+
+    let info = success(&ask("info"));
+    for said in [
+        &keys[0],
+        &shown_size,
+        "used just now",
+        "PYFERRY_CACHE=clean tidy",
+    ] {
+        assert!(info.contains(said), "{said:?} not in:\n{info}");
+    }
+    assert!(
+        !info.contains("data next to __file__"),
+        "the app ran:\n{info}"
+    );
+    let listed = success(
+        &cx.command(pyferry())
+            .args(["cache", "list"])
+            .output()
+            .expect("pyferry cache list"),
+    );
+    assert!(
+        listed.contains(&format!("{}  {shown_size} in ", keys[0]))
+            && listed.contains("used just now"),
+        "{listed}"
+    );
+
+    let bad = ask("list");
+    assert!(
+        !bad.status.success()
+            && stdout(&bad).is_empty()
+            && stderr(&bad).contains("PYFERRY_CACHE=info tidy"),
+        "{}",
+        describe(&bad)
+    );
+
+    let cleaned = success(&ask("clean"));
+    assert!(
+        cleaned.contains(&format!("removed {}", keys[0])) && cleaned.contains("freed"),
+        "{cleaned}"
+    );
+    assert_eq!(version_dirs(&cx.cache_dir()), Vec::<String>::new());
+    assert!(success(&ask("info")).contains("keeps nothing on disk"));
+    assert_eq!(success(&cx.run(&exe, &["2"])), expected);
+}
