@@ -96,6 +96,12 @@ const PART_MODULES: &[(&str, &[&str])] = &[
     ("lib2to3", &["lib2to3"]),
     ("pydoc_data", &["pydoc_data"]),
     ("nis", &["nis"]),
+    // CPython's C headers: for code that compiles C at run time
+    // (setuptools' build_ext, pyximport, cffi's compile, cppimport).
+    (
+        "include",
+        &["setuptools", "pyximport", "Cython", "cffi", "cppimport"],
+    ),
 ];
 
 /// The parts left out by default that the app's modules use: import (by
@@ -1009,8 +1015,12 @@ const PREFIX_MARKER: &str = "@PYFERRY_PREFIX@";
 
 /// The build's configuration as it describes this runtime instead: every
 /// path below the build interpreter's prefix is below the app's `sys.prefix`
-/// (where the `.python` unit is extracted), and libpython is linked in
-/// statically, whatever the build interpreter was. Written into `work_dir`.
+/// (where the `.python` unit is extracted), libpython is linked in
+/// statically, whatever the build interpreter was, and a compiler or
+/// library directory named by a path the running machine lacks (pyferry's
+/// own CPython is built by Zig's toolchain, from the packing machine's
+/// cache) gives way to the machine's `cc` and `c++`, as pip, setuptools
+/// and `build_ext` find them. Written into `work_dir`.
 fn relocated_sysconfig_data(
     python: &BuildPython,
     source: &Path,
@@ -1043,12 +1053,24 @@ fn relocated_sysconfig_data(
         "\n\n# Added by pyferry pack: paths below this runtime's prefix, and its\n\
          # libpython, linked in statically.\n\
          def _pyferry_relocate():\n    \
-             import sys\n    \
+             import os, sys\n    \
              for key, value in build_time_vars.items():\n        \
                  if isinstance(value, str):\n            \
                      build_time_vars[key] = value.replace({PREFIX_MARKER:?}, sys.prefix)\n    \
              static = build_time_vars.get('LIBRARY', '')\n    \
-             build_time_vars.update(Py_ENABLE_SHARED=0, PY_ENABLE_SHARED=0, LDLIBRARY=static)\n\n\
+             build_time_vars.update(Py_ENABLE_SHARED=0, PY_ENABLE_SHARED=0, LDLIBRARY=static)\n    \
+             compilers = dict(CC='cc', CXX='c++', CPP='cc', LINKCC='cc', LDSHARED='cc',\n        \
+                              BLDSHARED='cc', LDCXXSHARED='c++', MAINCC='cc')\n    \
+             for key, value in build_time_vars.items():\n        \
+                 if not isinstance(value, str) or not (key in compilers or 'FLAGS' in key):\n            \
+                     continue\n        \
+                 words = value.split()\n        \
+                 gone = words and words[0].startswith('/') and not os.path.exists(words[0])\n        \
+                 if key in compilers and gone:\n            \
+                     words[0] = compilers[key]\n        \
+                 kept = [w for w in words if not (w.startswith('-L/') and not os.path.isdir(w[2:]))]\n        \
+                 if kept != value.split():\n            \
+                     build_time_vars[key] = ' '.join(kept)\n\n\
          _pyferry_relocate()\n\
          del _pyferry_relocate\n"
     ));
