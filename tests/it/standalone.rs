@@ -845,3 +845,88 @@ fn runs_on_an_older_glibc() {
     let run = run_in_root(&cx, &root, &["/native"]);
     assert_eq!(success(&run), expected, "{}", describe(&run));
 }
+
+/// An app that compiles a C extension at run time (setuptools' `build_ext`,
+/// as import hooks and binders do) gets CPython's headers, which apps
+/// otherwise leave out, and the machine's compiler (the one that built
+/// pyferry's CPython is hidden, as on every other machine): it builds and
+/// imports its module as it does in a venv.
+#[test]
+fn an_app_that_compiles_c_at_run_time_carries_the_headers() {
+    let cx = TestContext::new();
+    let wheels = crate::context::target_dir().join("test-build-wheels");
+    let build_requirements = ["setuptools==65.5.0", "wheel==0.45.1"];
+    crate::context::download_wheels_once(
+        &wheels,
+        &build_requirements.join(" "),
+        &build_requirements,
+    );
+    let script = r#"
+import os, sys, tempfile
+from setuptools import Distribution, Extension
+from setuptools.command.build_ext import build_ext
+
+SOURCE = """
+#include <Python.h>
+static PyObject *cube(PyObject *self, PyObject *arg) {
+    long x = PyLong_AsLong(arg);
+    return PyLong_FromLong(x * x * x);
+}
+static PyMethodDef methods[] = {{"cube", cube, METH_O, ""}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cube", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__cube(void) { return PyModule_Create(&module); }
+"""
+
+with tempfile.TemporaryDirectory() as work:
+    source = os.path.join(work, "_cube.c")
+    with open(source, "w") as file:
+        file.write(SOURCE)
+    command = build_ext(Distribution({"ext_modules": [Extension("_cube", [source])]}))
+    command.build_lib = command.build_temp = work
+    command.ensure_finalized()
+    command.run()
+    sys.path.insert(0, work)
+    import _cube
+    print(_cube.cube(3), os.path.basename(_cube.__file__))
+"#;
+    let app = cx.write_tree("compiler", &[("__main__.py", script)]);
+    let find_links = [
+        "--no-index",
+        "--find-links",
+        wheels.to_str().expect("utf-8"),
+    ];
+    let venv = crate::context::venv_with(
+        &cx.path().join("venv"),
+        &[find_links.as_slice(), &["setuptools==65.5.0"]]
+            .concat()
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .collect::<Vec<_>>(),
+    );
+    let expected = success(
+        &cx.command(venv.join("bin/python"))
+            .arg(app.join("__main__.py"))
+            .output()
+            .expect("venv"),
+    );
+    let mut args = vec![app.to_str().expect("utf-8"), "setuptools==65.5.0", "--"];
+    args.extend(find_links);
+    let exe = cx.pack("compiling-app", &args);
+    let compiler = success(&cx.python(&[
+        "-c",
+        "import sysconfig; print(sysconfig.get_config_var('CC').split()[0])",
+    ]));
+    let compiler = Path::new(compiler.trim());
+    let hide_the_build_compiler = match compiler.parent() {
+        Some(dir) if compiler.is_absolute() => format!("mount -t tmpfs tmpfs {}", dir.display()),
+        _ => "true".to_owned(),
+    };
+    let output = cx
+        .command("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!("{hide_the_build_compiler} && exec \"$0\""))
+        .arg(&exe)
+        .output()
+        .expect("unshare");
+    assert_eq!(success(&output), expected);
+}
