@@ -992,17 +992,8 @@ fn a_damaged_copy_stops_extracting_when_its_verification_fails() {
     damaged_copy(&exe, &damaged, |bytes| {
         middle_of_entry(bytes, "greeting.pyc")
     });
-    let trace = cx.path().join("trace");
-    let output = cx
-        .command("strace")
-        .args(["-f", "-o"])
-        .arg(&trace)
-        .args([
-            "-e",
-            "trace=openat",
-            "-e",
-            "inject=openat:delay_enter=20000",
-        ])
+    let (mut strace, trace) = cx.traced(&["trace=openat", "inject=openat:delay_enter=20000"]);
+    let output = strace
         .arg(&damaged)
         .arg("--extract-only")
         .output()

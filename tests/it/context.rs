@@ -375,3 +375,49 @@ pub fn venv_made_by(cx: &TestContext, maker: &Path, label: &str) -> PathBuf {
     success(&made);
     env
 }
+
+/// setuptools and wheel, as a C extension's build needs them (downloaded
+/// once into `target/test-build-wheels`).
+pub fn build_wheels() -> PathBuf {
+    let wheels = target_dir().join("test-build-wheels");
+    let requirements = ["setuptools==65.5.0", "wheel==0.45.1"];
+    download_wheels_once(&wheels, &requirements.join(" "), &requirements);
+    wheels
+}
+
+impl TestContext {
+    /// `strace -f -o TRACE -e FILTER...` before the program the caller
+    /// adds; and TRACE, where strace writes.
+    pub fn traced(&self, filters: &[&str]) -> (Command, PathBuf) {
+        let trace = self.path().join("trace");
+        let mut command = self.command("strace");
+        command.args(["-f", "-o"]).arg(&trace);
+        for filter in filters {
+            command.args(["-e", filter]);
+        }
+        (command, trace)
+    }
+
+    /// The program the caller adds (and its arguments) in a mount namespace
+    /// where the compiler that built the build interpreter is hidden, when
+    /// its configuration names one by path (Zig's toolchain, in a cache of
+    /// this machine, built pyferry's CPython): as on every other machine.
+    pub fn without_the_build_compiler(&self) -> Command {
+        let compiler = success(&self.python(&[
+            "-c",
+            "import sysconfig; print(sysconfig.get_config_var('CC').split()[0])",
+        ]));
+        let compiler = Path::new(compiler.trim());
+        let hide = match compiler.parent() {
+            Some(dir) if compiler.is_absolute() => {
+                format!("mount -t tmpfs tmpfs {}", dir.display())
+            }
+            _ => "true".to_owned(),
+        };
+        let mut command = self.command("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!("{hide} && exec \"$0\" \"$@\""));
+        command
+    }
+}

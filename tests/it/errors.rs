@@ -358,19 +358,9 @@ fn pack_never_writes_over_its_inputs() {
 fn packs_work_directory_is_private_under_any_umask() {
     let cx = TestContext::new();
     let app = cx.write_tree("app", &[("__main__.py", "print('hello')\n")]);
-    let trace = cx.path().join("trace");
-    let output = cx
-        .command("strace")
-        .args(["-f", "-o"])
-        .arg(&trace)
-        .args([
-            "-e",
-            "trace=mkdir,mkdirat",
-            "sh",
-            "-c",
-            "umask 000 && exec \"$@\"",
-            "sh",
-        ])
+    let (mut strace, trace) = cx.traced(&["trace=mkdir,mkdirat"]);
+    let output = strace
+        .args(["sh", "-c", "umask 000 && exec \"$@\"", "sh"])
         .arg(crate::context::pyferry())
         .args(["pack", "-o"])
         .arg(cx.path().join("hello"))

@@ -265,13 +265,7 @@ fn the_wheel_installs_and_packs_under_other_pythons_and_uv() {
 #[test]
 fn a_project_with_a_c_extension_builds_with_the_kits_python() {
     let cx = TestContext::new();
-    let wheels = crate::context::target_dir().join("test-build-wheels");
-    let build_requirements = ["setuptools==65.5.0", "wheel==0.45.1"];
-    crate::context::download_wheels_once(
-        &wheels,
-        &build_requirements.join(" "),
-        &build_requirements,
-    );
+    let wheels = crate::context::build_wheels();
     let project = cx.write_tree(
         "square",
         &[
@@ -309,19 +303,8 @@ fn a_project_with_a_c_extension_builds_with_the_kits_python() {
         "--find-links",
         wheels.to_str().expect("utf-8"),
     ];
-    let compiler = success(&cx.python(&[
-        "-c",
-        "import sysconfig; print(sysconfig.get_config_var('CC').split()[0])",
-    ]));
-    let compiler = Path::new(compiler.trim());
-    let hide_the_build_compiler = match compiler.parent() {
-        Some(dir) if compiler.is_absolute() => format!("mount -t tmpfs tmpfs {}", dir.display()),
-        _ => "true".to_owned(),
-    };
     let packed = output_of(
-        cx.command("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(format!("{hide_the_build_compiler} && exec \"$0\" \"$@\""))
+        cx.without_the_build_compiler()
             .arg(self_contained_pyferry())
             .args(["pack", "-o"])
             .arg(cx.path().join("square-app"))

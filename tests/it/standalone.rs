@@ -854,13 +854,7 @@ fn runs_on_an_older_glibc() {
 #[test]
 fn an_app_that_compiles_c_at_run_time_carries_the_headers() {
     let cx = TestContext::new();
-    let wheels = crate::context::target_dir().join("test-build-wheels");
-    let build_requirements = ["setuptools==65.5.0", "wheel==0.45.1"];
-    crate::context::download_wheels_once(
-        &wheels,
-        &build_requirements.join(" "),
-        &build_requirements,
-    );
+    let wheels = crate::context::build_wheels();
     let script = r#"
 import os, sys, tempfile
 from setuptools import Distribution, Extension
@@ -912,19 +906,8 @@ with tempfile.TemporaryDirectory() as work:
     let mut args = vec![app.to_str().expect("utf-8"), "setuptools==65.5.0", "--"];
     args.extend(find_links);
     let exe = cx.pack("compiling-app", &args);
-    let compiler = success(&cx.python(&[
-        "-c",
-        "import sysconfig; print(sysconfig.get_config_var('CC').split()[0])",
-    ]));
-    let compiler = Path::new(compiler.trim());
-    let hide_the_build_compiler = match compiler.parent() {
-        Some(dir) if compiler.is_absolute() => format!("mount -t tmpfs tmpfs {}", dir.display()),
-        _ => "true".to_owned(),
-    };
     let output = cx
-        .command("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(format!("{hide_the_build_compiler} && exec \"$0\""))
+        .without_the_build_compiler()
         .arg(&exe)
         .output()
         .expect("unshare");
