@@ -234,7 +234,9 @@ endif
 	    plat=manylinux_2_$${kit_glibc}_x86_64; fi; \
 	$(TOOLS)/bin/wheel tags --remove --platform-tag $$plat \
 	    target/wheel/pyferry-$(VERSION)-py3-none-linux_x86_64.whl
-	ls target/wheel/*.whl
+	@for wheel in target/wheel/*.whl; do \
+	    echo "built $$wheel: $$(($$(stat -c %s "$$wheel") / 1000000)) MB to download," \
+	        "$$(($$(stat -c %s $(KIT)) / 1000000)) MB installed"; done
 
 install: kit
 	install -Dm755 $(INSTALLED) $(DESTDIR)$(PREFIX)/bin/pyferry
