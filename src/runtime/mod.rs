@@ -288,15 +288,18 @@ pub fn run(
 
 /// The top-level directories that pip installs a wheel's `data` scheme
 /// into, beside the app's packages (`pip install --target`): what a venv
-/// has under its prefix, which code finds through `sys.prefix`.
-const DATA_UNITS: &[&str] = &["share", "etc"];
+/// has under its prefix, which code finds through `sys.prefix`; and `bin`,
+/// where pack puts the native programs of the wheels' `scripts` (ruff's,
+/// uv's), which their packages look for first at
+/// `sysconfig.get_path("scripts")`, `sys.prefix/bin`.
+const DATA_UNITS: &[&str] = &["share", "etc", "bin"];
 
 /// Where the app's Python is: `sys.prefix`, the standard library, and the
 /// complete `sys.path`.
 struct PythonLocation {
     home: PathBuf,
-    /// `sys.prefix`, when the app carries files of the wheels' `data`
-    /// scheme (`DATA_UNITS`): the app's directory in the cache, where they
+    /// `sys.prefix`, when the app carries files of the wheels' `data` or
+    /// `scripts` scheme (`DATA_UNITS`): the app's directory in the cache, where they
     /// are, as they are under a venv's prefix (`share/jupyter/...`, which
     /// jupyter and its exporters look for under `sys.prefix`). `home` is
     /// then `sys.base_prefix`, as a venv's base python's is.

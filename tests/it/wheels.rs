@@ -299,3 +299,37 @@ fn data_files_of_wheels_are_under_sys_prefix_as_in_a_venv() {
     let child = cx.run_as_python(&exe, &["-c", run_main]);
     assert_eq!(success(&child), expected);
 }
+
+/// A wheel's native program (ruff's, among its `scripts`) is where a venv
+/// has it: in `sysconfig.get_path("scripts")`, where ruff's own package
+/// and other tools look for it first; it runs from there.
+#[test]
+fn a_wheels_programs_are_in_the_scripts_directory_as_in_a_venv() {
+    let cx = TestContext::new();
+    let wheels = crate::context::target_dir().join("test-ruff-wheels");
+    let ruff = "ruff==0.17.6";
+    crate::context::download_wheels_once(&wheels, ruff, &[ruff]);
+    let script = "import os, subprocess, sysconfig\n\
+        program = os.path.join(sysconfig.get_path('scripts'), 'ruff')\n\
+        ran = subprocess.run([program, '--version'], capture_output=True, text=True)\n\
+        print(os.path.isfile(program), ran.stdout.strip())\n";
+    let app = cx.write_tree("scripts-app", &[("__main__.py", script)]);
+    let find_links = [
+        "--no-index",
+        "--find-links",
+        wheels.to_str().expect("utf-8"),
+    ];
+    let mut install: Vec<&std::ffi::OsStr> = find_links.iter().map(std::ffi::OsStr::new).collect();
+    install.push(std::ffi::OsStr::new(ruff));
+    let venv = crate::context::venv_with(&cx.path().join("venv"), &install);
+    let expected = success(
+        &cx.command(venv.join("bin/python"))
+            .arg(app.join("__main__.py"))
+            .output()
+            .expect("run the venv"),
+    );
+    let mut args = vec![app.to_str().expect("utf-8"), ruff, "--"];
+    args.extend(find_links);
+    let exe = cx.pack("scripts", &args);
+    assert_eq!(success(&cx.run(&exe, &[] as &[&str])), expected);
+}
