@@ -75,15 +75,13 @@ pub fn inspect(path: &Path) -> Result<Report> {
     // Absent from executables packed before pyferry wrote them.
     let units = json_entry(&mut zip, REPORT, path)?.unwrap_or_default();
     let stdlib_left_out = json_entry(&mut zip, LEFT_OUT, path)?.unwrap_or_default();
-    let native = extract::open_native(
-        &payload.file,
-        None,
-        manifest.native_archive.map(|size| size.len),
-    )
-    .map_err(|reason| Error::PayloadCorrupt {
-        exe: path.to_owned(),
-        reason: Damage::NativeArchive(reason.0),
-    })?;
+    let native =
+        extract::open_native(&payload.file, None, manifest.native_archive).map_err(|reason| {
+            Error::PayloadCorrupt {
+                exe: path.to_owned(),
+                reason: Damage::NativeArchive(reason.0),
+            }
+        })?;
     if let Some(archive) = native {
         let native = zip::ZipArchive::new(archive.listing()).map_err(corrupt)?;
         for index in 0..native.len() {

@@ -90,7 +90,7 @@ impl Kit {
         let inner = crate::runtime::extract::open_native(
             &self.payload.file,
             self.payload.entries,
-            self.payload.manifest.native_archive.map(|size| size.len),
+            self.payload.manifest.native_archive,
         )
         .and_then(|native| native.map(|native| native.decode_whole()).transpose())
         .map_err(|why| self.damaged(why.to_string()))?

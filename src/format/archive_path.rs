@@ -27,6 +27,16 @@ pub fn to_relative_path(name: &str) -> Result<PathBuf, &'static str> {
     Ok(path)
 }
 
+/// The entries a module's code can be in, with `extension` (`py`, `pyc`):
+/// `pkg/mod.py` or, for a package, `pkg/mod/__init__.py`.
+pub fn module_files(module: &str, extension: &str) -> [String; 2] {
+    let path = module.replace('.', "/");
+    [
+        format!("{path}.{extension}"),
+        format!("{path}/__init__.{extension}"),
+    ]
+}
+
 /// The first component of an entry name: the top-level package, module or
 /// directory it belongs to.
 pub fn top_level(name: &str) -> &str {

@@ -75,7 +75,7 @@ pub struct GlibcFloor {
 
 /// The size of the native archive (`NATIVE_ARCHIVE`, the inner zip whose
 /// units a first run extracts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NativeArchiveSize {
     /// Its decoded length: its table of frames must say the same, and no
     /// reader decodes more, whatever a damaged frame header claims; also

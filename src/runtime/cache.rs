@@ -570,10 +570,7 @@ fn extract_version(
 /// (and zip headers, and units not extracted; less is needed when the
 /// standard library is linked from another app).
 fn needed_room(payload: &Payload) -> NativeArchiveSize {
-    payload
-        .manifest
-        .native_archive
-        .unwrap_or(NativeArchiveSize { len: 0, entries: 0 })
+    payload.manifest.native_archive.unwrap_or_default()
 }
 
 /// Extracts the app's units into a new temporary sibling of `dir`, which
@@ -614,7 +611,7 @@ fn extract_into_temp(
     let extracted = extract::open_native(
         &payload.file,
         payload.entries,
-        payload.manifest.native_archive.map(|size| size.len),
+        payload.manifest.native_archive,
     )
     .map_err(Failure::from)
     .and_then(|native| match native {
@@ -698,7 +695,7 @@ fn link_shared_stdlib(
     let verified = extract::open_native(
         &payload.file,
         payload.entries,
-        payload.manifest.native_archive.map(|size| size.len),
+        payload.manifest.native_archive,
     )
     .and_then(|native| match native {
         Some(archive) => extract::verify_unit(&archive, unit, temp),
@@ -952,7 +949,7 @@ fn prune_other_versions(root: &Path, manifest: &Manifest) {
 /// Removes one version (and its debris) if no process holds its lock;
 /// `Ok(false)` if in use.
 pub fn prune_version(root: &Path, key: &str) -> io::Result<bool> {
-    let lock_path = root.join(format!("{key}.lock"));
+    let lock_path = lock_path(root, key);
     let lock = open_lock(&lock_path)?;
     match lock.try_lock() {
         Ok(()) => {}
@@ -1030,8 +1027,8 @@ fn filesystem_refusal(root: &Path, needed: NativeArchiveSize) -> Option<String> 
     if free < needed_bytes {
         return Some(format!(
             "its filesystem is full: it has {} free, and the app needs up to {} for its files",
-            megabytes(free),
-            megabytes(needed_bytes)
+            super::disk_use::megabytes(free),
+            super::disk_use::megabytes(needed_bytes)
         ));
     }
     // Filesystems without a fixed number of inodes report none at all.
@@ -1042,9 +1039,4 @@ fn filesystem_refusal(root: &Path, needed: NativeArchiveSize) -> Option<String> 
         ));
     }
     None
-}
-
-/// `bytes` for a person: `12.3 MB`.
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }

@@ -9,6 +9,7 @@
 use super::payload::Window;
 use crate::balance;
 use crate::error::Reason;
+use crate::format::manifest::NativeArchiveSize;
 use crate::format::{NATIVE_ARCHIVE, archive_path, end_record, solid};
 use std::collections::HashSet;
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -73,13 +74,12 @@ impl NativeArchive<'_> {
 /// Finds the native archive inside the executable's zip and decodes its
 /// table and central directory; `None` for an app without one.
 /// `outer_entries` is the executable zip's own count (see
-/// `NativeArchive::entries`); `declared_len` the manifest's
-/// `native_archive.len`, which its table must match before anything is
-/// decoded.
+/// `NativeArchive::entries`); `declared` the manifest's `native_archive`,
+/// whose length its table must match before anything is decoded.
 pub fn open_native(
     file: &File,
     outer_entries: Option<u64>,
-    declared_len: Option<u64>,
+    declared: Option<NativeArchiveSize>,
 ) -> Result<Option<NativeArchive<'_>>, Reason> {
     let len = file.metadata().map_err(unreadable)?.len();
     let mut zip = zip::ZipArchive::new(Window::over(file, 0, len))
@@ -102,7 +102,7 @@ pub fn open_native(
     // says (or, for executables packed before the manifest said, no more
     // than any real archive compresses from).
     let claimed = table.content_len();
-    let unbelievable = match declared_len {
+    let unbelievable = match declared.map(|size| size.len) {
         Some(declared) => (claimed != declared).then(|| format!("the manifest says {declared}")),
         None => (claimed > stream_len.saturating_mul(UNDECLARED_RATIO))
             .then(|| format!("no real archive compresses into {stream_len} bytes from that much")),
@@ -669,7 +669,8 @@ mod tests {
         let stream = solid::with_table(&frames, claimed - 1).expect("table");
         assert!(stream.len() < 64 << 10, "{} bytes", stream.len());
         let file = outer_zip_of(dir.path(), &stream);
-        for declared in [Some(4096), None] {
+        let declared = |len| Some(NativeArchiveSize { len, entries: 1 });
+        for declared in [declared(4096), None] {
             let refused = open_native(&file, None, declared).err().expect("refused");
             assert!(
                 refused.0.contains(&format!("claims {claimed} bytes")),
@@ -679,7 +680,7 @@ mod tests {
         }
         // What the manifest says is what is decoded (here, where memory is
         // no issue: the last frame alone, which holds the "directory").
-        let archive = open_native(&file, None, Some(claimed)).expect("believed");
+        let archive = open_native(&file, None, declared(claimed)).expect("believed");
         assert!(archive.is_some());
     }
 

@@ -195,7 +195,7 @@ fn compress_app_pycs(
     };
     let mut every_start = vec![format!("{BOOTSTRAP_MODULE}.pyc")];
     let path = entry_point.module.replace('.', "/");
-    every_start.extend([format!("{path}.pyc"), format!("{path}/__init__.pyc")]);
+    every_start.extend(archive_path::module_files(&entry_point.module, "pyc"));
     let mut above = path.as_str();
     while let Some((package, _)) = above.rsplit_once('/') {
         every_start.push(format!("{package}/__init__.pyc"));

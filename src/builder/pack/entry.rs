@@ -5,6 +5,7 @@
 use super::python::BuildPython;
 use super::tree::Tree;
 use crate::error::{Error, Result, io};
+use crate::format::archive_path;
 use crate::format::manifest::EntryPoint;
 use std::fs;
 
@@ -58,8 +59,7 @@ fn function_may_exist(
     python: &BuildPython,
 ) -> Result<bool> {
     const BINDS_SOURCE: &str = include_str!("binds.py");
-    let path = module.replace('.', "/");
-    let Some(source) = [format!("{path}.py"), format!("{path}/__init__.py")]
+    let Some(source) = archive_path::module_files(module, "py")
         .iter()
         .find_map(|name| tree.files.get(name))
     else {

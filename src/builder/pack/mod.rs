@@ -481,8 +481,7 @@ fn gather_app(
     add_bootstrap(&mut tree, work_dir)?;
     // The app's own code (what the user wrote, not what pip installed):
     // its scripts, its directories, its entry point's module.
-    let entry_files =
-        [".py", "/__init__.py"].map(|suffix| format!("{}{suffix}", entry.module.replace('.', "/")));
+    let entry_files = archive_path::module_files(&entry.module, "py");
     let app_code = |name: &str, source: &Path| {
         inputs.scripts.iter().any(|script| script == source)
             || inputs.plain_dirs.iter().any(|dir| source.starts_with(dir))
